@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers every module needs: bounded numbers, whole reads and writes,
+ * hex, and files that are never left half-written. */
+#ifndef MK_UTIL_H
+#define MK_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Parse a decimal integer in [min, max]; the whole string must be used.
+ * Returns 0, or -1 with errno EINVAL (not a number) or ERANGE.
+ */
+int mk_strtonum(const char *s, long long min, long long max, long long *out);
+/* errno of mk_strtonum as words: "invalid" or "out of range". */
+const char *mk_strtonum_err(int err);
+
+/* Parse seconds with an optional fraction ("3", "0.5") into milliseconds. */
+int mk_parse_seconds_ms(const char *s, uint64_t max_ms, uint64_t *out);
+
+/* Write all of buf, retrying on EINTR and short writes. 0 or -1/errno. */
+int mk_write_all(int fd, const void *buf, size_t len);
+/* Read up to cap bytes until EOF. Returns bytes read or -1/errno;
+ * more than cap-1 bytes is an error (EFBIG). */
+ssize_t mk_read_small(int fd, char *buf, size_t cap);
+
+/* Lowercase hex. out must hold 2*len+1 bytes. */
+void mk_hex_encode(char *out, const uint8_t *in, size_t len);
+/* Exactly 2*len hex digits (either case). 0 or -1. */
+int mk_hex_decode(uint8_t *out, size_t len, const char *in, size_t inlen);
+
+/*
+ * Replace path with data atomically: write a temporary file in the same
+ * directory with the given mode, fsync, rename. A crash leaves either the
+ * old file or the new one, never half of one. 0 or -1/errno.
+ */
+int mk_file_replace(const char *path, const void *data, size_t len,
+    mode_t mode);
+
+/* Trim ASCII whitespace at both ends in place; returns s. */
+char *mk_trim(char *s);
+
+#endif
