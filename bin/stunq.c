@@ -1,0 +1,572 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stunq: ask STUN servers how this socket looks from outside, all of them at
+ * once from one socket; or answer STUN requests (-l).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "json.h"
+#include "key.h"
+#include "log.h"
+#include "loop.h"
+#include "meshconf.h"
+#include "sock.h"
+#include "stunclient.h"
+#include "stunsrv.h"
+#include "util.h"
+#include "version.h"
+
+#define EXIT_NO 1
+#define EXIT_USAGE 2
+#define EXIT_FAIL 3
+
+#define MAX_SERVERS 64
+#define DEFAULT_TIMEOUT_MS 3000
+
+/* Used only when neither arguments, $STUNQ_SERVERS nor mesh.conf name a
+ * server (documented in stunq(1)); no test reaches these. */
+static const char *const builtin_servers[] = {
+	"stun.l.google.com:19302",
+	"stun.cloudflare.com:3478",
+	"stun.nextcloud.com:443",
+};
+
+struct opts {
+	int family;
+	bool json;
+	bool rfc;
+	int verbose;
+	int fd;
+	const char *mesh;
+	const char *source;
+	long long port;
+	uint64_t timeout_ms;
+	bool timeout_set;
+	const char *listen;
+	const char *alt;
+	long long alt_port;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: stunq [-46jqv] [--rfc] [--fd n] [-c mesh.conf] [-p port] [-s addr]\n"
+"             [-t seconds] [server[:port] ...]\n"
+"       stunq -l addr[:port] [-qv] [--alt addr] [--alt-port port]\n");
+}
+
+static void __attribute__((noreturn))
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "stunq: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	usage(stderr);
+	exit(EXIT_USAGE);
+}
+
+/* ---- client ---- */
+
+struct server {
+	char name[256];
+	struct mk_addr addr;
+	bool resolved;
+};
+
+static size_t
+add_server(struct server *sv, size_t n, const char *name)
+{
+	if (n == MAX_SERVERS) {
+		mk_err("too many servers (at most %d)", MAX_SERVERS);
+		exit(EXIT_USAGE);
+	}
+	if (strlen(name) >= sizeof(sv[n].name))
+		usage_error("server name too long: %s", name);
+	snprintf(sv[n].name, sizeof(sv[n].name), "%s", name);
+	return n + 1;
+}
+
+/* Servers from $STUNQ_SERVERS: separated by spaces or commas. */
+static size_t
+servers_from_env(struct server *sv, const char *env)
+{
+	char buf[4096], *tok, *save = NULL;
+	size_t n = 0;
+
+	if (strlen(env) >= sizeof(buf))
+		usage_error("%s", "STUNQ_SERVERS is too long");
+	strcpy(buf, env);
+	for (tok = strtok_r(buf, " ,\t\n", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ,\t\n", &save))
+		n = add_server(sv, n, tok);
+	return n;
+}
+
+static size_t
+servers_from_mesh(struct server *sv, const char *path, bool must_exist)
+{
+	struct mk_mesh m;
+	char err[512], name[300];
+	size_t i, n = 0;
+
+	if (!must_exist && access(path, F_OK) != 0)
+		return 0;
+	if (mk_mesh_load(&m, path, err, sizeof(err)) != 0) {
+		mk_err("%s", err);
+		exit(EXIT_USAGE);
+	}
+	for (i = 0; i < m.n_stun; i++) {
+		if (strchr(m.stun[i].host, ':') != NULL)
+			snprintf(name, sizeof(name), "[%s]:%u", m.stun[i].host,
+			    m.stun[i].port);
+		else
+			snprintf(name, sizeof(name), "%s:%u", m.stun[i].host,
+			    m.stun[i].port);
+		n = add_server(sv, n, name);
+	}
+	mk_mesh_free(&m);
+	return n;
+}
+
+/* Pick the socket's family: one family if all servers share it, else a
+ * dual-stack IPv6 socket so one socket still asks them all. */
+static int
+socket_family(const struct server *sv, size_t n, int forced)
+{
+	size_t i;
+
+	if (forced != AF_UNSPEC)
+		return forced;
+	for (i = 0; i < n; i++) {
+		if (sv[i].resolved && mk_addr_family(&sv[i].addr) == AF_INET6)
+			return AF_INET6;
+	}
+	return AF_INET;
+}
+
+static int
+open_client_socket(const struct opts *o, const struct server *sv, size_t n,
+    bool *dual)
+{
+	struct mk_addr local;
+	const char *why;
+	int fd, family;
+	unsigned flags = 0;
+	bool v4 = false;
+	size_t i;
+
+	*dual = false;
+	if (o->fd >= 0) {
+		if (mk_udp_adopt(o->fd, &why) != 0) {
+			mk_err("--fd %d: %s", o->fd, why);
+			exit(EXIT_USAGE);
+		}
+		return o->fd;
+	}
+	if (o->source != NULL) {
+		if (mk_addr_parse(&local, o->source, (uint16_t)o->port,
+		    MK_ADDR_NO_PORT, &why) != 0)
+			usage_error("bad source address: %s", o->source);
+		family = mk_addr_family(&local);
+	} else {
+		family = socket_family(sv, n, o->family);
+		mk_addr_any(&local, family, (uint16_t)o->port);
+		for (i = 0; i < n; i++)
+			v4 |= sv[i].resolved &&
+			    mk_addr_family(&sv[i].addr) == AF_INET;
+		if (family == AF_INET6 && v4) {
+			flags |= MK_SOCK_DUALSTACK;
+			*dual = true;
+		}
+	}
+	fd = mk_udp_bind(&local, flags, &why);
+	if (fd < 0) {
+		char a[MK_ADDRSTRLEN];
+
+		mk_err("%s %s: %s", why, mk_addr_fmt(&local, a, sizeof(a)),
+		    strerror(errno));
+		exit(EXIT_FAIL);
+	}
+	return fd;
+}
+
+static void
+print_json(struct mk_json *j, const struct server *sv,
+    const struct mk_stunc_txn *t, int fd)
+{
+	char a[MK_ADDRSTRLEN], err[160];
+	struct mk_addr local, src;
+
+	mk_json_reset(j);
+	mk_json_obj_begin(j);
+	mk_json_kstr(j, "name", sv->name);
+	mk_json_kstr(j, "server", sv->resolved ?
+	    mk_addr_fmt(&sv->addr, a, sizeof(a)) : NULL);
+	/* The local address towards this server: the socket's port and the
+	 * source address the kernel routes from (no packet sent). */
+	if (mk_sock_local(fd, &local) == 0) {
+		if (mk_addr_is_any(&local) && sv->resolved &&
+		    mk_route_source(&sv->addr, &src) == 0) {
+			mk_addr_set_port(&src, mk_addr_port(&local));
+			local = src;
+		}
+		mk_json_kstr(j, "local", mk_addr_fmt(&local, a, sizeof(a)));
+	}
+	if (t->state == MK_STUNC_DONE) {
+		mk_json_key(j, "rtt_ms");
+		mk_json_double(j, (double)t->rtt_us / 1000.0, 3);
+		mk_json_kstr(j, "mapped", mk_addr_fmt(&t->mapped, a,
+		    sizeof(a)));
+		mk_json_kstr(j, "response_origin",
+		    (t->resp.has & MK_STUN_HAS_RESPONSE_ORIGIN) ?
+		    mk_addr_fmt(&t->resp.response_origin, a, sizeof(a)) : NULL);
+		mk_json_kstr(j, "other_address",
+		    (t->resp.has & MK_STUN_HAS_OTHER_ADDRESS) ?
+		    mk_addr_fmt(&t->resp.other_address, a, sizeof(a)) : NULL);
+		mk_json_key(j, "software");
+		if (t->resp.has & MK_STUN_HAS_SOFTWARE)
+			mk_json_strn(j, (const char *)t->resp.software.p,
+			    t->resp.software.len);
+		else
+			mk_json_null(j);
+	} else {
+		if (!sv->resolved)
+			snprintf(err, sizeof(err), "unresolved");
+		else if (t->state == MK_STUNC_ERROR)
+			snprintf(err, sizeof(err), "error %u",
+			    t->resp.error_code);
+		else if (t->state == MK_STUNC_FAILED)
+			snprintf(err, sizeof(err), "send failed: %s",
+			    strerror(t->last_errno));
+		else
+			snprintf(err, sizeof(err), "timeout");
+		mk_json_kstr(j, "error", err);
+	}
+	mk_json_obj_end(j);
+	if (mk_json_text(j) != NULL)
+		printf("%s\n", mk_json_text(j));
+}
+
+static void
+report_failure(const struct server *sv, const struct mk_stunc_txn *t)
+{
+	if (!sv->resolved)
+		return;		/* already said */
+	switch (t->state) {
+	case MK_STUNC_ERROR:
+		mk_warn("%s: error response %u %.*s", sv->name,
+		    t->resp.error_code, (int)t->resp.error_reason.len,
+		    (const char *)t->resp.error_reason.p);
+		break;
+	case MK_STUNC_FAILED:
+		mk_warn("%s: cannot send: %s", sv->name,
+		    strerror(t->last_errno));
+		break;
+	default:
+		mk_warn("%s: no answer", sv->name);
+	}
+}
+
+static int
+run_client(const struct opts *o, char **argv, int argc)
+{
+	static struct server sv[MAX_SERVERS];
+	static struct mk_stunc_txn txn[MAX_SERVERS];
+	struct mk_stunc_sched sched;
+	struct mk_json j;
+	const char *env, *why;
+	char a[MK_ADDRSTRLEN], b[MK_ADDRSTRLEN];
+	size_t n = 0, i;
+	int fd, answered, family_filter;
+	bool dual;
+
+	for (i = 0; i < (size_t)argc; i++)
+		n = add_server(sv, n, argv[i]);
+	if (n == 0 && (env = getenv("STUNQ_SERVERS")) != NULL && *env != '\0')
+		n = servers_from_env(sv, env);
+	if (n == 0 && o->mesh != NULL)
+		n = servers_from_mesh(sv, o->mesh, true);
+	if (n == 0 && o->mesh == NULL)
+		n = servers_from_mesh(sv, mk_mesh_default_path(), false);
+	if (n == 0) {
+		for (i = 0; i < MK_ARRAY_LEN(builtin_servers); i++)
+			n = add_server(sv, n, builtin_servers[i]);
+	}
+
+	family_filter = o->family;
+	if (o->fd >= 0 && family_filter == AF_UNSPEC) {
+		const char *w;
+
+		if (mk_udp_adopt(o->fd, &w) != 0) {
+			mk_err("--fd %d: %s", o->fd, w);
+			return EXIT_USAGE;
+		}
+		family_filter = mk_sock_family(o->fd);
+	}
+	for (i = 0; i < n; i++) {
+		if (mk_addr_resolve(&sv[i].addr, sv[i].name, MK_STUN_PORT,
+		    family_filter, &why) != 0) {
+			/* A malformed argument is bad input; a name that
+			 * does not resolve is a network failure. */
+			if (strcmp(why, "malformed address") == 0 ||
+			    strcmp(why, "bad port") == 0)
+				usage_error("bad server: %s", sv[i].name);
+			mk_warn("%s: %s", sv[i].name, why);
+			continue;
+		}
+		sv[i].resolved = true;
+	}
+
+	fd = open_client_socket(o, sv, n, &dual);
+	if (mk_log_level() >= MK_LOG_INFO) {
+		struct mk_addr local;
+
+		if (mk_sock_local(fd, &local) == 0)
+			mk_info("bound on %s%s", mk_addr_fmt(&local, a,
+			    sizeof(a)), dual ? " (dual-stack)" : "");
+	}
+	if (o->rfc)
+		mk_stunc_sched_rfc(&sched, o->timeout_set ?
+		    o->timeout_ms * 1000 : 0);
+	else
+		mk_stunc_sched_fast(&sched, o->timeout_ms * 1000);
+
+	/* Unresolved servers keep their line but are never sent to. */
+	for (i = 0; i < n; i++) {
+		memset(&txn[i], 0, sizeof(txn[i]));
+		txn[i].server = sv[i].addr;
+	}
+	answered = mk_stunc_exchange(fd, txn, n, &sched);
+	if (answered < 0) {
+		mk_err("poll: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+
+	mk_json_init(&j);
+	for (i = 0; i < n; i++) {
+		if (txn[i].state == MK_STUNC_DONE) {
+			mk_info("%s: mapped %s in %.3f ms from %s", sv[i].name,
+			    mk_addr_fmt(&txn[i].mapped, a, sizeof(a)),
+			    (double)txn[i].rtt_us / 1000.0,
+			    mk_addr_fmt(&txn[i].from, b, sizeof(b)));
+		} else
+			report_failure(&sv[i], &txn[i]);
+		if (o->json)
+			print_json(&j, &sv[i], &txn[i], fd);
+		else
+			printf("%s\n", txn[i].state == MK_STUNC_DONE ?
+			    mk_addr_fmt(&txn[i].mapped, a, sizeof(a)) : "-");
+	}
+	mk_json_free(&j);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		mk_err("stdout: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (answered == 0) {
+		mk_err("no answer from any server");
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* ---- responder ---- */
+
+static void
+on_signal(struct mk_loop *l, int signo, void *arg)
+{
+	const struct mk_stunsrv_stats *st = mk_stunsrv_stats(arg);
+
+	if (signo == SIGUSR1) {
+		mk_warn("received %llu, answered %llu, errors %llu, dropped "
+		    "malformed %llu, not-request %llu, send %llu",
+		    (unsigned long long)st->received,
+		    (unsigned long long)st->answered,
+		    (unsigned long long)st->errors_sent,
+		    (unsigned long long)st->dropped_malformed,
+		    (unsigned long long)st->dropped_not_request,
+		    (unsigned long long)st->dropped_send);
+		return;
+	}
+	mk_loop_stop(l);
+}
+
+static int
+run_server(const struct opts *o)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
+	struct mk_addr primary, alt;
+	struct mk_stunsrv *srv = NULL;
+	const struct mk_stunsrv_ctx *ctx;
+	struct mk_loop loop;
+	const char *why;
+	char a[MK_ADDRSTRLEN], b[MK_ADDRSTRLEN];
+	int rc = EXIT_FAIL;
+
+	if (mk_addr_parse(&primary, o->listen, MK_STUN_PORT, 0, &why) != 0)
+		usage_error("bad listen address: %s", o->listen);
+	if (o->alt != NULL && mk_addr_parse(&alt, o->alt, 0, MK_ADDR_NO_PORT,
+	    &why) != 0)
+		usage_error("bad alternate address: %s", o->alt);
+	if (mk_stunsrv_open(&srv, &primary, o->alt ? &alt : NULL,
+	    (uint16_t)o->alt_port, &why) != 0) {
+		if (errno == EINVAL) {
+			mk_err("%s", why);
+			return EXIT_USAGE;
+		}
+		mk_err("%s %s: %s", why, o->listen, strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (mk_loop_init(&loop) != 0 ||
+	    mk_loop_signals(&loop, sigs, MK_ARRAY_LEN(sigs), on_signal,
+	    srv) != 0 || mk_stunsrv_attach(srv, &loop) != 0) {
+		mk_err("event loop: %s", strerror(errno));
+		goto out;
+	}
+	ctx = mk_stunsrv_ctx(srv);
+	if (ctx->discovery)
+		mk_warn("listening on %s and %s, alternate port %u "
+		    "(RFC 5780/3489 behaviour discovery)",
+		    mk_addr_fmt(&ctx->slot[MK_STUNSRV_PP], a, sizeof(a)),
+		    mk_addr_fmt(&ctx->slot[MK_STUNSRV_AP], b, sizeof(b)),
+		    mk_addr_port(&ctx->slot[MK_STUNSRV_PA]));
+	else
+		mk_warn("listening on %s",
+		    mk_addr_fmt(&ctx->slot[MK_STUNSRV_PP], a, sizeof(a)));
+	if (mk_loop_run(&loop) != 0) {
+		mk_err("event loop: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	mk_loop_free(&loop);
+	mk_stunsrv_free(srv);
+	return rc;
+}
+
+/* ---- main ---- */
+
+enum {
+	OPT_RFC = 256,
+	OPT_FD,
+	OPT_ALT,
+	OPT_ALT_PORT,
+};
+
+static const struct option longopts[] = {
+	{ "alt", required_argument, NULL, OPT_ALT },
+	{ "alt-port", required_argument, NULL, OPT_ALT_PORT },
+	{ "fd", required_argument, NULL, OPT_FD },
+	{ "help", no_argument, NULL, 'h' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "mesh", required_argument, NULL, 'c' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "rfc", no_argument, NULL, OPT_RFC },
+	{ "source", required_argument, NULL, 's' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int
+main(int argc, char *argv[])
+{
+	struct opts o = {
+		.family = AF_UNSPEC, .fd = -1, .timeout_ms = DEFAULT_TIMEOUT_MS,
+	};
+	int ch, quiet = 0;
+
+	while ((ch = getopt_long(argc, argv, "46c:hjl:p:qs:t:vV", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case '4':
+			o.family = AF_INET;
+			break;
+		case '6':
+			o.family = AF_INET6;
+			break;
+		case 'c':
+			o.mesh = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'j':
+			o.json = true;
+			break;
+		case 'l':
+			o.listen = optarg;
+			break;
+		case 'p':
+			if (mk_strtonum(optarg, 0, 65535, &o.port) != 0)
+				usage_error("bad port: %s", optarg);
+			break;
+		case 'q':
+			quiet++;
+			break;
+		case 's':
+			o.source = optarg;
+			break;
+		case 't':
+			if (mk_parse_seconds_ms(optarg, 3600000, &o.timeout_ms)
+			    != 0 || o.timeout_ms == 0)
+				usage_error("bad timeout: %s", optarg);
+			o.timeout_set = true;
+			break;
+		case 'v':
+			o.verbose++;
+			break;
+		case 'V':
+			printf("stunq %s\n", MK_VERSION);
+			return 0;
+		case OPT_RFC:
+			o.rfc = true;
+			break;
+		case OPT_FD:
+			if (mk_fd_parse(optarg, &o.fd) != 0)
+				usage_error("bad descriptor: %s", optarg);
+			break;
+		case OPT_ALT:
+			o.alt = optarg;
+			break;
+		case OPT_ALT_PORT:
+			if (mk_strtonum(optarg, 1, 65535, &o.alt_port) != 0)
+				usage_error("bad port: %s", optarg);
+			break;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+
+	mk_log_init("stunq", quiet ? MK_LOG_ERR : MK_LOG_WARN + o.verbose);
+	if (o.listen != NULL) {
+		if (argc > 0)
+			usage_error("unexpected argument with -l: %s", argv[0]);
+		if (o.json || o.rfc || o.fd >= 0 || o.source || o.port ||
+		    o.mesh || o.family != AF_UNSPEC || o.timeout_set)
+			usage_error("%s", "client options given with -l");
+		return run_server(&o);
+	}
+	if (o.alt != NULL || o.alt_port != 0)
+		usage_error("%s", "--alt and --alt-port need -l");
+	if (o.fd >= 0 && (o.port != 0 || o.source != NULL))
+		usage_error("%s", "--fd cannot be combined with -p or -s");
+	if (mk_key_init() != 0) {
+		mk_err("cannot initialise libsodium");
+		return EXIT_FAIL;
+	}
+	return run_client(&o, argv, argc);
+}

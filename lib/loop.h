@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A monotonic clock, timers in a binary heap, and a small epoll loop with
+ * signals delivered through a signalfd. Single-threaded by design: every
+ * callback runs on the loop's thread and must not block.
+ */
+#ifndef MK_LOOP_H
+#define MK_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Microseconds / milliseconds since an arbitrary start (CLOCK_MONOTONIC). */
+uint64_t mk_now_us(void);
+uint64_t mk_now_ms(void);
+
+struct mk_loop;
+struct mk_io;
+struct mk_timer;
+
+typedef void (*mk_io_fn)(struct mk_loop *l, struct mk_io *io, uint32_t events);
+typedef void (*mk_timer_fn)(struct mk_loop *l, struct mk_timer *t);
+typedef void (*mk_signal_fn)(struct mk_loop *l, int signo, void *arg);
+
+/* Embedded in the caller's structs; the loop keeps only pointers. */
+struct mk_io {
+	int fd;
+	mk_io_fn fn;
+	void *arg;
+};
+
+struct mk_timer {
+	uint64_t when_us;
+	mk_timer_fn fn;
+	void *arg;
+	size_t heap_index;	/* SIZE_MAX when not armed */
+};
+
+struct mk_loop {
+	int epfd;
+	int sigfd;
+	struct mk_io sigio;
+	mk_signal_fn sigfn;
+	void *sigarg;
+	struct mk_timer **heap;
+	size_t n_timers;
+	size_t cap_timers;
+	bool stopping;
+};
+
+/* 0, or -1 with errno. */
+int mk_loop_init(struct mk_loop *l);
+void mk_loop_free(struct mk_loop *l);
+
+/* events: EPOLLIN/EPOLLOUT...; 0 or -1/errno. */
+int mk_loop_add(struct mk_loop *l, struct mk_io *io, uint32_t events);
+int mk_loop_mod(struct mk_loop *l, struct mk_io *io, uint32_t events);
+int mk_loop_del(struct mk_loop *l, struct mk_io *io);
+
+void mk_timer_init(struct mk_timer *t, mk_timer_fn fn, void *arg);
+/* Arm (or re-arm) at an absolute mk_now_us() time. 0 or -1/ENOMEM. */
+int mk_timer_at(struct mk_loop *l, struct mk_timer *t, uint64_t when_us);
+int mk_timer_in(struct mk_loop *l, struct mk_timer *t, uint64_t delay_us);
+void mk_timer_cancel(struct mk_loop *l, struct mk_timer *t);
+bool mk_timer_armed(const struct mk_timer *t);
+
+/* Block the given signals and deliver them to fn through the loop. */
+int mk_loop_signals(struct mk_loop *l, const int *signals, size_t n,
+    mk_signal_fn fn, void *arg);
+
+/* Run until mk_loop_stop. 0, or -1/errno if epoll fails. */
+int mk_loop_run(struct mk_loop *l);
+/* One round: wait at most max_wait_us (or until the next timer). */
+int mk_loop_once(struct mk_loop *l, uint64_t max_wait_us);
+void mk_loop_stop(struct mk_loop *l);
+
+#endif
