@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: MIT
+bats_require_minimum_version 1.5.0
+# Shared by the bats files: where the programs are, background processes
+# that are always reaped, and bounded waits (never a bare sleep).
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+MK_BIN=${MK_BIN:-$TOP/bin}
+PATH=$MK_BIN:$PATH
+PY=/usr/bin/python3
+STUNPEER="$PY $TOP/tests/tools/stunpeer.py"
+LAB=$TOP/tests/lab/lab.sh
+export MK_BIN PATH
+
+# bg_start NAME CMD...: run CMD in the background, stderr+stdout to
+# $BATS_TEST_TMPDIR/NAME.log, pid remembered for bg_stop_all.
+bg_start() {
+	local name=$1; shift
+	"$@" >"$BATS_TEST_TMPDIR/$name.log" 2>&1 &
+	echo $! >"$BATS_TEST_TMPDIR/$name.pid"
+	echo "$!" >>"$BATS_TEST_TMPDIR/.pids"
+}
+
+bg_pid() { cat "$BATS_TEST_TMPDIR/$1.pid"; }
+bg_log() { cat "$BATS_TEST_TMPDIR/$1.log"; }
+
+# Stop only what this test started, by PID; wait so nothing outlives it.
+bg_stop_all() {
+	local p
+	[ -f "$BATS_TEST_TMPDIR/.pids" ] || return 0
+	while read -r p; do
+		kill "$p" 2>/dev/null || true
+	done <"$BATS_TEST_TMPDIR/.pids"
+	while read -r p; do
+		wait "$p" 2>/dev/null || true
+	done <"$BATS_TEST_TMPDIR/.pids"
+	rm -f "$BATS_TEST_TMPDIR/.pids"
+}
+
+# wait_log NAME REGEX [SECONDS]: poll the log until REGEX shows (bounded).
+wait_log() {
+	local name=$1 re=$2 limit=${3:-5} i=0
+	while ! grep -Eq -- "$re" "$BATS_TEST_TMPDIR/$name.log" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt $((limit * 20)) ]; then
+			echo "timed out waiting for /$re/ in $name.log:" >&2
+			cat "$BATS_TEST_TMPDIR/$name.log" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# The port a responder printed in its "listening on ADDR:PORT" line.
+listen_port() {
+	sed -n 's/.*listening on .*:\([0-9][0-9]*\).*/\1/p' \
+		"$BATS_TEST_TMPDIR/$1.log" | head -n 1
+}
+
+# start_responder NAME ADDR [ARGS...]: stunq -l on ADDR, wait until ready,
+# set PORT to the port it bound.
+start_responder() {
+	local name=$1 addr=$2; shift 2
+	bg_start "$name" stunq -l "$addr" "$@"
+	wait_log "$name" 'listening on'
+	PORT=$(listen_port "$name")
+}
