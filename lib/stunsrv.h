@@ -12,8 +12,8 @@
  * Against reflection a response carries only what its request needs:
  * the mapped address, FINGERPRINT only if the request had one, the
  * discovery attributes only in --alt mode, no SOFTWARE. Worst case per
- * request (see stunq(1)): 20-byte IPv4 request -> 56-byte response (2.8x,
- * --alt mode, RFC 3489 or RFC 5780); 32 bytes (1.6x) without --alt.
+ * request (see stunq(1)): a 20-byte request gets 92 bytes over IPv6 in
+ * --alt mode (4.6x), 56 over IPv4 (2.8x); 44 (2.2x) / 32 (1.6x) without.
  */
 #ifndef MK_STUNSRV_H
 #define MK_STUNSRV_H

@@ -28,6 +28,17 @@ static int t_checks;
 	} \
 } while (0)
 
+/* REQUIRE for void functions: stop this test function only. */
+#define REQUIRE_VOID(cond) do { \
+	t_checks++; \
+	if (!(cond)) { \
+		fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, \
+		    __LINE__, #cond); \
+		t_failures++; \
+		return; \
+	} \
+} while (0)
+
 #define CHECK_STR(a, b) do { \
 	const char *t_a = (a), *t_b = (b); \
 	t_checks++; \

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the core modules: addresses, keys, JSON, timers, util. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "json.h"
+#include "key.h"
+#include "loop.h"
+#include "util.h"
+#include "t.h"
+
+static void
+test_addr(void)
+{
+	struct mk_addr a, b;
+	const char *why = NULL;
+	char buf[MK_ADDRSTRLEN];
+
+	CHECK(mk_addr_parse(&a, "1.2.3.4:5", 9, 0, &why) == 0);
+	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "1.2.3.4:5");
+	CHECK(mk_addr_parse(&a, "1.2.3.4", 3478, 0, &why) == 0);
+	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "1.2.3.4:3478");
+	CHECK(mk_addr_parse(&a, "[2001:db8::1]:53", 0, 0, &why) == 0);
+	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "[2001:db8::1]:53");
+	CHECK_STR(mk_addr_fmt_ip(&a, buf, sizeof(buf)), "2001:db8::1");
+	CHECK(mk_addr_parse(&a, "2001:db8::1", 7, 0, &why) == 0);
+	CHECK(mk_addr_port(&a) == 7);
+	CHECK(mk_addr_parse(&a, "[::ffff:10.1.2.3]:80", 0, 0, &why) == 0);
+	CHECK(mk_addr_family(&a) == AF_INET);
+	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "10.1.2.3:80");
+
+	CHECK(mk_addr_parse(&a, "1.2.3.4:65536", 0, 0, &why) == -1);
+	CHECK_STR(why, "bad port");
+	CHECK(mk_addr_parse(&a, "1.2.3.4:", 0, 0, &why) == -1);
+	CHECK(mk_addr_parse(&a, "1.2.3.4:-1", 0, 0, &why) == -1);
+	CHECK(mk_addr_parse(&a, "[::1", 0, 0, &why) == -1);
+	CHECK(mk_addr_parse(&a, "[::1]x", 0, 0, &why) == -1);
+	CHECK(mk_addr_parse(&a, "host.example", 0, 0, &why) == -1);
+	CHECK_STR(why, "not a numeric address");
+	CHECK(mk_addr_parse(&a, "1.2.3.4", 0, MK_ADDR_NEED_PORT, &why) == -1);
+	CHECK_STR(why, "missing port");
+	CHECK(mk_addr_parse(&a, "1.2.3.4:1", 0, MK_ADDR_NO_PORT, &why) == -1);
+	CHECK(mk_addr_parse(&a, "", 0, 0, &why) == -1);
+	CHECK(mk_addr_parse(&a, "1.2.3.256", 0, 0, &why) == -1);
+
+	CHECK(mk_addr_resolve(&a, "localhost:99", 0, AF_INET, &why) == 0);
+	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "127.0.0.1:99");
+	CHECK(mk_addr_resolve(&a, "127.0.0.1", 5, AF_INET6, &why) == -1);
+
+	mk_addr_parse(&a, "10.0.0.1:1", 0, 0, &why);
+	mk_addr_parse(&b, "10.0.0.1:2", 0, 0, &why);
+	CHECK(mk_addr_same_ip(&a, &b));
+	CHECK(!mk_addr_equal(&a, &b));
+	mk_addr_set_port(&b, 1);
+	CHECK(mk_addr_equal(&a, &b));
+	memset(&b, 0, sizeof(b));
+	CHECK_STR(mk_addr_fmt(&b, buf, sizeof(buf)), "-");
+	CHECK(!mk_addr_equal(&a, &b));
+	mk_addr_any(&b, AF_INET6, 9);
+	CHECK(mk_addr_is_any(&b));
+	CHECK_STR(mk_addr_fmt(&b, buf, sizeof(buf)), "[::]:9");
+}
+
+/* protocols.md §1.8: private key 32 x 0x11 has this public key. */
+static void
+test_keys(void)
+{
+	struct mk_key priv, pub, k;
+	const char *why = NULL;
+	char b64[MK_KEY_B64LEN + 1], hex[MK_KEY_HEXLEN + 1];
+	char path[] = "/tmp/mk-test-key-XXXXXX";
+	struct stat st;
+	int fd;
+
+	REQUIRE_VOID(mk_key_init() == 0);
+	memset(priv.b, 0x11, sizeof(priv.b));
+	CHECK(mk_key_public(&pub, &priv) == 0);
+	mk_key_to_hex(hex, &pub);
+	CHECK_STR(hex, "7b4e909bbe7ffe44c465a220037d608e"
+	    "e35897d31ef972f07f74892cb0f73f13");
+	mk_key_to_base64(b64, &pub);
+	CHECK(mk_key_parse(&k, b64, &why) == 0 && mk_key_equal(&k, &pub));
+	CHECK(mk_key_parse(&k, hex, &why) == 0 && mk_key_equal(&k, &pub));
+	CHECK(mk_key_parse(&k, "nodekey:7b4e909bbe7ffe44c465a220037d608ee358"
+	    "97d31ef972f07f74892cb0f73f13", &why) == 0 &&
+	    mk_key_equal(&k, &pub));
+	CHECK(mk_key_parse(&k, "nodekey:7b4e", &why) == -1);
+	CHECK(mk_key_parse(&k, "abc", &why) == -1);
+	CHECK(mk_key_parse(&k, "zz4e909bbe7ffe44c465a220037d608ee35897d31ef9"
+	    "72f07f74892cb0f73f13", &why) == -1);
+	b64[10] = '*';
+	CHECK(mk_key_parse(&k, b64, &why) == -1);
+
+	/* generated keys are clamped, files are 0600 and round-trip */
+	mk_key_generate(&priv);
+	CHECK((priv.b[0] & 7) == 0 && (priv.b[31] & 0xc0) == 0x40);
+	fd = mkstemp(path);
+	REQUIRE_VOID(fd >= 0);
+	close(fd);
+	unlink(path);
+	CHECK(mk_key_write_file(path, &priv) == 0);
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	CHECK(mk_key_read_file(&k, path, &why) == 0 && mk_key_equal(&k, &priv));
+	/* truncated, empty and overlong key files are errors */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	CHECK(write(fd, "AAAA\n", 5) == 5);
+	close(fd);
+	CHECK(mk_key_read_file(&k, path, &why) == -1);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	close(fd);
+	CHECK(mk_key_read_file(&k, path, &why) == -1);
+	CHECK_STR(why, "key file is empty");
+	unlink(path);
+	CHECK(mk_key_read_file(&k, path, &why) == -1);
+	CHECK(errno == ENOENT);
+}
+
+static void
+test_json(void)
+{
+	struct mk_json j;
+
+	mk_json_init(&j);
+	mk_json_obj_begin(&j);
+	mk_json_kstr(&j, "a", "x\"y\\z\n\x01");
+	mk_json_kint(&j, "b", -5);
+	mk_json_key(&j, "c");
+	mk_json_arr_begin(&j);
+	mk_json_bool(&j, true);
+	mk_json_null(&j);
+	mk_json_double(&j, 1.5, 3);
+	mk_json_arr_end(&j);
+	mk_json_kstr(&j, "d", NULL);
+	mk_json_obj_end(&j);
+	CHECK_STR(mk_json_text(&j),
+	    "{\"a\":\"x\\\"y\\\\z\\n\\u0001\",\"b\":-5,\"c\":[true,null,1.500],"
+	    "\"d\":null}");
+	mk_json_reset(&j);
+	mk_json_obj_begin(&j);
+	mk_json_obj_end(&j);
+	CHECK_STR(mk_json_text(&j), "{}");
+	mk_json_free(&j);
+}
+
+static int fired[4], nfired;
+
+static void
+on_timer(struct mk_loop *l, struct mk_timer *t)
+{
+	(void)l;
+	fired[nfired++] = (int)(intptr_t)t->arg;
+}
+
+static void
+test_loop(void)
+{
+	struct mk_loop l;
+	struct mk_timer t[4];
+	uint64_t start;
+	int i;
+
+	REQUIRE_VOID(mk_loop_init(&l) == 0);
+	for (i = 0; i < 4; i++)
+		mk_timer_init(&t[i], on_timer, (void *)(intptr_t)i);
+	start = mk_now_us();
+	mk_timer_at(&l, &t[0], start + 30000);
+	mk_timer_at(&l, &t[1], start + 10000);
+	mk_timer_at(&l, &t[2], start + 20000);
+	mk_timer_at(&l, &t[3], start + 5000);
+	mk_timer_cancel(&l, &t[3]);
+	CHECK(!mk_timer_armed(&t[3]));
+	while (nfired < 3 && mk_now_us() - start < 1000000)
+		mk_loop_once(&l, 100000);
+	CHECK(nfired == 3);
+	CHECK(fired[0] == 1 && fired[1] == 2 && fired[2] == 0);
+	CHECK(mk_now_us() - start >= 30000);
+	mk_loop_free(&l);
+}
+
+static void
+test_util(void)
+{
+	long long v;
+	uint64_t ms;
+	uint8_t b[2];
+	char h[5];
+
+	CHECK(mk_strtonum("42", 0, 100, &v) == 0 && v == 42);
+	CHECK(mk_strtonum("101", 0, 100, &v) == -1 && errno == ERANGE);
+	CHECK(mk_strtonum("4x", 0, 100, &v) == -1 && errno == EINVAL);
+	CHECK(mk_strtonum(" 4", 0, 100, &v) == -1);
+	CHECK(mk_strtonum("", 0, 100, &v) == -1);
+	CHECK(mk_parse_seconds_ms("1.5", 10000, &ms) == 0 && ms == 1500);
+	CHECK(mk_parse_seconds_ms("0.001", 10000, &ms) == 0 && ms == 1);
+	CHECK(mk_parse_seconds_ms("3", 10000, &ms) == 0 && ms == 3000);
+	CHECK(mk_parse_seconds_ms("11", 10000, &ms) == -1);
+	CHECK(mk_parse_seconds_ms(".5", 10000, &ms) == 0 && ms == 500);
+	CHECK(mk_parse_seconds_ms(".", 10000, &ms) == -1);
+	CHECK(mk_parse_seconds_ms("1.", 10000, &ms) == -1);
+	CHECK(mk_parse_seconds_ms("-1", 10000, &ms) == -1);
+	CHECK(mk_hex_decode(b, 2, "aB0f", 4) == 0 && b[0] == 0xab && b[1] == 0x0f);
+	CHECK(mk_hex_decode(b, 2, "aB0", 3) == -1);
+	CHECK(mk_hex_decode(b, 2, "aB0g", 4) == -1);
+	mk_hex_encode(h, b, 2);
+	CHECK_STR(h, "ab0f");
+}
+
+int
+main(void)
+{
+	test_addr();
+	test_keys();
+	test_json();
+	test_loop();
+	test_util();
+	return t_done("core");
+}
