@@ -17,7 +17,10 @@ mk_strtonum(const char *s, long long min, long long max, long long *out)
 	char *end;
 	long long v;
 
-	if (s == NULL || *s == '\0' || isspace((unsigned char)*s)) {
+	/* Digits only (a minus sign where negatives are allowed): strtoll
+	 * alone would take "+443", " 443" and "-0" for a port. */
+	if (s == NULL || !(isdigit((unsigned char)*s) || (*s == '-' &&
+	    min < 0 && isdigit((unsigned char)s[1])))) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -193,6 +193,9 @@ test_util(void)
 	CHECK(mk_strtonum("101", 0, 100, &v) == -1 && errno == ERANGE);
 	CHECK(mk_strtonum("4x", 0, 100, &v) == -1 && errno == EINVAL);
 	CHECK(mk_strtonum(" 4", 0, 100, &v) == -1);
+	CHECK(mk_strtonum("+4", 0, 100, &v) == -1);
+	CHECK(mk_strtonum("-0", 0, 100, &v) == -1);
+	CHECK(mk_strtonum("-3", -5, 100, &v) == 0 && v == -3);
 	CHECK(mk_strtonum("", 0, 100, &v) == -1);
 	CHECK(mk_parse_seconds_ms("1.5", 10000, &ms) == 0 && ms == 1500);
 	CHECK(mk_parse_seconds_ms("0.001", 10000, &ms) == 0 && ms == 1);
