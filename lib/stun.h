@@ -131,7 +131,8 @@ bool mk_stun_is(const uint8_t *buf, size_t len);
 
 /*
  * Parse a STUN message (RFC 8489, or RFC 3489 without a cookie when the
- * type is a Binding request or response and allow_3489 is set).
+ * type is a Binding request, success or error response and allow_3489 is
+ * set).
  * Checks: header, length multiple of 4 and equal to the datagram, every
  * attribute length against its type, address families, padding within the
  * message, FINGERPRINT last and correct when present, nothing but

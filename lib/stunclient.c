@@ -166,6 +166,10 @@ mk_stunc_input(struct mk_stunc_txn *t, size_t n, const uint8_t *buf,
 		*why = "not a STUN message";
 		return -1;
 	}
+	/* Some servers (pion) send stray bytes after the message; Tailscale
+	 * trims to the header's length, and so do we. */
+	if (len > MK_STUN_HDR_LEN + (size_t)(buf[2] << 8 | buf[3]))
+		len = MK_STUN_HDR_LEN + (size_t)(buf[2] << 8 | buf[3]);
 	for (i = 0; i < n; i++) {
 		x = &t[i];
 		if (x->state != MK_STUNC_PENDING)

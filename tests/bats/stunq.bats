@@ -236,7 +236,8 @@ os.execvp("stunq", ["stunq", "--fd", "7", sys.argv[1]])
 	command -v turnserver
 	bg_start coturn turnserver -n --no-cli --no-tls --no-dtls --stun-only \
 		--listening-ip 127.0.0.1 --listening-port 34904 --log-file stdout \
-		--simple-log --pidfile "$BATS_TEST_TMPDIR/turn.pid"
+		--simple-log --pidfile "$BATS_TEST_TMPDIR/turn.pid" \
+		--userdb "$BATS_TEST_TMPDIR/turndb"
 	local i=0 out=""
 	# coturn prints nothing reliable when ready: ask until it answers
 	while [ $i -lt 40 ]; do

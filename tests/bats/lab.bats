@@ -1,0 +1,315 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+#
+# The lab checks itself before any program is judged by it: every router's mapping and filtering, probed
+# with raw UDP and TCP (tests/lab/probe.py), not with a classifier. Linux conntrack filtering is
+# address-and-port-dependent; fullcone and rcone widen it with nft sets (see tests/lab/lab.sh).
+# Every probe gives up after 1 s, and the "all" probes 0.3 s after the first answer; nothing sleeps.
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || { echo "the lab needs root" >&2; return 1; }
+	# The tests share one lab and its stun server; under `bats --jobs` run them one after another.
+	export BATS_NO_PARALLELIZE_WITHIN_FILE=true
+	export LAB="$BATS_TEST_DIRNAME/../lab/lab.sh"
+	export PROBE="$BATS_TEST_DIRNAME/../lab/probe.py"
+	export LAB_PREFIX="mkt$$"
+	ip -o link show | awk -F': ' '{print $2}' | sort >"$BATS_FILE_TMPDIR/host-links"
+	"$LAB" up >"$BATS_FILE_TMPDIR/env"
+	. "$BATS_FILE_TMPDIR/env"
+	# One echo server on the stun host for all tests: two addresses, other ports, IPv6.
+	start_echo stun --lifetime 0 --bind "$STUN_IP1:3478" --bind "$STUN_IP1:3479" \
+	    --bind "$STUN_IP2:3478" --bind "$STUN_IP2:4000" --bind "[$STUN_IP6_1]:3478"
+}
+
+teardown_file() {
+	"$LAB" down
+}
+
+teardown() {
+	if [ -e "$BATS_TEST_TMPDIR/routes" ]; then
+		ip -n "$LAB_PREFIX-pub" route flush root 10.0.0.0/8
+		ip -n "$LAB_PREFIX-pub" route flush root 100.64.0.0/10
+	fi
+	if [ -e "$BATS_TEST_TMPDIR/upnp" ]; then "$LAB" miniupnpd stop; fi
+	if [ -e "$BATS_TEST_TMPDIR/lab2" ]; then LAB_PREFIX=$(cat "$BATS_TEST_TMPDIR/lab2") "$LAB" down; fi
+	stop_echos
+}
+
+# start_echo HOST ARGS...: a probe.py echo server in HOST, ready when this returns, stopped by teardown.
+start_echo() {
+	local host=$1 pidf
+	shift
+	pidf=$(mktemp "${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR}/echo.XXXXXX")
+	"$LAB" exec "$host" "$PROBE" echo --pidfile "$pidf" --lifetime 60 "$@" </dev/null >/dev/null 3>&-
+	[ -s "$pidf" ]
+}
+
+stop_echos() {
+	local f pids=()
+	for f in "$BATS_TEST_TMPDIR"/echo.*; do
+		[ -s "$f" ] && pids+=("$(cat "$f")")
+	done
+	[ "${#pids[@]}" -gt 0 ] || return 0
+	kill "${pids[@]}" 2>/dev/null || true
+	poll 100 gone "${pids[@]}"
+}
+
+# Run "$@" until it succeeds, for up to $1 hundredths of a second.
+poll() {
+	local n=$1
+	shift
+	until "$@"; do
+		[ "$n" -gt 0 ] || return 1
+		n=$((n - 1))
+		sleep 0.01
+	done
+}
+
+# None of the pids runs (a zombie waiting for init to reap it does not count).
+gone() {
+	local p st
+	for p in "$@"; do
+		st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		st=${st##*) }
+		[ "${st%% *}" = Z ] || return 1
+	done
+}
+
+# The namespaces of lab $1 (ip netns list complains on stderr about one that another lab is deleting).
+lab_ns() {
+	ip netns list 2>/dev/null | awk '{print $1}' | grep "^$1-"
+}
+
+in_ns() {
+	ip netns pids "$1" | grep -qx "$2"
+}
+
+probe() {
+	local host=$1
+	shift
+	"$LAB" exec "$host" "$PROBE" "$@"
+}
+
+# From one socket to three endpoints (another address, another port): one mapping, on WAN, and the
+# source port kept (the fullcone and rcone emulation relies on it).
+assert_eim() {
+	local host=$1 wan=$2 port=$3
+	run probe "$host" map --from-port "$port" "$STUN_IP1:3478" "$STUN_IP2:3478" "$STUN_IP1:3479"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$STUN_IP1:3478 $wan:$port
+$STUN_IP2:3478 $wan:$port
+$STUN_IP1:3479 $wan:$port" ]
+}
+
+# A new random port per destination. Three destinations: all three equal would mean EIM; requiring all
+# three to differ would fail once in about 20,000 runs on a chance collision.
+assert_edm() {
+	local host=$1 wan=$2
+	run probe "$host" map "$STUN_IP1:3478" "$STUN_IP2:3478" "$STUN_IP1:3479"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(awk '{print $2}' <<<"$output" | sed 's/:[0-9]*$//' | sort -u)" = "$wan" ]
+	[ "$(awk '{print $2}' <<<"$output" | sort -u | wc -l)" -ge 2 ]
+}
+
+# The sources the NAT admits (sorted) after the host sent to STUN_IP1:3478 alone; the stun host answers
+# from all its sockets.
+admitted() {
+	probe "$1" filter "$STUN_IP1:3478" | sort
+}
+
+@test "up: every address exported, env repeats it, names prefixed, no link in the host namespace" {
+	run "$LAB" env
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(cat "$BATS_FILE_TMPDIR/env")" ]
+	for v in LAB_PREFIX STUN_IP1 STUN_IP2 STUN_IP6_1 STUN_IP6_2 STUN2_IP RELAY_IP PUB_IP PUB_IP6 \
+	    EIM1_WAN EIM2_WAN EDM1_WAN EDM2_WAN CGNAT_WAN HOME_WAN BLOCK_WAN FULL_WAN RCONE_WAN UPNP_WAN \
+	    H_EIM1_IP H_EIM2_IP H_EDM1_IP H_EDM2_IP H_DBL_IP H_BLOCK_IP H_FULL_IP H_RCONE_IP H_UPNP_IP \
+	    UPNP_LAN_GW UPNP_LEASE_FILE; do
+		[ -n "${!v:-}" ] || { echo "$v is not exported"; return 1; }
+	done
+	[[ $HOME_WAN == 100.64.* ]]
+	[ "$("$LAB" ns h-eim1)" = "$LAB_PREFIX-h-eim1" ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 24 ]
+	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
+	# IPv6 only where it is wanted.
+	[ "$("$LAB" exec h-eim1 cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6)" = 1 ]
+	[ "$("$LAB" exec eim1 cat /proc/sys/net/ipv6/conf/wan0/disable_ipv6)" = 1 ]
+	"$LAB" exec pub ip -6 addr show dev eth0 | grep -q "inet6 $PUB_IP6/"
+	# A second up of the same lab refuses and leaves it alone.
+	run "$LAB" up
+	[ "$status" -eq 1 ]
+	[[ $output == *"already up"* ]]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 24 ]
+	run "$LAB" status
+	[ "$status" -eq 0 ]
+	[[ $(tr -s ' ' <<<"$output") == *"fullcone full $FULL_WAN/15 $FULL_LAN/24 h-full $H_FULL_IP/24 "* ]]
+}
+
+@test "probe: a closed port answers with ICMP, so silence elsewhere is a drop" {
+	run probe pub map "$STUN_IP1:9" "$STUN_IP1:3478"
+	[ "$status" -eq 3 ]
+	[ "${lines[0]}" = "$STUN_IP1:9 unreachable" ]
+	[[ ${lines[1]} == "$STUN_IP1:3478 $PUB_IP:"* ]]
+}
+
+@test "pub: no NAT, its mapped address is its own (IPv4 and IPv6)" {
+	assert_eim pub "$PUB_IP" 40000
+	run probe pub map --from-port 40000 "[$STUN_IP6_1]:3478"
+	[ "$status" -eq 0 ]
+	[ "$output" = "[$STUN_IP6_1]:3478 [$PUB_IP6]:40000" ]
+}
+
+@test "eim1, eim2: endpoint-independent mapping on their WAN" {
+	assert_eim h-eim1 "$EIM1_WAN" 40001
+	assert_eim h-eim2 "$EIM2_WAN" 40002
+}
+
+@test "edm1, edm2: endpoint-dependent mapping on their WAN" {
+	assert_edm h-edm1 "$EDM1_WAN"
+	assert_edm h-edm2 "$EDM2_WAN"
+}
+
+@test "home behind cgnat: double NAT, mapped to the outer router's WAN, EIM" {
+	assert_eim h-dbl "$CGNAT_WAN" 40003
+}
+
+@test "fullcone, rcone, upnp: endpoint-independent mapping" {
+	assert_eim h-full "$FULL_WAN" 40004
+	assert_eim h-rcone "$RCONE_WAN" 40005
+	assert_eim h-upnp "$UPNP_WAN" 40006
+}
+
+@test "block: no UDP answer at all, TCP 443 passes (masqueraded), other TCP does not" {
+	local tcp rc
+	start_echo pub --tcp "$PUB_IP:443" --tcp "$PUB_IP:8443"
+	probe h-block tcp "$PUB_IP:8443" 3>&- &
+	tcp=$!
+	run probe h-block map "$STUN_IP1:3478" "$STUN_IP2:3478" "$STUN_IP1:3479"
+	[ "$status" -eq 3 ]
+	[ -z "$output" ]
+	rc=0
+	wait "$tcp" || rc=$?
+	[ "$rc" -eq 3 ]
+	run probe h-block tcp "$PUB_IP:443"
+	[ "$status" -eq 0 ]
+	[[ $output == "$BLOCK_WAN:"* ]]
+	run probe h-eim1 tcp "$PUB_IP:8443"
+	[ "$status" -eq 0 ]
+	[[ $output == "$EIM1_WAN:"* ]]
+}
+
+@test "fullcone: endpoint-independent filtering (another address and port gets in)" {
+	[ "$(admitted h-full)" = "$STUN_IP1:3478
+$STUN_IP1:3479
+$STUN_IP2:3478
+$STUN_IP2:4000" ]
+}
+
+@test "rcone: address-dependent filtering (same address any port, not another address)" {
+	[ "$(admitted h-rcone)" = "$STUN_IP1:3478
+$STUN_IP1:3479" ]
+}
+
+@test "eim1, eim2, edm1, edm2, double NAT, upnp: address-and-port-dependent filtering" {
+	local h
+	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-dbl h-upnp; do
+		admitted "$h" >"$BATS_TEST_TMPDIR/$h" 3>&- &
+	done
+	wait
+	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-dbl h-upnp; do
+		echo "$h: $(cat "$BATS_TEST_TMPDIR/$h")"
+		[ "$(cat "$BATS_TEST_TMPDIR/$h")" = "$STUN_IP1:3478" ]
+	done
+}
+
+@test "unsolicited inbound is dropped silently: to every router's WAN, and routed to its LAN" {
+	local v wan lan host home rc dests=() routes=()
+	for v in EIM1 EIM2 EDM1 EDM2 BLOCK FULL RCONE UPNP; do
+		wan=${v}_WAN lan=${v}_LAN host=H_${v}_IP
+		dests+=("${!wan}:5555" "${!host}:5555")
+		routes+=("route add ${!lan%.*}.0/24 via ${!wan}")
+	done
+	dests+=("$CGNAT_WAN:5555" "$HOME_WAN:5555")
+	routes+=("route add ${CGNAT_LAN%.*}.0/24 via $CGNAT_WAN")
+	# pub routes the private LANs through the routers' WANs, as a neighbour on a real segment could.
+	touch "$BATS_TEST_TMPDIR/routes"
+	printf '%s\n' "${routes[@]}" | ip -n "$LAB_PREFIX-pub" -batch -
+	[[ $(ip -n "$LAB_PREFIX-pub" route get "$H_EIM1_IP") == *" via $EIM1_WAN "* ]]
+	# Nobody listens on port 5555: a packet let through would come back as ICMP port unreachable (see
+	# the probe test above), or as an answer; a drop is silence.
+	probe cgnat map "$HOME_WAN:5555" >"$BATS_TEST_TMPDIR/home" 3>&- &
+	home=$!
+	run probe pub map "${dests[@]}"
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[ -z "$output" ]
+	# The inner router of the double NAT, from the carrier's side.
+	rc=0
+	wait "$home" || rc=$?
+	cat "$BATS_TEST_TMPDIR/home"
+	[ "$rc" -eq 3 ]
+	[ ! -s "$BATS_TEST_TMPDIR/home" ]
+}
+
+@test "miniupnpd: a NAT-PMP mapping admits pub, and stop closes it again" {
+	start_echo h-upnp --bind 0.0.0.0:4000
+	run probe pub map "$UPNP_WAN:4000"
+	[ "$status" -eq 3 ]
+	touch "$BATS_TEST_TMPDIR/upnp"
+	"$LAB" miniupnpd start
+	run "$LAB" exec h-upnp timeout 5 natpmpc -g "$UPNP_LAN_GW" -a 4000 4000 udp 60
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"Public IP address : $UPNP_WAN"* ]]
+	[[ $output == *"Mapped public port 4000 protocol UDP to local port 4000"* ]]
+	grep -q "^UDP:4000:$H_UPNP_IP:4000:" "$UPNP_LEASE_FILE"
+	run probe pub map "$UPNP_WAN:4000"
+	[ "$status" -eq 0 ]
+	[[ $output == "$UPNP_WAN:4000 $PUB_IP:"* ]]
+	"$LAB" miniupnpd stop
+	run probe pub map "$UPNP_WAN:4000"
+	[ "$status" -eq 3 ]
+	[ -z "$output" ]
+}
+
+@test "down removes a second lab's namespaces, processes and state, and is idempotent" {
+	local p2="${LAB_PREFIX}b" pid ns pids
+	echo "$p2" >"$BATS_TEST_TMPDIR/lab2"
+	LAB_PREFIX=$p2 "$LAB" up >/dev/null
+	[ "$(lab_ns "$p2" | wc -l)" -eq 24 ]
+	LAB_PREFIX=$p2 "$LAB" miniupnpd start
+	LAB_PREFIX=$p2 "$LAB" exec pub sleep 60 </dev/null >/dev/null 3>&- &
+	pid=$!
+	poll 100 in_ns "$p2-pub" "$pid"
+	# sleep, miniupnpd, coturn
+	mapfile -t pids < <(for ns in $(lab_ns "$p2"); do ip netns pids "$ns"; done)
+	echo "${pids[@]}"
+	[ "${#pids[@]}" -eq 3 ]
+	LAB_PREFIX=$p2 "$LAB" down
+	[ -z "$(lab_ns "$p2")" ]
+	[ ! -e "/run/meshkit-lab/$p2" ]
+	gone "${pids[@]}"
+	run env LAB_PREFIX="$p2" "$LAB" down
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	run env LAB_PREFIX="$p2" "$LAB" env
+	[ "$status" -eq 1 ]
+	# The first lab is untouched.
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 24 ]
+	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
+}
+
+@test "a failed up removes what it had built" {
+	local p3="${LAB_PREFIX}f"
+	mkdir "$BATS_TEST_TMPDIR/bin"
+	printf '#!/bin/sh\nexit 1\n' >"$BATS_TEST_TMPDIR/bin/nft"
+	chmod +x "$BATS_TEST_TMPDIR/bin/nft"
+	echo "$p3" >"$BATS_TEST_TMPDIR/lab2"
+	run env PATH="$BATS_TEST_TMPDIR/bin:$PATH" LAB_PREFIX="$p3" "$LAB" up
+	[ "$status" -ne 0 ]
+	[[ $output == *"up failed"* ]]
+	[ -z "$(lab_ns "$p3")" ]
+	[ ! -e "/run/meshkit-lab/$p3" ]
+}
