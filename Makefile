@@ -44,7 +44,7 @@ Q := @
 endif
 
 .PHONY: all clean install uninstall check unit san fuzz fuzz-build bats \
-	bats-san lint bench need-root
+	bats-san lint bench need-root print-progs
 all: $(PROGS:%=$(OUT)/%)
 
 $(B)/%.o: %.c
@@ -108,7 +108,7 @@ lint:
 	@for m in $(MANPAGES); do mandoc -T lint -W warning $$m || exit 1; done
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 -D_GNU_SOURCE --inline-suppr -Ilib --suppress=missingIncludeSystem \
-		lib bin tests/unit
+		lib bin tests/unit tests/fuzz bench
 
 bats: all
 	MK_BIN=$(CURDIR)/bin bats tests/bats
@@ -136,6 +136,9 @@ install: all
 		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	install -m 0644 completions/bash/* $(DESTDIR)$(BASHCOMPDIR)/
 	install -m 0644 completions/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
+
+print-progs:
+	@echo $(PROGS)
 
 uninstall:
 	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%) $(SCRIPTS:%=$(DESTDIR)$(BINDIR)/%)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Docs follow the code: every program's usage text is its man page's
+# SYNOPSIS, and `make install` puts programs, pages and completions in place.
+
+load helpers
+
+# The SYNOPSIS section of a page, rendered, as one line of single spaces.
+synopsis() {
+	MANWIDTH=200 mandoc -T ascii "$1" | col -b |
+		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \t\n' '   ' |
+		sed 's/^ //; s/ $//'
+}
+
+usage_text() {
+	"$MK_BIN/$1" --help | tr -s ' \t\n' '   ' | sed 's/^usage: //; s/ $//'
+}
+
+@test "stunq: usage equals the man page SYNOPSIS" {
+	run synopsis "$TOP/man/stunq.1"
+	syn=$output
+	run usage_text stunq
+	# the usage's second form starts with the program name again
+	assert_equal "$output" "$syn"
+}
+
+@test "every program has a man page and completions for bash and zsh" {
+	for p in $(make -s -C "$TOP" print-progs); do
+		ls "$TOP"/man/"$p".[18] >/dev/null
+		[ -f "$TOP/completions/bash/$p" ]
+		[ -f "$TOP/completions/zsh/_$p" ]
+		bash -n "$TOP/completions/bash/$p"
+	done
+}
+
+@test "make install DESTDIR= PREFIX= installs programs, pages and completions" {
+	d=$BATS_TEST_TMPDIR/root
+	run make -s -C "$TOP" install DESTDIR="$d" PREFIX=/opt/mk
+	assert_success
+	[ -x "$d/opt/mk/bin/stunq" ]
+	[ -f "$d/opt/mk/share/man/man1/stunq.1" ]
+	[ -f "$d/opt/mk/share/man/man5/mesh.conf.5" ]
+	[ -f "$d/opt/mk/share/bash-completion/completions/stunq" ]
+	[ -f "$d/opt/mk/share/zsh/site-functions/_stunq" ]
+	"$d/opt/mk/bin/stunq" --version
+}
