@@ -15,20 +15,25 @@ CC ?= cc
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 10
 
-PKGS := libsodium libcrypto
+# Every library through pkg-config (libnatpmp ships no .pc file). Programs
+# link the one static lib/ archive and, thanks to --as-needed, only the
+# shared libraries their objects use.
+PKGS := libsodium libcrypto libssl libmnl ldns miniupnpc jansson libcurl
 CFLAGS ?= -O2 -g
 MK_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Ilib \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-MK_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS))
+MK_LIBS := -Wl,--as-needed $(shell $(PKG_CONFIG) --libs $(PKGS)) -lnatpmp \
+	-lpthread
 
 # B: object directory; OUT: where programs land (bin/ for the normal build,
 # so PATH=$PWD/bin works without installing).
 B ?= build
 OUT ?= bin
 
-PROGS := stunq
-SCRIPTS :=
+# One C file per program in bin/; scripts are listed by name.
+PROGS := $(sort $(basename $(notdir $(wildcard bin/*.c))))
+SCRIPTS := $(notdir $(wildcard bin/meshnode))
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
