@@ -19,6 +19,7 @@
 #include "meshconf.h"
 #include "sock.h"
 #include "stunclient.h"
+#include "stunlist.h"
 #include "stunsrv.h"
 #include "util.h"
 #include "version.h"
@@ -27,16 +28,7 @@
 #define EXIT_USAGE 2
 #define EXIT_FAIL 3
 
-#define MAX_SERVERS 64
 #define DEFAULT_TIMEOUT_MS 3000
-
-/* Used only when neither arguments, $STUNQ_SERVERS nor mesh.conf name a
- * server (documented in stunq(1)); no test reaches these. */
-static const char *const builtin_servers[] = {
-	"stun.l.google.com:19302",
-	"stun.cloudflare.com:3478",
-	"stun.nextcloud.com:443",
-};
 
 struct opts {
 	int family;
@@ -76,64 +68,48 @@ usage_error(const char *fmt, const char *arg)
 /* ---- client ---- */
 
 struct server {
-	char name[256];
+	char name[MK_STUNLIST_NAMELEN];
 	struct mk_addr addr;
 	bool resolved;
 };
 
+/*
+ * Servers from the arguments, else $STUNQ_SERVERS, else mesh.conf (given
+ * with -c, or the default one if it exists), else the built-in list.
+ */
 static size_t
-add_server(struct server *sv, size_t n, const char *name)
+collect_servers(struct server *sv, const struct opts *o, char **argv,
+    int argc)
 {
-	if (n == MAX_SERVERS) {
-		mk_err("too many servers (at most %d)", MAX_SERVERS);
-		exit(EXIT_USAGE);
-	}
-	if (strlen(name) >= sizeof(sv[n].name))
-		usage_error("server name too long: %s", name);
-	snprintf(sv[n].name, sizeof(sv[n].name), "%s", name);
-	return n + 1;
-}
-
-/* Servers from $STUNQ_SERVERS: separated by spaces or commas. */
-static size_t
-servers_from_env(struct server *sv, const char *env)
-{
-	char buf[4096], *tok, *save = NULL;
-	size_t n = 0;
-
-	if (strlen(env) >= sizeof(buf))
-		usage_error("%s", "STUNQ_SERVERS is too long");
-	strcpy(buf, env);
-	for (tok = strtok_r(buf, " ,\t\n", &save); tok != NULL;
-	    tok = strtok_r(NULL, " ,\t\n", &save))
-		n = add_server(sv, n, tok);
-	return n;
-}
-
-static size_t
-servers_from_mesh(struct server *sv, const char *path, bool must_exist)
-{
+	static struct mk_stunlist l;
 	struct mk_mesh m;
-	char err[512], name[300];
-	size_t i, n = 0;
+	const char *env, *path, *why = NULL;
+	char err[512];
+	size_t i;
+	int rc = 0;
 
-	if (!must_exist && access(path, F_OK) != 0)
-		return 0;
-	if (mk_mesh_load(&m, path, err, sizeof(err)) != 0) {
-		mk_err("%s", err);
+	for (i = 0; i < (size_t)argc && rc == 0; i++)
+		rc = mk_stunlist_add(&l, argv[i], &why);
+	if (rc == 0 && l.n == 0 && (env = getenv("STUNQ_SERVERS")) != NULL)
+		rc = mk_stunlist_from_env(&l, env, &why);
+	path = o->mesh ? o->mesh : mk_mesh_default_path();
+	if (rc == 0 && l.n == 0 && (o->mesh || access(path, F_OK) == 0)) {
+		if (mk_mesh_load(&m, path, err, sizeof(err)) != 0) {
+			mk_err("%s", err);
+			exit(EXIT_USAGE);
+		}
+		rc = mk_stunlist_from_mesh(&l, &m, &why);
+		mk_mesh_free(&m);
+	}
+	if (rc == 0 && l.n == 0)
+		rc = mk_stunlist_builtin(&l, &why);
+	if (rc != 0) {
+		mk_err("%s", why);
 		exit(EXIT_USAGE);
 	}
-	for (i = 0; i < m.n_stun; i++) {
-		if (strchr(m.stun[i].host, ':') != NULL)
-			snprintf(name, sizeof(name), "[%s]:%u", m.stun[i].host,
-			    m.stun[i].port);
-		else
-			snprintf(name, sizeof(name), "%s:%u", m.stun[i].host,
-			    m.stun[i].port);
-		n = add_server(sv, n, name);
-	}
-	mk_mesh_free(&m);
-	return n;
+	for (i = 0; i < l.n; i++)
+		snprintf(sv[i].name, sizeof(sv[i].name), "%s", l.name[i]);
+	return l.n;
 }
 
 /* Pick the socket's family: one family if all servers share it, else a
@@ -278,28 +254,17 @@ report_failure(const struct server *sv, const struct mk_stunc_txn *t)
 static int
 run_client(const struct opts *o, char **argv, int argc)
 {
-	static struct server sv[MAX_SERVERS];
-	static struct mk_stunc_txn txn[MAX_SERVERS];
+	static struct server sv[MK_STUNLIST_MAX];
+	static struct mk_stunc_txn txn[MK_STUNLIST_MAX];
 	struct mk_stunc_sched sched;
 	struct mk_json j;
-	const char *env, *why;
+	const char *why;
 	char a[MK_ADDRSTRLEN], b[MK_ADDRSTRLEN];
 	size_t n = 0, i;
 	int fd, answered, family_filter;
 	bool dual;
 
-	for (i = 0; i < (size_t)argc; i++)
-		n = add_server(sv, n, argv[i]);
-	if (n == 0 && (env = getenv("STUNQ_SERVERS")) != NULL && *env != '\0')
-		n = servers_from_env(sv, env);
-	if (n == 0 && o->mesh != NULL)
-		n = servers_from_mesh(sv, o->mesh, true);
-	if (n == 0 && o->mesh == NULL)
-		n = servers_from_mesh(sv, mk_mesh_default_path(), false);
-	if (n == 0) {
-		for (i = 0; i < MK_ARRAY_LEN(builtin_servers); i++)
-			n = add_server(sv, n, builtin_servers[i]);
-	}
+	n = collect_servers(sv, o, argv, argc);
 
 	family_filter = o->family;
 	if (o->fd >= 0 && family_filter == AF_UNSPEC) {

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "loop.h"
 #include "sock.h"
+#include "util.h"
 
 void
 mk_stunc_sched_fast(struct mk_stunc_sched *s, uint64_t timeout_us)
@@ -61,6 +62,7 @@ mk_stunc_start(struct mk_stunc_txn *t, const struct mk_stunc_sched *s,
 	t->resp_len = 0;
 	t->rtt_us = 0;
 	t->last_errno = t->server.len == 0 ? EDESTADDRREQ : 0;
+	t->junk = 0;
 	memset(&t->mapped, 0, sizeof(t->mapped));
 	memset(&t->from, 0, sizeof(t->from));
 	randombytes_buf(t->txids[0], MK_STUN_TXID_LEN);
@@ -154,8 +156,35 @@ source_ok(const struct mk_stunc_txn *t, const struct mk_addr *from)
 	return t->accept_from.len != 0 && mk_addr_equal(from, &t->accept_from);
 }
 
+static int match(struct mk_stunc_txn *t, size_t n, const uint8_t *buf,
+    size_t len, const struct mk_addr *from, uint64_t now, const char **why);
+
+/* Count a datagram that did not count against the transactions whose
+ * server sent it, so a caller can tell "silent" from "talking nonsense". */
+static int
+junk(struct mk_stunc_txn *t, size_t n, const struct mk_addr *from)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (t[i].state == MK_STUNC_PENDING &&
+		    mk_addr_equal(&t[i].server, from))
+			t[i].junk++;
+	}
+	return -1;
+}
+
 int
 mk_stunc_input(struct mk_stunc_txn *t, size_t n, const uint8_t *buf,
+    size_t len, const struct mk_addr *from, uint64_t now, const char **why)
+{
+	int r = match(t, n, buf, len, from, now, why);
+
+	return r >= 0 ? r : junk(t, n, from);
+}
+
+static int
+match(struct mk_stunc_txn *t, size_t n, const uint8_t *buf,
     size_t len, const struct mk_addr *from, uint64_t now, const char **why)
 {
 	struct mk_stunc_txn *x;
@@ -258,32 +287,94 @@ drain(int fd, struct mk_stunc_txn *t, size_t n)
 	}
 }
 
+static bool
+any_answered(const struct mk_stunc_group *g, size_t ng)
+{
+	size_t i, k;
+
+	for (k = 0; k < ng; k++) {
+		for (i = 0; i < g[k].n; i++) {
+			if (g[k].t[i].state == MK_STUNC_DONE)
+				return true;
+		}
+	}
+	return false;
+}
+
+static void
+settle(struct mk_stunc_group *g, size_t ng, uint64_t now)
+{
+	size_t i, k;
+
+	for (k = 0; k < ng; k++) {
+		if (g[k].settle_us == 0)
+			continue;
+		for (i = 0; i < g[k].n; i++) {
+			if (g[k].t[i].deadline_us > now + g[k].settle_us)
+				g[k].t[i].deadline_us = now + g[k].settle_us;
+		}
+	}
+}
+
+int
+mk_stunc_exchange_groups(struct mk_stunc_group *g, size_t ng)
+{
+	struct pollfd pfd[16];
+	int family[16], answered = 0, r;
+	uint64_t now = mk_now_us(), next, gn;
+	size_t i, k;
+	bool pending, settled = false;
+
+	if (ng > MK_ARRAY_LEN(pfd)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (k = 0; k < ng; k++) {
+		pfd[k].fd = g[k].fd;
+		pfd[k].events = POLLIN;
+		family[k] = mk_sock_family(g[k].fd);
+		for (i = 0; i < g[k].n; i++)
+			mk_stunc_start(&g[k].t[i], g[k].sched, now);
+	}
+	for (;;) {
+		now = mk_now_us();
+		next = UINT64_MAX;
+		pending = false;
+		for (k = 0; k < ng; k++) {
+			gn = mk_stunc_send_due(g[k].fd, family[k], g[k].t,
+			    g[k].n, g[k].sched, now);
+			if (gn < next)
+				next = gn;
+			pending |= mk_stunc_pending(g[k].t, g[k].n);
+		}
+		if (!pending)
+			break;
+		r = poll(pfd, ng, next <= now ? 0 : (int)((next - now + 999) /
+		    1000));
+		if (r < 0 && errno != EINTR)
+			return -1;
+		for (k = 0; r > 0 && k < ng; k++) {
+			if ((pfd[k].revents & (POLLIN | POLLERR)) &&
+			    drain(g[k].fd, g[k].t, g[k].n) != 0)
+				return -1;
+		}
+		if (!settled && any_answered(g, ng)) {
+			settled = true;
+			settle(g, ng, mk_now_us());
+		}
+	}
+	for (k = 0; k < ng; k++) {
+		for (i = 0; i < g[k].n; i++)
+			answered += g[k].t[i].state == MK_STUNC_DONE;
+	}
+	return answered;
+}
+
 int
 mk_stunc_exchange(int fd, struct mk_stunc_txn *t, size_t n,
     const struct mk_stunc_sched *s)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	int family = mk_sock_family(fd), answered = 0, r;
-	uint64_t now = mk_now_us(), next;
-	size_t i;
+	struct mk_stunc_group g = { .fd = fd, .t = t, .n = n, .sched = s };
 
-	for (i = 0; i < n; i++)
-		mk_stunc_start(&t[i], s, now);
-	for (;;) {
-		now = mk_now_us();
-		next = mk_stunc_send_due(fd, family, t, n, s, now);
-		if (!mk_stunc_pending(t, n))
-			break;
-		r = poll(&pfd, 1, next <= now ? 0 : (int)((next - now + 999) /
-		    1000));
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (r > 0 && drain(fd, t, n) != 0)
-			return -1;
-	}
-	for (i = 0; i < n; i++) {
-		if (t[i].state == MK_STUNC_DONE)
-			answered++;
-	}
-	return answered;
+	return mk_stunc_exchange_groups(&g, 1);
 }

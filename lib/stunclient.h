@@ -64,6 +64,7 @@ struct mk_stunc_txn {
 	uint64_t next_us;
 	uint64_t deadline_us;
 	int last_errno;
+	unsigned junk;		/* datagrams from the server that did not count */
 
 	/* result */
 	uint64_t rtt_us;
@@ -100,6 +101,23 @@ int mk_stunc_input(struct mk_stunc_txn *t, size_t n, const uint8_t *buf,
 
 /* True while any transaction is pending. */
 bool mk_stunc_pending(const struct mk_stunc_txn *t, size_t n);
+
+/* One socket's share of a blocking exchange: its transactions and their
+ * schedule (several sockets, each with its own timing, run at once). */
+struct mk_stunc_group {
+	int fd;
+	struct mk_stunc_txn *t;
+	size_t n;
+	const struct mk_stunc_sched *sched;
+	/* Once any transaction of any group is answered, this group's
+	 * pending ones get at most settle_us more (0: no limit). So one
+	 * silent server does not hold up the answer from the others. */
+	uint64_t settle_us;
+};
+
+/* Blocking: start and run every group's transactions until each is done.
+ * Returns the number answered, or -1/errno on a poll error. */
+int mk_stunc_exchange_groups(struct mk_stunc_group *g, size_t ng);
 
 /*
  * Blocking: run all transactions on fd until each is answered or timed out.

@@ -8,7 +8,7 @@
       print a Binding request as hex (random transaction ID)
   stunpeer.py decode HEX
       print "type=0x0101 attr=0x0020:value ..." and XOR-MAPPED/MAPPED addresses
-  stunpeer.py fake-server --bind HOST:PORT --mode wrong-source|wrong-txid|ok [--count N]
+  stunpeer.py fake-server --bind HOST:PORT --mode wrong-source|wrong-txid|garbage|ok [--count N]
       answer Binding requests badly on purpose (or correctly with ok); prints "ready PORT"
 """
 import binascii
@@ -129,6 +129,9 @@ def main(argv):
         for _ in range(count):
             data, src = s.recvfrom(4096)
             txid = data[8:20]
+            if mode == "garbage":
+                s.sendto(os.urandom(48), src)
+                continue
             if mode == "wrong-txid":
                 txid = bytes(b ^ 0xff for b in txid)
             ip = socket.inet_aton(src[0]) if family_of(host) == socket.AF_INET else None

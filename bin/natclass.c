@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * natclass: classify the NAT in front of this host, from one socket: one
+ * word for scripts (none, EIM, EDM, blocked, unknown), a report for people
+ * (-v) or JSON (--json).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "derpmap.h"
+#include "json.h"
+#include "key.h"
+#include "log.h"
+#include "meshconf.h"
+#include "nattest.h"
+#include "sock.h"
+#include "stunlist.h"
+#include "util.h"
+#include "version.h"
+
+#define EXIT_NO 1
+#define EXIT_USAGE 2
+#define EXIT_FAIL 3
+
+#define MAX_RELAYS 64
+
+struct opts {
+	int family;
+	bool json;
+	bool report;
+	bool rfc;
+	bool hairpin;
+	bool no_portmap;
+	bool no_stun;
+	int fd;
+	long long port;
+	uint64_t timeout_ms;
+	const char *mesh;
+	const char *derpmap;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: natclass [-46jqv] [--hairpin] [--no-portmap] [--no-stun] [--rfc]\n"
+"                [--fd n] [-c mesh.conf] [--derpmap file] [-p port]\n"
+"                [-t seconds] [server[:port] ...]\n");
+}
+
+static void __attribute__((noreturn))
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "natclass: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	usage(stderr);
+	exit(EXIT_USAGE);
+}
+
+/* Resolve a target; a malformed one is bad input (exit 2), one that does
+ * not resolve is skipped with a warning. */
+static bool
+resolve_target(struct mk_nat_target *t, const char *name, uint16_t port,
+    int family)
+{
+	const char *why;
+
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	if (mk_addr_resolve(&t->addr, name, port, family, &why) == 0)
+		return true;
+	if (strcmp(why, "malformed address") == 0 || strcmp(why, "bad port") == 0)
+		usage_error("bad server: %s", name);
+	mk_warn("%s: %s", name, why);
+	return false;
+}
+
+static size_t
+collect_servers(struct mk_nat_target *t, const struct opts *o,
+    const struct mk_mesh *mesh, char **argv, int argc)
+{
+	static struct mk_stunlist l;
+	const char *env, *why = NULL;
+	size_t i, n = 0;
+	int rc = 0;
+
+	for (i = 0; i < (size_t)argc && rc == 0; i++)
+		rc = mk_stunlist_add(&l, argv[i], &why);
+	if (rc == 0 && l.n == 0 && (env = getenv("STUNQ_SERVERS")) != NULL)
+		rc = mk_stunlist_from_env(&l, env, &why);
+	if (rc == 0 && l.n == 0 && mesh != NULL)
+		rc = mk_stunlist_from_mesh(&l, mesh, &why);
+	if (rc == 0 && l.n == 0 && o->derpmap == NULL &&
+	    (mesh == NULL || mesh->n_relays == 0))
+		rc = mk_stunlist_builtin(&l, &why);
+	if (rc != 0) {
+		mk_err("%s", why);
+		exit(EXIT_USAGE);
+	}
+	for (i = 0; i < l.n; i++) {
+		if (resolve_target(&t[n], l.name[i], 3478, o->family))
+			n++;
+	}
+	return n;
+}
+
+/* A relay's STUN endpoint: its IPv4 (or IPv6) field, else its host name. */
+static bool
+derp_target(struct mk_nat_target *t, const struct mk_derp_region *r,
+    int family)
+{
+	const struct mk_derp_node *node = NULL;
+	const char *addr;
+	size_t i;
+
+	for (i = 0; i < r->n_nodes && node == NULL; i++) {
+		if (mk_derp_node_stun_port(&r->nodes[i]) != 0)
+			node = &r->nodes[i];
+	}
+	if (node == NULL)
+		return false;
+	memset(t, 0, sizeof(*t));
+	t->region = r->id;
+	snprintf(t->code, sizeof(t->code), "%s", r->code);
+	snprintf(t->region_name, sizeof(t->region_name), "%s", r->name);
+	snprintf(t->host, sizeof(t->host), "%s", node->host);
+	t->tcp_port = node->derp_port ? (uint16_t)node->derp_port : 443;
+	addr = node->host;
+	if (family != AF_INET6 && node->ipv4[0] && strcmp(node->ipv4, "none"))
+		addr = node->ipv4;
+	else if (family != AF_INET && node->ipv6[0] &&
+	    strcmp(node->ipv6, "none"))
+		addr = node->ipv6;
+	if (!resolve_target(t, addr, mk_derp_node_stun_port(node), family))
+		return false;
+	mk_addr_set_port(&t->addr, mk_derp_node_stun_port(node));
+	snprintf(t->name, sizeof(t->name), "%s", r->code[0] ? r->code :
+	    node->name);
+	return true;
+}
+
+static size_t
+collect_relays(struct mk_nat_target *t, const struct opts *o,
+    const struct mk_mesh *mesh)
+{
+	struct mk_derp_map dm;
+	char err[512], name[300];
+	size_t i, n = 0;
+
+	if (o->derpmap != NULL) {
+		if (mk_derpmap_load(&dm, o->derpmap, err, sizeof(err)) != 0) {
+			mk_err("%s", err);
+			exit(errno == EINVAL ? EXIT_USAGE : EXIT_FAIL);
+		}
+		for (i = 0; i < dm.n_regions && n < MAX_RELAYS; i++) {
+			if (dm.regions[i].no_measure_no_home)
+				continue;
+			if (derp_target(&t[n], &dm.regions[i], o->family))
+				n++;
+		}
+		mk_derpmap_free(&dm);
+		return n;
+	}
+	for (i = 0; mesh != NULL && i < mesh->n_relays && n < MAX_RELAYS; i++) {
+		const struct mk_mesh_relay *r = &mesh->relays[i];
+
+		memset(&t[n], 0, sizeof(t[n]));
+		snprintf(name, sizeof(name), strchr(r->host, ':') ? "[%s]" :
+		    "%s", r->host);
+		if (!resolve_target(&t[n], name, 3478, o->family))
+			continue;
+		t[n].region = (int)i + 1;
+		snprintf(t[n].code, sizeof(t[n].code), "%.31s", r->host);
+		snprintf(t[n].region_name, sizeof(t[n].region_name), "%.127s",
+		    r->url);
+		snprintf(t[n].host, sizeof(t[n].host), "%s", r->host);
+		t[n].tcp_port = r->port;
+		n++;
+	}
+	return n;
+}
+
+static const char *
+fmt(const struct mk_addr *a, char *buf, size_t n)
+{
+	return a->len ? mk_addr_fmt(a, buf, n) : NULL;
+}
+
+static const char *
+tristate(int v)
+{
+	return v < 0 ? "unknown" : v ? "true" : "false";
+}
+
+static void
+json_tristate(struct mk_json *j, const char *key, int v)
+{
+	mk_json_key(j, key);
+	if (v < 0)
+		mk_json_null(j);
+	else
+		mk_json_bool(j, v);
+}
+
+static void
+json_result(struct mk_json *j, const struct mk_nat_target *t,
+    const struct mk_nat_result *r)
+{
+	char a[MK_ADDRSTRLEN];
+
+	mk_json_obj_begin(j);
+	mk_json_kstr(j, "server", t->name);
+	mk_json_kstr(j, "address", mk_addr_fmt(&t->addr, a, sizeof(a)));
+	if (t->region) {
+		mk_json_kint(j, "region", t->region);
+		mk_json_kstr(j, "code", t->code);
+		mk_json_kstr(j, "name", t->region_name);
+	}
+	if (r->state == MK_STUNC_DONE) {
+		mk_json_key(j, "rtt_ms");
+		mk_json_double(j, (double)r->rtt_us / 1000.0, 3);
+		mk_json_kstr(j, "mapped", fmt(&r->mapped, a, sizeof(a)));
+		mk_json_kstr(j, "other_address", fmt(&r->other_address, a,
+		    sizeof(a)));
+		mk_json_kstr(j, "response_origin", fmt(&r->response_origin, a,
+		    sizeof(a)));
+	} else
+		mk_json_kstr(j, "error", r->state == MK_STUNC_ERROR ?
+		    "error response" : "no answer");
+	mk_json_obj_end(j);
+}
+
+static void
+print_json(const struct mk_nat_report *r, const struct mk_nat_opts *no)
+{
+	struct mk_json j;
+	char a[MK_ADDRSTRLEN];
+	size_t i;
+
+	mk_json_init(&j);
+	mk_json_obj_begin(&j);
+	mk_json_kstr(&j, "verdict", mk_nat_word(r));
+	mk_json_kbool(&j, "udp", r->udp);
+	mk_json_kstr(&j, "local", fmt(&r->local4, a, sizeof(a)));
+	mk_json_kstr(&j, "mapped", fmt(&r->global4, a, sizeof(a)));
+	mk_json_key(&j, "ipv6");
+	if (!r->v6_tried)
+		mk_json_null(&j);
+	else {
+		mk_json_obj_begin(&j);
+		mk_json_kbool(&j, "reachable", r->global6.len != 0);
+		mk_json_kstr(&j, "local", fmt(&r->local6, a, sizeof(a)));
+		mk_json_kstr(&j, "mapped", fmt(&r->global6, a, sizeof(a)));
+		mk_json_obj_end(&j);
+	}
+	mk_json_key(&j, "nat");
+	if (r->global4.len == 0)
+		mk_json_null(&j);
+	else
+		mk_json_bool(&j, !r->no_nat);
+	mk_json_kstr(&j, "mapping", mk_nat_behaviour_name(r->mapping));
+	mk_json_kstr(&j, "mapping_method", r->mapping_method);
+	mk_json_kstr(&j, "filtering", mk_nat_behaviour_name(r->filtering));
+	mk_json_kstr(&j, "filtering_server", r->filtering_server);
+	json_tristate(&j, "varies_by_dest", r->varies_by_dest);
+	json_tristate(&j, "port_preserved", r->port_preserved);
+	json_tristate(&j, "hairpin", r->hairpin);
+	json_tristate(&j, "tcp443", r->tcp443);
+	mk_json_kstr(&j, "classic", mk_nat_classic(r));
+	mk_json_key(&j, "servers");
+	mk_json_arr_begin(&j);
+	for (i = 0; i < r->n_servers; i++)
+		json_result(&j, &no->servers[i], &r->servers[i]);
+	mk_json_arr_end(&j);
+	mk_json_key(&j, "relays");
+	mk_json_arr_begin(&j);
+	for (i = 0; i < r->n_relays; i++)
+		json_result(&j, &no->relays[i], &r->relays[i]);
+	mk_json_arr_end(&j);
+	mk_json_key(&j, "nearest_relay");
+	if (r->nearest_relay < 0)
+		mk_json_null(&j);
+	else
+		json_result(&j, &no->relays[r->nearest_relay],
+		    &r->relays[r->nearest_relay]);
+	mk_json_obj_end(&j);
+	if (mk_json_text(&j) != NULL)
+		printf("%s\n", mk_json_text(&j));
+	mk_json_free(&j);
+}
+
+/* Relays sorted by latency, unmeasured last, as netcheck prints them. */
+static void
+print_relays(const struct mk_nat_report *r, const struct mk_nat_opts *no)
+{
+	size_t order[MAX_RELAYS], i, k, n = 0;
+	char lat[32];
+
+	for (i = 0; i < r->n_relays && n < MAX_RELAYS; i++) {
+		for (k = n; k > 0; k--) {
+			const struct mk_nat_result *a = &r->relays[order[k - 1]];
+			const struct mk_nat_result *b = &r->relays[i];
+			bool a_ok = a->state == MK_STUNC_DONE;
+			bool b_ok = b->state == MK_STUNC_DONE;
+
+			if (a_ok && (!b_ok || a->rtt_us <= b->rtt_us))
+				break;
+			if (!a_ok && !b_ok)
+				break;
+			order[k] = order[k - 1];
+		}
+		order[k] = i;
+		n++;
+	}
+	for (i = 0; i < n; i++) {
+		const struct mk_nat_result *x = &r->relays[order[i]];
+		const struct mk_nat_target *t = &no->relays[order[i]];
+
+		if (x->state == MK_STUNC_DONE)
+			snprintf(lat, sizeof(lat), "%.1fms",
+			    (double)x->rtt_us / 1000.0);
+		else
+			lat[0] = '\0';
+		printf("\t\t- %3s: %-7s (%s)\n", t->code, lat, t->region_name);
+	}
+}
+
+static void
+print_report(const struct mk_nat_report *r, const struct mk_nat_opts *no)
+{
+	char a[MK_ADDRSTRLEN], b[MK_ADDRSTRLEN];
+
+	printf("\nReport:\n");
+	printf("\t* Verdict: %s\n", mk_nat_word(r));
+	printf("\t* UDP: %s\n", r->udp ? "true" : "false");
+	if (r->global4.len)
+		printf("\t* IPv4: yes, %s (local %s)\n",
+		    mk_addr_fmt(&r->global4, a, sizeof(a)),
+		    mk_addr_fmt(&r->local4, b, sizeof(b)));
+	else
+		printf("\t* IPv4: (no addr found)\n");
+	if (!r->v6_tried)
+		printf("\t* IPv6: not checked (no IPv6 server)\n");
+	else if (r->global6.len)
+		printf("\t* IPv6: yes, %s\n", mk_addr_fmt(&r->global6, a,
+		    sizeof(a)));
+	else
+		printf("\t* IPv6: no\n");
+	printf("\t* NAT: %s\n", r->global4.len == 0 ? "unknown" :
+	    r->no_nat ? "no" : "yes");
+	printf("\t* Mapping: %s%s%s%s\n", mk_nat_behaviour_name(r->mapping),
+	    r->mapping_method ? " (by " : "",
+	    r->mapping_method == NULL ? "" :
+	    strcmp(r->mapping_method, "rfc5780") == 0 ? "RFC 5780" :
+	    "comparing servers", r->mapping_method ? ")" : "");
+	printf("\t* Filtering: %s%s%s%s\n", mk_nat_behaviour_name(r->filtering),
+	    r->filtering_server ? " (RFC 5780 server " : "",
+	    r->filtering_server ? r->filtering_server : "",
+	    r->filtering_server ? ")" : "");
+	printf("\t* MappingVariesByDestIP: %s\n", r->varies_by_dest < 0 ? "" :
+	    tristate(r->varies_by_dest));
+	printf("\t* PortPreservation: %s\n", tristate(r->port_preserved));
+	printf("\t* Hairpinning: %s\n", r->hairpin < 0 ? "not checked" :
+	    tristate(r->hairpin));
+	printf("\t* Classic: %s\n", mk_nat_classic(r));
+	if (r->tcp443 >= 0)
+		printf("\t* TCP to a relay's HTTPS port: %s\n",
+		    r->tcp443 ? "works" : "fails too");
+	if (r->n_relays > 0) {
+		if (r->nearest_relay >= 0)
+			printf("\t* Nearest relay: %s\n",
+			    no->relays[r->nearest_relay].region_name[0] ?
+			    no->relays[r->nearest_relay].region_name :
+			    no->relays[r->nearest_relay].code);
+		else
+			printf("\t* Nearest relay: unknown (no response to "
+			    "latency probes)\n");
+		printf("\t* Relay latency:\n");
+		print_relays(r, no);
+	}
+}
+
+static void
+warn_one(const struct mk_nat_target *t, const struct mk_nat_result *x)
+{
+	if (x->state == MK_STUNC_DONE)
+		return;
+	if (x->junk > 0)
+		mk_warn("%s: %u replies that are not valid STUN answers",
+		    t->name, x->junk);
+	else if (x->state == MK_STUNC_ERROR)
+		mk_warn("%s: error response %u", t->name, x->error_code);
+	else
+		mk_warn("%s: no answer", t->name);
+}
+
+static void
+warn_failures(const struct mk_nat_report *r, const struct mk_nat_opts *no)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_servers; i++)
+		warn_one(&no->servers[i], &r->servers[i]);
+	for (i = 0; i < r->n_relays; i++)
+		warn_one(&no->relays[i], &r->relays[i]);
+}
+
+enum {
+	OPT_FD = 256,
+	OPT_DERPMAP,
+	OPT_HAIRPIN,
+	OPT_NO_PORTMAP,
+	OPT_NO_STUN,
+	OPT_RFC,
+};
+
+static const struct option longopts[] = {
+	{ "derpmap", required_argument, NULL, OPT_DERPMAP },
+	{ "fd", required_argument, NULL, OPT_FD },
+	{ "hairpin", no_argument, NULL, OPT_HAIRPIN },
+	{ "help", no_argument, NULL, 'h' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "mesh", required_argument, NULL, 'c' },
+	{ "no-portmap", no_argument, NULL, OPT_NO_PORTMAP },
+	{ "no-stun", no_argument, NULL, OPT_NO_STUN },
+	{ "port", required_argument, NULL, 'p' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "rfc", no_argument, NULL, OPT_RFC },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int
+main(int argc, char *argv[])
+{
+	static struct mk_nat_target servers[MK_STUNLIST_MAX];
+	static struct mk_nat_target relays[MAX_RELAYS];
+	struct opts o = { .family = AF_UNSPEC, .fd = -1, .timeout_ms = 3000 };
+	struct mk_nat_opts no;
+	struct mk_nat_report r;
+	struct mk_mesh mesh, *meshp = NULL;
+	const char *path, *why;
+	char err[512];
+	int ch, quiet = 0, verbose = 0, rc;
+
+	while ((ch = getopt_long(argc, argv, "46c:hjp:qt:vV", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case '4':
+			o.family = AF_INET;
+			break;
+		case '6':
+			o.family = AF_INET6;
+			break;
+		case 'c':
+			o.mesh = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'j':
+			o.json = true;
+			break;
+		case 'p':
+			if (mk_strtonum(optarg, 0, 65535, &o.port) != 0)
+				usage_error("bad port: %s", optarg);
+			break;
+		case 'q':
+			quiet++;
+			break;
+		case 't':
+			if (mk_parse_seconds_ms(optarg, 3600000, &o.timeout_ms)
+			    != 0 || o.timeout_ms == 0)
+				usage_error("bad timeout: %s", optarg);
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("natclass %s\n", MK_VERSION);
+			return 0;
+		case OPT_DERPMAP:
+			o.derpmap = optarg;
+			break;
+		case OPT_FD:
+			if (mk_fd_parse(optarg, &o.fd) != 0)
+				usage_error("bad descriptor: %s", optarg);
+			break;
+		case OPT_HAIRPIN:
+			o.hairpin = true;
+			break;
+		case OPT_NO_PORTMAP:
+			o.no_portmap = true;
+			break;
+		case OPT_NO_STUN:
+			o.no_stun = true;
+			break;
+		case OPT_RFC:
+			o.rfc = true;
+			break;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	/* -v asks for the report on stdout; -vv adds progress on stderr. */
+	o.report = verbose > 0;
+	mk_log_init("natclass", quiet ? MK_LOG_ERR :
+	    verbose > 1 ? MK_LOG_WARN + verbose - 1 : MK_LOG_WARN);
+	if (o.json && o.report)
+		usage_error("%s", "-v and --json are two forms of the report: "
+		    "choose one");
+	if (o.fd >= 0 && o.port != 0)
+		usage_error("%s", "--fd cannot be combined with -p");
+	if (o.fd >= 0) {
+		if (mk_udp_adopt(o.fd, &why) != 0) {
+			mk_err("--fd %d: %s", o.fd, why);
+			return EXIT_USAGE;
+		}
+		if (mk_sock_family(o.fd) != AF_INET) {
+			mk_err("--fd %d: not an IPv4 socket", o.fd);
+			return EXIT_USAGE;
+		}
+	}
+	if (mk_key_init() != 0) {
+		mk_err("cannot initialise libsodium");
+		return EXIT_FAIL;
+	}
+
+	path = o.mesh ? o.mesh : mk_mesh_default_path();
+	if (o.mesh || access(path, F_OK) == 0) {
+		if (mk_mesh_load(&mesh, path, err, sizeof(err)) != 0) {
+			mk_err("%s", err);
+			return EXIT_USAGE;
+		}
+		meshp = &mesh;
+	}
+	memset(&no, 0, sizeof(no));
+	no.servers = servers;
+	no.relays = relays;
+	no.n_servers = collect_servers(servers, &o, meshp, argv, argc);
+	no.n_relays = collect_relays(relays, &o, meshp);
+	if (meshp != NULL)
+		mk_mesh_free(meshp);
+	if (no.n_servers + no.n_relays == 0) {
+		mk_err("no server to ask");
+		return EXIT_FAIL;
+	}
+	no.fd = o.fd;
+	no.port = (uint16_t)o.port;
+	no.timeout_us = o.timeout_ms * 1000;
+	no.filter_wait_us = 500000;
+	no.rfc = o.rfc;
+	no.hairpin = o.hairpin;
+
+	if (mk_nat_classify(&r, &no, &why) != 0) {
+		mk_err("%s: %s", why, strerror(errno));
+		return EXIT_FAIL;
+	}
+	warn_failures(&r, &no);
+	if (o.json)
+		print_json(&r, &no);
+	else if (o.report)
+		print_report(&r, &no);
+	else
+		printf("%s\n", mk_nat_word(&r));
+	/* "blocked" is an answer (1); servers talking nonsense are a
+	 * failure to learn anything (3). */
+	rc = r.udp ? 0 : r.junk ? EXIT_FAIL : EXIT_NO;
+	mk_nat_report_free(&r);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		mk_err("stdout: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	return rc;
+}

@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: MIT */
+#include "nattest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "sock.h"
+#include "util.h"
+
+#define SETTLE_MIN_US		300000
+#define HAIRPIN_TRIES		3
+#define HAIRPIN_WAIT_MS		200
+#define TCP_CHECK_MS		1500
+
+/* Transactions of one socket, and where each result goes. */
+struct batch {
+	struct mk_stunc_txn *t;
+	struct mk_nat_result **out;
+	size_t n;
+};
+
+static int
+batch_alloc(struct batch *b, size_t n)
+{
+	b->n = 0;
+	b->t = calloc(n ? n : 1, sizeof(*b->t));
+	b->out = calloc(n ? n : 1, sizeof(*b->out));
+	return b->t != NULL && b->out != NULL ? 0 : -1;
+}
+
+static void
+batch_free(struct batch *b)
+{
+	free(b->t);
+	free(b->out);
+}
+
+static void
+batch_add(struct batch *b, const struct mk_addr *to, struct mk_nat_result *out)
+{
+	memset(&b->t[b->n], 0, sizeof(b->t[b->n]));
+	b->t[b->n].server = *to;
+	b->out[b->n++] = out;
+}
+
+static void
+keep_result(struct mk_nat_result *out, const struct mk_stunc_txn *t)
+{
+	memset(out, 0, sizeof(*out));
+	out->state = t->state;
+	out->rtt_us = t->rtt_us;
+	out->junk = t->junk;
+	if (t->state == MK_STUNC_DONE) {
+		out->mapped = t->mapped;
+		if (t->resp.has & MK_STUN_HAS_OTHER_ADDRESS)
+			out->other_address = t->resp.other_address;
+		if (t->resp.has & MK_STUN_HAS_RESPONSE_ORIGIN)
+			out->response_origin = t->resp.response_origin;
+	} else if (t->state == MK_STUNC_ERROR)
+		out->error_code = t->resp.error_code;
+}
+
+static void
+batch_keep(struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		keep_result(b->out[i], &b->t[i]);
+}
+
+static void
+sched(struct mk_stunc_sched *s, const struct mk_nat_opts *o, uint64_t timeout)
+{
+	if (o->rfc)
+		mk_stunc_sched_rfc(s, timeout);
+	else
+		mk_stunc_sched_fast(s, timeout);
+}
+
+/* Our own address towards dst: the socket's port with the source address
+ * the kernel routes from. */
+static void
+local_towards(int fd, const struct mk_addr *dst, struct mk_addr *out)
+{
+	struct mk_addr src;
+
+	memset(out, 0, sizeof(*out));
+	if (mk_sock_local(fd, out) != 0)
+		return;
+	if (mk_addr_is_any(out) && mk_route_source(dst, &src) == 0) {
+		mk_addr_set_port(&src, mk_addr_port(out));
+		*out = src;
+	}
+}
+
+/* Phase 1: Binding requests to every server and relay, IPv4 and IPv6. */
+static int
+ask_everyone(struct mk_nat_report *r, const struct mk_nat_opts *o, int fd4,
+    int fd6)
+{
+	struct batch b4 = { 0 }, b6 = { 0 };
+	struct mk_stunc_group g[2];
+	struct mk_stunc_sched s;
+	size_t i, ng = 0, total = o->n_servers + o->n_relays;
+	int rc = -1;
+
+	if (batch_alloc(&b4, total) != 0 || batch_alloc(&b6, total) != 0)
+		goto out;
+	for (i = 0; i < total; i++) {
+		const struct mk_nat_target *t = i < o->n_servers ?
+		    &o->servers[i] : &o->relays[i - o->n_servers];
+		struct mk_nat_result *res = i < o->n_servers ?
+		    &r->servers[i] : &r->relays[i - o->n_servers];
+
+		if (mk_addr_family(&t->addr) == AF_INET && fd4 >= 0)
+			batch_add(&b4, &t->addr, res);
+		else if (mk_addr_family(&t->addr) == AF_INET6 && fd6 >= 0)
+			batch_add(&b6, &t->addr, res);
+		else
+			res->state = MK_STUNC_FAILED;
+	}
+	sched(&s, o, o->timeout_us);
+	if (b4.n > 0)
+		g[ng++] = (struct mk_stunc_group){ fd4, b4.t, b4.n, &s,
+		    o->filter_wait_us > SETTLE_MIN_US ? o->filter_wait_us :
+		    SETTLE_MIN_US };
+	if (b6.n > 0)
+		g[ng++] = (struct mk_stunc_group){ fd6, b6.t, b6.n, &s,
+		    o->filter_wait_us > SETTLE_MIN_US ? o->filter_wait_us :
+		    SETTLE_MIN_US };
+	if (ng > 0 && mk_stunc_exchange_groups(g, ng) < 0)
+		goto out;
+	batch_keep(&b4);
+	batch_keep(&b6);
+	rc = 0;
+out:
+	batch_free(&b4);
+	batch_free(&b6);
+	return rc;
+}
+
+/* The first answered result of a family, servers before relays. */
+static const struct mk_nat_result *
+first_answer(const struct mk_nat_report *r, const struct mk_nat_opts *o,
+    int family, const struct mk_nat_target **target)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_servers; i++) {
+		if (r->servers[i].state == MK_STUNC_DONE &&
+		    mk_addr_family(&o->servers[i].addr) == family) {
+			*target = &o->servers[i];
+			return &r->servers[i];
+		}
+	}
+	for (i = 0; i < r->n_relays; i++) {
+		if (r->relays[i].state == MK_STUNC_DONE &&
+		    mk_addr_family(&o->relays[i].addr) == family) {
+			*target = &o->relays[i];
+			return &r->relays[i];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * netcheck's MappingVariesByDestIP over the IPv4 answers of servers with
+ * different addresses: the STUN servers when there are any, else relays.
+ * Returns how many distinct server addresses answered.
+ */
+static size_t
+compare_servers(struct mk_nat_report *r, const struct mk_nat_opts *o)
+{
+	const struct mk_nat_result *res = r->n_servers ? r->servers : r->relays;
+	const struct mk_nat_target *tg = r->n_servers ? o->servers : o->relays;
+	size_t n = r->n_servers ? r->n_servers : r->n_relays, i, j, ips = 0;
+	const struct mk_addr *first = NULL;
+
+	for (i = 0; i < n; i++) {
+		if (res[i].state != MK_STUNC_DONE ||
+		    mk_addr_family(&tg[i].addr) != AF_INET)
+			continue;
+		for (j = 0; j < i; j++) {
+			if (res[j].state == MK_STUNC_DONE &&
+			    mk_addr_same_ip(&tg[j].addr, &tg[i].addr))
+				break;
+		}
+		if (j == i)
+			ips++;
+		if (first == NULL) {
+			first = &res[i].mapped;
+			continue;
+		}
+		if (!mk_addr_equal(first, &res[i].mapped))
+			r->varies_by_dest = 1;
+		else if (r->varies_by_dest < 0)
+			r->varies_by_dest = 0;
+	}
+	return ips;
+}
+
+/* A usable RFC 5780 server: it named an alternate address that differs in
+ * both address and port from the one asked. */
+static int
+rfc5780_server(const struct mk_nat_report *r, const struct mk_nat_opts *o)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_servers; i++) {
+		const struct mk_addr *srv = &o->servers[i].addr;
+		const struct mk_addr *alt = &r->servers[i].other_address;
+
+		if (r->servers[i].state == MK_STUNC_DONE &&
+		    mk_addr_family(srv) == AF_INET &&
+		    mk_addr_family(alt) == AF_INET &&
+		    !mk_addr_same_ip(srv, alt) &&
+		    mk_addr_port(srv) != mk_addr_port(alt))
+			return (int)i;
+	}
+	return -1;
+}
+
+/*
+ * Phase 2, RFC 5780 §4.3 and §4.4 at once. Mapping tests II and III go from
+ * the first socket; the filtering tests from a fresh one, so the mapping
+ * tests' packets to the alternate address cannot open its filter. Filtering
+ * test I (no CHANGE-REQUEST) proves the fresh socket gets answers at all.
+ */
+static int
+behaviour_discovery(struct mk_nat_report *r, const struct mk_nat_opts *o,
+    int fd4, int si)
+{
+	const struct mk_addr *p = &o->servers[si].addr;
+	const struct mk_addr *alt = &r->servers[si].other_address;
+	struct mk_stunc_txn *t;
+	struct mk_stunc_group g[2];
+	struct mk_stunc_sched sm, sf;
+	struct mk_addr a2, a3, any;
+	const struct mk_addr *m1 = &r->servers[si].mapped;
+	const char *why;
+	int fdb, rc = -1;
+
+	t = calloc(5, sizeof(*t));
+	if (t == NULL)
+		return -1;
+	mk_addr_any(&any, AF_INET, 0);
+	fdb = mk_udp_bind(&any, 0, &why);
+	if (fdb < 0)
+		goto out;
+	a2 = *alt;				/* alternate IP, primary port */
+	mk_addr_set_port(&a2, mk_addr_port(p));
+	a3 = *alt;				/* alternate IP and port */
+	t[0].server = a2;
+	t[1].server = a3;
+	t[2].server = *p;			/* filtering I */
+	t[3].server = *p;			/* II: change IP and port */
+	t[3].change = MK_STUN_CHANGE_IP | MK_STUN_CHANGE_PORT;
+	t[3].accept_from = *alt;
+	t[4].server = *p;			/* III: change port */
+	t[4].change = MK_STUN_CHANGE_PORT;
+	t[4].accept_from = *p;
+	mk_addr_set_port(&t[4].accept_from, mk_addr_port(alt));
+	sched(&sm, o, o->timeout_us);
+	sched(&sf, o, o->filter_wait_us);
+	g[0] = (struct mk_stunc_group){ fd4, &t[0], 2, &sm, 0 };
+	g[1] = (struct mk_stunc_group){ fdb, &t[2], 3, &sf, 0 };
+	if (mk_stunc_exchange_groups(g, 2) < 0)
+		goto out;
+
+	r->mapping_method = "rfc5780";
+	r->filtering_server = o->servers[si].name;
+	if (t[0].state != MK_STUNC_DONE)
+		r->mapping = MK_NAT_UNKNOWN;
+	else if (mk_addr_equal(&t[0].mapped, m1))
+		r->mapping = MK_NAT_EI;
+	else if (t[1].state != MK_STUNC_DONE)
+		r->mapping = MK_NAT_DEPENDENT;
+	else if (mk_addr_equal(&t[1].mapped, &t[0].mapped))
+		r->mapping = MK_NAT_AD;
+	else
+		r->mapping = MK_NAT_APD;
+	if (t[0].state == MK_STUNC_DONE)
+		r->varies_by_dest = !mk_addr_equal(&t[0].mapped, m1);
+
+	/* A server that refuses CHANGE-REQUEST (420) cannot tell. */
+	if (t[2].state != MK_STUNC_DONE || t[3].state == MK_STUNC_ERROR ||
+	    t[4].state == MK_STUNC_ERROR)
+		r->filtering = MK_NAT_UNKNOWN;
+	else if (t[3].state == MK_STUNC_DONE)
+		r->filtering = MK_NAT_EI;
+	else if (t[4].state == MK_STUNC_DONE)
+		r->filtering = MK_NAT_AD;
+	else
+		r->filtering = MK_NAT_APD;
+	rc = 0;
+out:
+	if (fdb >= 0)
+		close(fdb);
+	free(t);
+	return rc;
+}
+
+/* Does a packet to our own public mapping come back to us? */
+static void
+probe_hairpin(struct mk_nat_report *r, int fd4)
+{
+	uint8_t marker[20], buf[64];
+	struct mk_addr any, dst;
+	struct pollfd pfd = { .fd = fd4, .events = POLLIN };
+	const char *why;
+	int fdb, i;
+	ssize_t n;
+
+	mk_addr_any(&any, AF_INET, 0);
+	fdb = mk_udp_bind(&any, 0, &why);
+	if (fdb < 0)
+		return;
+	randombytes_buf(marker, sizeof(marker));
+	dst = r->global4;
+	r->hairpin = 0;
+	for (i = 0; i < HAIRPIN_TRIES && r->hairpin == 0; i++) {
+		uint64_t end = mk_now_ms() + HAIRPIN_WAIT_MS, now;
+
+		(void)sendto(fdb, marker, sizeof(marker), 0, &dst.sa, dst.len);
+		while ((now = mk_now_ms()) < end && r->hairpin == 0) {
+			if (poll(&pfd, 1, (int)(end - now)) <= 0)
+				continue;
+			while ((n = recv(fd4, buf, sizeof(buf), MSG_DONTWAIT)) >
+			    0) {
+				if ((size_t)n == sizeof(marker) &&
+				    memcmp(buf, marker, sizeof(marker)) == 0)
+					r->hairpin = 1;
+			}
+		}
+	}
+	close(fdb);
+}
+
+/* When UDP is blocked: can a relay's HTTPS port be reached over TCP?
+ * Connects to every relay at once, each with a non-blocking socket. */
+static void
+probe_tcp(struct mk_nat_report *r, const struct mk_nat_opts *o)
+{
+	struct pollfd pfd[32];
+	size_t n = 0, i;
+	uint64_t end = mk_now_ms() + TCP_CHECK_MS, now;
+	int err;
+	socklen_t len;
+
+	if (o->n_relays == 0)
+		return;
+	r->tcp443 = 0;
+	for (i = 0; i < o->n_relays && n < MK_ARRAY_LEN(pfd); i++) {
+		struct mk_addr a = o->relays[i].addr;
+		int fd;
+
+		mk_addr_set_port(&a, o->relays[i].tcp_port ?
+		    o->relays[i].tcp_port : 443);
+		fd = socket(mk_addr_family(&a), SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, &a.sa, a.len) == 0) {
+			r->tcp443 = 1;
+			close(fd);
+			continue;
+		}
+		if (errno != EINPROGRESS) {
+			close(fd);
+			continue;
+		}
+		pfd[n].fd = fd;
+		pfd[n++].events = POLLOUT;
+	}
+	while (r->tcp443 == 0 && n > 0 && (now = mk_now_ms()) < end) {
+		if (poll(pfd, n, (int)(end - now)) <= 0)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (pfd[i].fd < 0 || pfd[i].revents == 0)
+				continue;
+			len = sizeof(err);
+			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err,
+			    &len) == 0 && err == 0)
+				r->tcp443 = 1;
+			close(pfd[i].fd);
+			pfd[i].fd = -1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (pfd[i].fd >= 0)
+			close(pfd[i].fd);
+	}
+}
+
+static void
+pick_nearest(struct mk_nat_report *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_relays; i++) {
+		if (r->relays[i].state != MK_STUNC_DONE)
+			continue;
+		if (r->nearest_relay < 0 ||
+		    r->relays[i].rtt_us < r->relays[r->nearest_relay].rtt_us)
+			r->nearest_relay = (int)i;
+	}
+}
+
+static bool
+any_junk(const struct mk_nat_report *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_servers; i++) {
+		if (r->servers[i].junk > 0)
+			return true;
+	}
+	for (i = 0; i < r->n_relays; i++) {
+		if (r->relays[i].junk > 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+wants_family(const struct mk_nat_opts *o, int family)
+{
+	size_t i;
+
+	for (i = 0; i < o->n_servers; i++) {
+		if (mk_addr_family(&o->servers[i].addr) == family)
+			return true;
+	}
+	for (i = 0; i < o->n_relays; i++) {
+		if (mk_addr_family(&o->relays[i].addr) == family)
+			return true;
+	}
+	return false;
+}
+
+int
+mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
+    const char **why)
+{
+	const struct mk_nat_result *first;
+	const struct mk_nat_target *ft = NULL;
+	struct mk_addr any;
+	int fd4 = -1, fd6 = -1, si, rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	r->varies_by_dest = r->port_preserved = r->hairpin = r->tcp443 = -1;
+	r->nearest_relay = -1;
+	r->n_servers = o->n_servers;
+	r->n_relays = o->n_relays;
+	r->servers = calloc(o->n_servers + 1, sizeof(*r->servers));
+	r->relays = calloc(o->n_relays + 1, sizeof(*r->relays));
+	if (r->servers == NULL || r->relays == NULL) {
+		*why = "out of memory";
+		goto out;
+	}
+	if (o->fd >= 0)
+		fd4 = o->fd;
+	else if (wants_family(o, AF_INET)) {
+		mk_addr_any(&any, AF_INET, o->port);
+		fd4 = mk_udp_bind(&any, 0, why);
+		if (fd4 < 0)
+			goto out;
+	}
+	if (wants_family(o, AF_INET6)) {
+		/* No IPv6 on this host is an answer, not an error. */
+		mk_addr_any(&any, AF_INET6, o->port);
+		fd6 = mk_udp_bind(&any, 0, why);
+		r->v6_tried = true;
+	}
+	if (ask_everyone(r, o, fd4, fd6) != 0) {
+		*why = "poll";
+		goto out;
+	}
+
+	first = first_answer(r, o, AF_INET, &ft);
+	r->udp = first != NULL;
+	r->junk = any_junk(r);
+	if (first != NULL) {
+		r->global4 = first->mapped;
+		local_towards(fd4, &ft->addr, &r->local4);
+		r->no_nat = mk_addr_equal(&r->global4, &r->local4);
+		r->port_preserved = mk_addr_port(&r->global4) ==
+		    mk_addr_port(&r->local4);
+	}
+	first = first_answer(r, o, AF_INET6, &ft);
+	if (first != NULL) {
+		r->udp = true;
+		r->global6 = first->mapped;
+		local_towards(fd6, &ft->addr, &r->local6);
+	}
+
+	if (r->global4.len != 0) {
+		size_t ips = compare_servers(r, o);
+
+		si = rfc5780_server(r, o);
+		if (si >= 0) {
+			if (behaviour_discovery(r, o, fd4, si) != 0) {
+				*why = "behaviour discovery";
+				goto out;
+			}
+		} else if (ips >= 2) {
+			r->mapping_method = "servers";
+			r->mapping = r->varies_by_dest == 1 ?
+			    MK_NAT_DEPENDENT : MK_NAT_EI;
+		}
+		if (r->no_nat && r->mapping != MK_NAT_DEPENDENT)
+			r->mapping = MK_NAT_NONE;
+		if (o->hairpin && !r->no_nat)
+			probe_hairpin(r, fd4);
+	}
+	if (!r->udp)
+		probe_tcp(r, o);
+	pick_nearest(r);
+	rc = 0;
+out:
+	if (fd4 >= 0 && fd4 != o->fd)
+		close(fd4);
+	if (fd6 >= 0)
+		close(fd6);
+	return rc;
+}
+
+void
+mk_nat_report_free(struct mk_nat_report *r)
+{
+	free(r->servers);
+	free(r->relays);
+	r->servers = r->relays = NULL;
+}
+
+const char *
+mk_nat_word(const struct mk_nat_report *r)
+{
+	if (!r->udp)
+		return r->junk ? "unknown" : "blocked";
+	if (r->global4.len == 0)
+		return "unknown";
+	if (r->no_nat)
+		return "none";
+	switch (r->mapping) {
+	case MK_NAT_EI:
+		return "EIM";
+	case MK_NAT_AD:
+	case MK_NAT_APD:
+	case MK_NAT_DEPENDENT:
+		return "EDM";
+	default:
+		return "unknown";
+	}
+}
+
+const char *
+mk_nat_classic(const struct mk_nat_report *r)
+{
+	if (!r->udp)
+		return "UDP blocked";
+	if (r->no_nat)
+		return r->filtering == MK_NAT_EI ? "open" :
+		    "open (firewalled)";
+	switch (r->mapping) {
+	case MK_NAT_EI:
+		switch (r->filtering) {
+		case MK_NAT_EI:
+			return "full cone";
+		case MK_NAT_AD:
+			return "restricted cone";
+		case MK_NAT_APD:
+			return "port-restricted cone";
+		default:
+			return "unknown";
+		}
+	case MK_NAT_AD:
+	case MK_NAT_APD:
+	case MK_NAT_DEPENDENT:
+		return "symmetric";
+	default:
+		return "unknown";
+	}
+}
+
+const char *
+mk_nat_behaviour_name(enum mk_nat_behaviour b)
+{
+	switch (b) {
+	case MK_NAT_NONE:
+		return "none";
+	case MK_NAT_EI:
+		return "endpoint-independent";
+	case MK_NAT_AD:
+		return "address-dependent";
+	case MK_NAT_APD:
+		return "address-and-port-dependent";
+	case MK_NAT_DEPENDENT:
+		return "endpoint-dependent";
+	default:
+		return "unknown";
+	}
+}

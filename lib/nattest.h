@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAT behaviour discovery (RFC 4787/5780, and netcheck's multi-server
+ * comparison) from one socket: mapping, filtering, port preservation,
+ * hairpinning, "no NAT", "UDP blocked", and STUN round trips to relays.
+ * Blocking; it takes about one round trip plus the filtering wait (half a
+ * second) when the servers answer. Shared by natclass and, later, punch.
+ */
+#ifndef MK_NATTEST_H
+#define MK_NATTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "stunclient.h"
+
+enum mk_nat_behaviour {
+	MK_NAT_UNKNOWN = 0,
+	MK_NAT_NONE,		/* no NAT in the way */
+	MK_NAT_EI,		/* endpoint-independent */
+	MK_NAT_AD,		/* address-dependent */
+	MK_NAT_APD,		/* address-and-port-dependent */
+	MK_NAT_DEPENDENT,	/* endpoint-dependent, AD or APD not told */
+};
+
+/* Something to ask: a STUN server, or a relay's STUN endpoint. */
+struct mk_nat_target {
+	char name[256];		/* as the user wrote it, for reports */
+	struct mk_addr addr;	/* resolved */
+	int region;		/* relays: region ID (0 for mesh.conf relays) */
+	char code[32];		/* relays: region code */
+	char region_name[128];
+	char host[256];		/* relays: host for the TCP 443 check */
+	uint16_t tcp_port;	/* relays: HTTPS port */
+};
+
+struct mk_nat_result {
+	enum mk_stunc_state state;
+	uint64_t rtt_us;
+	struct mk_addr mapped;
+	struct mk_addr other_address;	/* len 0 when absent */
+	struct mk_addr response_origin;
+	uint16_t error_code;
+	unsigned junk;		/* replies from it that were not valid answers */
+};
+
+struct mk_nat_opts {
+	const struct mk_nat_target *servers;
+	size_t n_servers;
+	const struct mk_nat_target *relays;
+	size_t n_relays;
+	int fd;			/* an inherited IPv4 socket, or -1 */
+	uint16_t port;		/* local port for a new socket (0 = any) */
+	uint64_t timeout_us;	/* how long to wait for a first answer */
+	uint64_t filter_wait_us; /* how long a filtering reply may take */
+	bool rfc;		/* RFC 8489 retransmission */
+	bool hairpin;		/* probe hairpinning (off by default) */
+};
+
+struct mk_nat_report {
+	bool udp;			/* any STUN answer at all */
+	bool junk;			/* no answer, but nonsense came back */
+	struct mk_addr local4;		/* our IPv4 address:port as routed */
+	struct mk_addr global4;		/* the first IPv4 mapping */
+	bool v6_tried;
+	struct mk_addr local6;
+	struct mk_addr global6;
+	bool no_nat;
+	int varies_by_dest;		/* -1 unknown, 0 false, 1 true */
+	int port_preserved;		/* -1 unknown */
+	int hairpin;			/* -1 not checked */
+	int tcp443;			/* -1 not checked: UDP worked or no relay */
+	enum mk_nat_behaviour mapping;
+	enum mk_nat_behaviour filtering;
+	const char *mapping_method;	/* "rfc5780", "servers" or NULL */
+	const char *filtering_server;	/* name of the RFC 5780 server used */
+	struct mk_nat_result *servers;	/* n_servers, in input order */
+	struct mk_nat_result *relays;	/* n_relays */
+	size_t n_servers;
+	size_t n_relays;
+	int nearest_relay;		/* index into relays, -1 none */
+};
+
+/* Run every test the options ask for. 0, or -1 with *why (a socket could
+ * not be opened). Not hearing anything is a result, not an error. */
+int mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
+    const char **why);
+void mk_nat_report_free(struct mk_nat_report *r);
+
+/* "none", "EIM", "EDM", "blocked", "unknown" (also when servers sent only
+ * nonsense: that is not proof of a blocked path) */
+const char *mk_nat_word(const struct mk_nat_report *r);
+/* "open", "full cone", "restricted cone", "port-restricted cone",
+ * "symmetric", "UDP blocked", or "unknown" */
+const char *mk_nat_classic(const struct mk_nat_report *r);
+/* "endpoint-independent", "address-dependent", ... */
+const char *mk_nat_behaviour_name(enum mk_nat_behaviour b);
+
+#endif

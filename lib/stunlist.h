@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Which STUN servers to ask, in the order every program looks: arguments,
+ * then $STUNQ_SERVERS (space- or comma-separated), then mesh.conf's stun
+ * lines, then a built-in list of public servers (which no test may use).
+ */
+#ifndef MK_STUNLIST_H
+#define MK_STUNLIST_H
+
+#include <stddef.h>
+
+#include "meshconf.h"
+
+#define MK_STUNLIST_MAX		64
+#define MK_STUNLIST_NAMELEN	272	/* "[host]:port" of a 253-byte name */
+
+struct mk_stunlist {
+	char name[MK_STUNLIST_MAX][MK_STUNLIST_NAMELEN];
+	size_t n;
+};
+
+extern const char *const mk_stun_builtin_servers[];
+extern const size_t mk_stun_n_builtin_servers;
+
+/* 0, or -1 with *why ("too many servers", "server name too long"). */
+int mk_stunlist_add(struct mk_stunlist *l, const char *name, const char **why);
+int mk_stunlist_from_env(struct mk_stunlist *l, const char *value,
+    const char **why);
+/* The stun lines of a parsed mesh.conf (implied ones from relays too). */
+int mk_stunlist_from_mesh(struct mk_stunlist *l, const struct mk_mesh *m,
+    const char **why);
+int mk_stunlist_builtin(struct mk_stunlist *l, const char **why);
+
+#endif

@@ -1,0 +1,255 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# natclass in the lab: every router type gets the right verdict, and the
+# reference classifiers (coturn's turnutils_natdiscovery, stun-client's stun)
+# agree in the same test. natclass itself runs with an empty PATH, so it
+# cannot lean on them.
+
+load helpers
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || { echo "the lab needs root" >&2; return 1; }
+	export LAB_PREFIX=mkn$$
+	eval "$("$LAB" up)"
+	export $("$LAB" env | sed -n 's/^export //p' | cut -d= -f1)
+	"$LAB" exec stun "$MK_BIN/stunq" -l "$STUN_IP1" --alt "$STUN_IP2" \
+		>"$BATS_FILE_TMPDIR/responder.log" 2>&1 &
+	echo $! >"$BATS_FILE_TMPDIR/responder.pid"
+	local i=0
+	until "$LAB" exec pub "$MK_BIN/stunq" -q -t 0.2 "$STUN_IP1" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 25 ] || { cat "$BATS_FILE_TMPDIR/responder.log" >&2; return 1; }
+	done
+}
+
+teardown_file() {
+	local p
+	p=$(cat "$BATS_FILE_TMPDIR/responder.pid" 2>/dev/null) &&
+		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+	"$LAB" down
+}
+
+teardown() {
+	bg_stop_all
+}
+
+# nc HOST ARGS...: natclass in a lab host, with nothing on its PATH
+nc() {
+	local h=$1; shift
+	"$LAB" exec "$h" env -i PATH=/var/empty "$MK_BIN/natclass" --no-portmap "$@"
+}
+
+# json FIELD...: print those fields of natclass's JSON on stdin, one a line
+json() {
+	$PY -c 'import json, sys
+o = json.load(sys.stdin)
+for k in sys.argv[1:]:
+    print(o[k])' "$@"
+}
+
+natdisc() {
+	"$LAB" exec "$1" timeout 20 turnutils_natdiscovery -m -f "$STUN_IP1" 2>&1
+}
+
+classic_status() {
+	"$LAB" exec "$1" timeout 10 stun "$STUN_IP1" >/dev/null 2>&1
+	echo $?
+}
+
+@test "public host: none, open" {
+	run --separate-stderr nc pub "$STUN_IP1"
+	assert_success
+	assert_output none
+	run --separate-stderr nc pub --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json nat classic)" "$(printf 'False\nopen')"
+	# stun-client says "open" (exit 1)
+	assert_equal "$(classic_status pub)" 1
+}
+
+@test "EIM router: EIM, port-restricted cone, as natdiscovery and stun say" {
+	run --separate-stderr nc h-eim1 "$STUN_IP1"
+	assert_success
+	assert_output EIM
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json mapping filtering classic)" \
+		"$(printf 'endpoint-independent\naddress-and-port-dependent\nport-restricted cone')"
+	run natdisc h-eim1
+	assert_output --partial 'NAT with Endpoint Independent Mapping!'
+	assert_output --partial 'NAT with Address and Port Dependent Filtering!'
+	s=$(classic_status h-eim1)
+	[ $((s & 0x08)) = 0 ] && [ $((s & 0x06)) = 6 ]
+}
+
+@test "EDM router: EDM, symmetric, as natdiscovery and stun say" {
+	run --separate-stderr nc h-edm1 "$STUN_IP1"
+	assert_success
+	assert_output EDM
+	run --separate-stderr nc h-edm1 --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json mapping classic varies_by_dest)" \
+		"$(printf 'address-and-port-dependent\nsymmetric\nTrue')"
+	run natdisc h-edm1
+	assert_output --partial 'NAT with Address and Port Dependent Mapping!'
+	s=$(classic_status h-edm1)
+	[ $((s & 0x08)) = 8 ]
+}
+
+@test "double NAT is EIM, mapped to the carrier-grade router's address" {
+	run --separate-stderr nc h-dbl --json "$STUN_IP1"
+	assert_success
+	assert_equal "$(echo "$output" | json verdict)" EIM
+	[[ "$(echo "$output" | json mapped)" == "$CGNAT_WAN":* ]]
+	run natdisc h-dbl
+	assert_output --partial 'NAT with Endpoint Independent Mapping!'
+}
+
+@test "full cone: endpoint-independent filtering, as natdiscovery and stun say" {
+	run --separate-stderr nc h-full --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json verdict filtering classic)" \
+		"$(printf 'EIM\nendpoint-independent\nfull cone')"
+	run natdisc h-full
+	assert_output --partial 'NAT with Endpoint Independent Filtering!'
+	s=$(classic_status h-full)
+	[ $((s & 0x06)) = 2 ]
+}
+
+@test "restricted cone: address-dependent filtering, as natdiscovery and stun say" {
+	run --separate-stderr nc h-rcone --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json verdict filtering classic)" \
+		"$(printf 'EIM\naddress-dependent\nrestricted cone')"
+	run natdisc h-rcone
+	assert_output --partial 'NAT with Address Dependent Filtering!'
+	s=$(classic_status h-rcone)
+	[ $((s & 0x06)) = 4 ]
+}
+
+@test "UDP blocked: 'blocked', exit 1; TCP to the relay's 443 is checked" {
+	bg_start tcp443 "$LAB" exec relay $PY "$TOP/tests/lab/probe.py" echo --tcp "$RELAY_IP:443"
+	local i=0
+	until "$LAB" exec relay ss -ltn | grep -q ":443 "; do
+		i=$((i + 1)); [ $i -lt 100 ] || break; sleep 0.05
+	done
+	printf 'relay https://%s\n' "$RELAY_IP" >"$BATS_TEST_TMPDIR/mesh.conf"
+	run -1 --separate-stderr nc h-block -c "$BATS_TEST_TMPDIR/mesh.conf" -t 1 "$STUN_IP1"
+	assert_output blocked
+	run -1 --separate-stderr nc h-block -c "$BATS_TEST_TMPDIR/mesh.conf" -t 1 --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json verdict udp tcp443)" "$(printf 'blocked\nFalse\nTrue')"
+	run -1 --separate-stderr nc h-block -t 1 -v "$STUN_IP1"
+	assert_output --partial '* UDP: false'
+}
+
+@test "against coturn (RFC 5780 on two addresses)" {
+	bg_start coturn "$LAB" exec stun turnserver -n -S --no-cli --no-tls --no-dtls \
+		--listening-ip "$STUN_IP1" --listening-ip "$STUN_IP2" \
+		--listening-port 3482 --alt-listening-port 3483 --log-file stdout \
+		--simple-log --no-software-attribute \
+		--pidfile "$BATS_TEST_TMPDIR/turn.pid" --userdb "$BATS_TEST_TMPDIR/turndb"
+	local i=0
+	until "$LAB" exec pub "$MK_BIN/stunq" -q -t 0.2 "$STUN_IP1:3482" >/dev/null 2>&1; do
+		i=$((i + 1)); [ $i -lt 40 ] || break
+	done
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1:3482"
+	assert_equal "$(echo "$output" | json verdict mapping_method filtering)" \
+		"$(printf 'EIM\nrfc5780\naddress-and-port-dependent')"
+	run --separate-stderr nc h-full --json "$STUN_IP1:3482"
+	assert_equal "$(echo "$output" | json filtering)" endpoint-independent
+	run --separate-stderr nc h-edm1 "$STUN_IP1:3482"
+	assert_output EDM
+}
+
+@test "two plain servers: mapping by comparison, filtering unknown" {
+	bg_start plain1 "$LAB" exec stun "$MK_BIN/stunq" -l "$STUN_IP1:3500"
+	bg_start plain2 "$LAB" exec stun2 "$MK_BIN/stunq" -l "$STUN2_IP:3500"
+	wait_log plain1 'listening on'
+	wait_log plain2 'listening on'
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1:3500" "$STUN2_IP:3500"
+	assert_equal "$(echo "$output" | json verdict mapping_method filtering)" \
+		"$(printf 'EIM\nservers\nunknown')"
+	run --separate-stderr nc h-edm1 "$STUN_IP1:3500" "$STUN2_IP:3500"
+	assert_output EDM
+	# one plain server cannot tell: unknown, not a guess
+	run --separate-stderr nc h-eim1 "$STUN_IP1:3500"
+	assert_success
+	assert_output unknown
+}
+
+@test "nearest relay: the one behind the lab's added latency loses" {
+	bg_start r1 "$LAB" exec stun2 "$MK_BIN/stunq" -l "$STUN2_IP:3478"
+	bg_start slow "$LAB" exec relay $PY "$TOP/tests/tools/udpdelay.py" \
+		--listen "$RELAY_IP:3478" --to "$STUN2_IP:3478" --ms 40
+	wait_log r1 'listening on'
+	wait_log slow '^ready'
+	cat >"$BATS_TEST_TMPDIR/derpmap.json" <<-EOF
+	{"Regions":{
+	 "901":{"RegionID":901,"RegionCode":"slow","RegionName":"Far Away",
+	  "Nodes":[{"Name":"901a","RegionID":901,"HostName":"$RELAY_IP"}]},
+	 "902":{"RegionID":902,"RegionCode":"near","RegionName":"Next Door",
+	  "Nodes":[{"Name":"902a","RegionID":902,"HostName":"relay.invalid","IPv4":"$STUN2_IP"}]}}}
+	EOF
+	run --separate-stderr nc h-eim1 --derpmap "$BATS_TEST_TMPDIR/derpmap.json" --json "$STUN_IP1"
+	assert_success
+	echo "$output" | $PY -c '
+import json, sys
+o = json.load(sys.stdin)
+assert o["verdict"] == "EIM", o
+assert o["nearest_relay"]["code"] == "near", o["nearest_relay"]
+r = {x["code"]: x["rtt_ms"] for x in o["relays"]}
+assert r["slow"] >= 80, r
+assert r["near"] < r["slow"], r
+'
+	run --separate-stderr nc h-eim1 --derpmap "$BATS_TEST_TMPDIR/derpmap.json" -v "$STUN_IP1"
+	assert_output --partial '* Nearest relay: Next Door'
+	assert_output --regexp $'\t\t- near: [0-9.]+ms +\\(Next Door\\)'
+}
+
+@test "--json is one valid object whose verdict is the one word" {
+	for h in pub h-eim1 h-edm1; do
+		w=$(nc "$h" "$STUN_IP1")
+		j=$(nc "$h" --json "$STUN_IP1")
+		echo "$j" | $PY -m json.tool >/dev/null
+		assert_equal "$(echo "$j" | json verdict)" "$w"
+	done
+}
+
+@test "-v report: the netcheck-style lines" {
+	run --separate-stderr nc h-eim1 -v "$STUN_IP1"
+	assert_success
+	assert_line --partial "* IPv4: yes, $EIM1_WAN:"
+	assert_line '	* Mapping: endpoint-independent (by RFC 5780)'
+	assert_line '	* PortPreservation: true'
+	assert_line '	* Hairpinning: not checked'
+	assert_line '	* Classic: port-restricted cone'
+}
+
+@test "--hairpin: no lab router hairpins, and natclass says so" {
+	run --separate-stderr nc h-eim1 --hairpin --json "$STUN_IP1"
+	assert_success
+	assert_equal "$(echo "$output" | json hairpin)" False
+}
+
+@test "--fd uses the inherited socket's mapping" {
+	run --separate-stderr "$LAB" exec h-eim1 $PY -c '
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 40555))
+os.dup2(s.fileno(), 7)
+os.execv(sys.argv[1], [sys.argv[1], "--no-portmap", "--json", "--fd", "7", sys.argv[2]])
+' "$MK_BIN/natclass" "$STUN_IP1"
+	assert_success
+	assert_equal "$(echo "$output" | json mapped)" "$EIM1_WAN:40555"
+}
+
+@test "bad input: silent server, a server answering garbage, a DERP map that is not JSON" {
+	run -1 --separate-stderr nc h-eim1 -t 0.5 "$STUN_IP1:9"
+	assert_output blocked
+	[[ "$stderr" == *"$STUN_IP1:9: no answer"* ]]
+	bg_start junk "$LAB" exec stun2 $STUNPEER fake-server --bind "$STUN2_IP:3501" --mode garbage
+	wait_log junk '^ready'
+	run -3 --separate-stderr nc h-eim1 -t 0.5 "$STUN2_IP:3501"
+	assert_output unknown
+	[[ "$stderr" == *'replies that are not valid STUN answers'* ]]
+	echo 'not json' >"$BATS_TEST_TMPDIR/bad.json"
+	run -2 --separate-stderr nc h-eim1 --derpmap "$BATS_TEST_TMPDIR/bad.json" "$STUN_IP1"
+	[[ "$stderr" == *"bad.json: not JSON"* ]]
+	run -2 --separate-stderr nc h-eim1 "$STUN_IP1:70000"
+	[[ "$stderr" == *'bad server'* ]]
+}
