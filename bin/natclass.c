@@ -37,6 +37,7 @@ struct opts {
 	bool hairpin;
 	bool no_portmap;
 	bool no_stun;
+	uint64_t lifetime_max_ms;	/* 0: no lifetime search */
 	int fd;
 	long long port;
 	uint64_t timeout_ms;
@@ -49,8 +50,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: natclass [-46jqv] [--hairpin] [--no-portmap] [--no-stun] [--rfc]\n"
-"                [--fd n] [-c mesh.conf] [--derpmap file] [-p port]\n"
-"                [-t seconds] [server[:port] ...]\n");
+"                [--fd n] [-c mesh.conf] [--derpmap file] [--lifetime[=max]]\n"
+"                [-p port] [-t seconds] [server[:port] ...]\n");
 }
 
 static void __attribute__((noreturn))
@@ -185,6 +186,41 @@ collect_relays(struct mk_nat_target *t, const struct opts *o,
 	return n;
 }
 
+/* The lifetime search's result: [lo, hi) in microseconds, hi 0 = at
+ * least lo; searched false when not asked for or not possible. */
+static struct {
+	bool searched;
+	uint64_t lo, hi;
+} lifetime;
+
+static void
+lifetime_progress(void *arg, const char *msg)
+{
+	(void)arg;
+	mk_warn("lifetime: %s", msg);
+}
+
+static void
+search_lifetime(const struct mk_nat_report *r, const struct opts *o)
+{
+	const char *why;
+
+	if (o->lifetime_max_ms == 0)
+		return;
+	if (r->discovery_server.len == 0) {
+		mk_warn("lifetime: needs an RFC 5780 server; not measured");
+		return;
+	}
+	mk_warn("lifetime: probing idle times up to %.0f s",
+	    (double)o->lifetime_max_ms / 1000.0);
+	if (mk_nat_lifetime(&r->discovery_server, o->lifetime_max_ms * 1000,
+	    lifetime_progress, NULL, &lifetime.lo, &lifetime.hi, &why) != 0) {
+		mk_warn("lifetime: %s", why);
+		return;
+	}
+	lifetime.searched = true;
+}
+
 static const char *
 fmt(const struct mk_addr *a, char *buf, size_t n)
 {
@@ -272,6 +308,20 @@ print_json(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 	json_tristate(&j, "hairpin", r->hairpin);
 	json_tristate(&j, "tcp443", r->tcp443);
 	mk_json_kstr(&j, "classic", mk_nat_classic(r));
+	mk_json_key(&j, "lifetime");
+	if (!lifetime.searched)
+		mk_json_null(&j);
+	else {
+		mk_json_obj_begin(&j);
+		mk_json_key(&j, "min_s");
+		mk_json_double(&j, (double)lifetime.lo / 1e6, 1);
+		mk_json_key(&j, "max_s");
+		if (lifetime.hi == 0)
+			mk_json_null(&j);
+		else
+			mk_json_double(&j, (double)lifetime.hi / 1e6, 1);
+		mk_json_obj_end(&j);
+	}
 	mk_json_key(&j, "servers");
 	mk_json_arr_begin(&j);
 	for (i = 0; i < r->n_servers; i++)
@@ -368,6 +418,12 @@ print_report(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 	printf("\t* Hairpinning: %s\n", r->hairpin < 0 ? "not checked" :
 	    tristate(r->hairpin));
 	printf("\t* Classic: %s\n", mk_nat_classic(r));
+	if (lifetime.searched && lifetime.hi != 0)
+		printf("\t* MappingLifetime: between %.1f s and %.1f s\n",
+		    (double)lifetime.lo / 1e6, (double)lifetime.hi / 1e6);
+	else if (lifetime.searched)
+		printf("\t* MappingLifetime: at least %.1f s\n",
+		    (double)lifetime.lo / 1e6);
 	if (r->tcp443 >= 0)
 		printf("\t* TCP to a relay's HTTPS port: %s\n",
 		    r->tcp443 ? "works" : "fails too");
@@ -414,6 +470,7 @@ enum {
 	OPT_FD = 256,
 	OPT_DERPMAP,
 	OPT_HAIRPIN,
+	OPT_LIFETIME,
 	OPT_NO_PORTMAP,
 	OPT_NO_STUN,
 	OPT_RFC,
@@ -425,6 +482,7 @@ static const struct option longopts[] = {
 	{ "hairpin", no_argument, NULL, OPT_HAIRPIN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "json", no_argument, NULL, 'j' },
+	{ "lifetime", optional_argument, NULL, OPT_LIFETIME },
 	{ "mesh", required_argument, NULL, 'c' },
 	{ "no-portmap", no_argument, NULL, OPT_NO_PORTMAP },
 	{ "no-stun", no_argument, NULL, OPT_NO_STUN },
@@ -495,6 +553,14 @@ main(int argc, char *argv[])
 			break;
 		case OPT_HAIRPIN:
 			o.hairpin = true;
+			break;
+		case OPT_LIFETIME:
+			o.lifetime_max_ms = 120000;
+			if (optarg != NULL && (mk_parse_seconds_ms(optarg,
+			    3600000, &o.lifetime_max_ms) != 0 ||
+			    o.lifetime_max_ms < 2000))
+				usage_error("bad lifetime limit (2 s to 1 h): "
+				    "%s", optarg);
 			break;
 		case OPT_NO_PORTMAP:
 			o.no_portmap = true;
@@ -567,6 +633,7 @@ main(int argc, char *argv[])
 		return EXIT_FAIL;
 	}
 	warn_failures(&r, &no);
+	search_lifetime(&r, &o);
 	if (o.json)
 		print_json(&r, &no);
 	else if (o.report)

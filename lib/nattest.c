@@ -279,6 +279,7 @@ behaviour_discovery(struct mk_nat_report *r, const struct mk_nat_opts *o,
 
 	r->mapping_method = "rfc5780";
 	r->filtering_server = o->servers[si].name;
+	r->discovery_server = *p;
 	if (t[0].state != MK_STUNC_DONE)
 		r->mapping = MK_NAT_UNKNOWN;
 	else if (mk_addr_equal(&t[0].mapped, m1))
@@ -400,6 +401,241 @@ probe_tcp(struct mk_nat_report *r, const struct mk_nat_opts *o)
 		if (pfd[i].fd >= 0)
 			close(pfd[i].fd);
 	}
+}
+
+/* Lifetime probes: one socket per idle interval. */
+struct lprobe {
+	int fd;
+	uint64_t idle_us;
+	uint64_t start_us;
+	uint16_t mapped_port;
+	uint8_t txid[MK_STUN_TXID_LEN];
+	unsigned asked;
+	int alive;		/* -1 not yet known */
+};
+
+/* Open each probe's mapping; returns how many got one. */
+static size_t
+lifetime_open(struct lprobe *p, size_t n, const struct mk_addr *server)
+{
+	struct mk_stunc_txn *t;
+	struct mk_stunc_group g[8];
+	struct mk_stunc_sched s;
+	struct mk_addr any;
+	const char *why;
+	size_t i, ok = 0;
+	uint64_t now;
+
+	t = calloc(n, sizeof(*t));
+	if (t == NULL || n > MK_ARRAY_LEN(g))
+		goto out;
+	mk_addr_any(&any, AF_INET, 0);
+	mk_stunc_sched_fast(&s, 3000000);
+	for (i = 0; i < n; i++) {
+		p[i].fd = mk_udp_bind(&any, 0, &why);
+		p[i].alive = -1;
+		t[i].server = *server;
+		g[i] = (struct mk_stunc_group){ p[i].fd, &t[i], 1, &s, 0 };
+		if (p[i].fd < 0)
+			t[i].server.len = 0;
+	}
+	if (mk_stunc_exchange_groups(g, n) < 0)
+		goto out;
+	now = mk_now_us();
+	for (i = 0; i < n; i++) {
+		p[i].start_us = now;
+		if (t[i].state == MK_STUNC_DONE) {
+			p[i].mapped_port = mk_addr_port(&t[i].mapped);
+			ok++;
+		} else
+			p[i].alive = 0;
+	}
+out:
+	free(t);
+	return ok;
+}
+
+/* Ask the server to answer to a probe's port; the request leaves from
+ * `fdx`, so only the probe's own mapping can let the answer in. */
+static void
+lifetime_ask(int fdx, const struct mk_addr *server, struct lprobe *p)
+{
+	struct mk_stun_builder b;
+	uint8_t buf[64], port[4] = { (uint8_t)(p->mapped_port >> 8),
+	    (uint8_t)p->mapped_port, 0, 0 };
+	size_t len;
+
+	if (p->asked == 0)
+		randombytes_buf(p->txid, sizeof(p->txid));
+	mk_stun_begin(&b, buf, sizeof(buf), MK_STUN_BINDING_REQUEST, p->txid,
+	    false);
+	mk_stun_add_bytes(&b, MK_STUN_ATTR_RESPONSE_PORT, port, sizeof(port));
+	mk_stun_add_fingerprint(&b);
+	len = mk_stun_end(&b);
+	if (len > 0)
+		(void)sendto(fdx, buf, len, 0, &server->sa, server->len);
+	p->asked++;
+}
+
+static bool
+lifetime_heard(struct lprobe *p)
+{
+	uint8_t buf[MK_STUN_MAX_LEN];
+	ssize_t n;
+	bool heard = false;
+
+	while ((n = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		if (mk_stun_is(buf, (size_t)n) && n >= MK_STUN_HDR_LEN &&
+		    memcmp(buf + 8, p->txid, sizeof(p->txid)) == 0)
+			heard = true;
+	}
+	return heard;
+}
+
+/* A mapping gone after t idle is gone after any longer idle time too:
+ * stop waiting for those probes (they are not counted either way). */
+static void
+gone_after(struct lprobe *p, size_t n, uint64_t t)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i].alive < 0 && p[i].idle_us > t) {
+			p[i].alive = 0;
+			p[i].mapped_port = 0;
+		}
+	}
+}
+
+/*
+ * Run probes until each is decided: at start + idle ask (three times,
+ * 100 ms apart); heard within 300 ms of the first ask means alive.
+ */
+static void
+lifetime_run(struct lprobe *p, size_t n, int fdx, const struct mk_addr *server,
+    void (*progress)(void *, const char *), void *arg)
+{
+	struct pollfd pfd[8];
+	char msg[128];
+	uint64_t now, next;
+	size_t i, open;
+
+	for (;;) {
+		now = mk_now_us();
+		next = UINT64_MAX;
+		open = 0;
+		for (i = 0; i < n; i++) {
+			uint64_t ask = p[i].start_us + p[i].idle_us +
+			    (uint64_t)p[i].asked * 100000;
+
+			pfd[i].fd = -1;		/* poll skips decided probes */
+			pfd[i].events = POLLIN;
+			if (p[i].alive >= 0)
+				continue;
+			if (p[i].asked > 0 && lifetime_heard(&p[i]))
+				p[i].alive = 1;
+			else if (p[i].asked >= 3 && now >= ask)
+				p[i].alive = 0;
+			else if (p[i].asked < 3 && now >= ask)
+				lifetime_ask(fdx, server, &p[i]);
+			if (p[i].alive == 0)
+				gone_after(p, n, p[i].idle_us);
+			if (p[i].alive >= 0) {
+				snprintf(msg, sizeof(msg), "mapping %s after "
+				    "%.1f s idle", p[i].alive ? "still open" :
+				    "gone", (double)p[i].idle_us / 1e6);
+				if (progress != NULL)
+					progress(arg, msg);
+				continue;
+			}
+			pfd[i].fd = p[i].fd;
+			open++;
+			ask = p[i].start_us + p[i].idle_us +
+			    (uint64_t)p[i].asked * 100000;
+			if (ask < next)
+				next = ask;
+		}
+		if (open == 0)
+			return;
+		(void)poll(pfd, n, next <= now ? 0 :
+		    (int)((next - now + 999) / 1000));
+	}
+}
+
+static void
+lifetime_close(struct lprobe *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+		p[i].fd = -1;
+	}
+}
+
+/* One round over the given idle times; narrows [*lo, *hi]. */
+static int
+lifetime_round(const struct mk_addr *server, const uint64_t *idle, size_t n,
+    void (*progress)(void *, const char *), void *arg, uint64_t *lo,
+    uint64_t *hi, const char **why)
+{
+	struct lprobe p[8];
+	struct mk_addr any;
+	int fdx;
+	size_t i;
+
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < n; i++)
+		p[i].idle_us = idle[i];
+	mk_addr_any(&any, AF_INET, 0);
+	fdx = mk_udp_bind(&any, 0, why);
+	if (fdx < 0)
+		return -1;
+	if (lifetime_open(p, n, server) == 0) {
+		*why = "the server did not answer";
+		lifetime_close(p, n);
+		close(fdx);
+		return -1;
+	}
+	lifetime_run(p, n, fdx, server, progress, arg);
+	for (i = 0; i < n; i++) {
+		if (p[i].mapped_port == 0)
+			continue;
+		if (p[i].alive == 1 && p[i].idle_us > *lo)
+			*lo = p[i].idle_us;
+		if (p[i].alive == 0 && (*hi == 0 || p[i].idle_us < *hi))
+			*hi = p[i].idle_us;
+	}
+	lifetime_close(p, n);
+	close(fdx);
+	return 0;
+}
+
+int
+mk_nat_lifetime(const struct mk_addr *server, uint64_t max_us,
+    void (*progress)(void *arg, const char *msg), void *arg,
+    uint64_t *lo_us, uint64_t *hi_us, const char **why)
+{
+	uint64_t idle[8], t, step;
+	size_t n = 0;
+
+	*lo_us = *hi_us = 0;
+	/* Round one: doubling idle times up to the cap. */
+	for (t = 1000000; t < max_us && n < MK_ARRAY_LEN(idle) - 1; t *= 2)
+		idle[n++] = t;
+	idle[n++] = max_us;
+	if (lifetime_round(server, idle, n, progress, arg, lo_us, hi_us,
+	    why) != 0)
+		return -1;
+	if (*hi_us == 0 || *hi_us - *lo_us <= 500000)
+		return 0;
+	/* Round two: three points inside the interval found. */
+	step = (*hi_us - *lo_us) / 4;
+	for (n = 0; n < 3; n++)
+		idle[n] = *lo_us + step * (n + 1);
+	return lifetime_round(server, idle, 3, progress, arg, lo_us, hi_us,
+	    why);
 }
 
 static void

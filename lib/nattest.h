@@ -76,6 +76,7 @@ struct mk_nat_report {
 	enum mk_nat_behaviour filtering;
 	const char *mapping_method;	/* "rfc5780", "servers" or NULL */
 	const char *filtering_server;	/* name of the RFC 5780 server used */
+	struct mk_addr discovery_server; /* its address (len 0: none) */
 	struct mk_nat_result *servers;	/* n_servers, in input order */
 	struct mk_nat_result *relays;	/* n_relays */
 	size_t n_servers;
@@ -88,6 +89,20 @@ struct mk_nat_report {
 int mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
     const char **why);
 void mk_nat_report_free(struct mk_nat_report *r);
+
+/*
+ * Mapping lifetime (RFC 5780 §4.6) against an RFC 5780 server that honours
+ * RESPONSE-PORT (stunq -l --alt does): fresh mappings are left idle for
+ * different times, all in parallel, and then the server is asked, from
+ * another socket, to answer to each mapping's port; an answer that gets
+ * through means the mapping was still there. A second round narrows the
+ * interval. *lo_us is the longest idle time survived, *hi_us the shortest
+ * one not survived (0 when every probe up to max_us survived). progress, if
+ * set, is told each finding. 0, or -1 with *why.
+ */
+int mk_nat_lifetime(const struct mk_addr *server, uint64_t max_us,
+    void (*progress)(void *arg, const char *msg), void *arg,
+    uint64_t *lo_us, uint64_t *hi_us, const char **why);
 
 /* "none", "EIM", "EDM", "blocked", "unknown" (also when servers sent only
  * nonsense: that is not proof of a blocked path) */

@@ -102,7 +102,8 @@ answer_unknown(const struct mk_stun_msg *m, const uint16_t *unknown,
 size_t
 mk_stunsrv_answer(const struct mk_stunsrv_ctx *ctx, int in,
     const struct mk_addr *from, const uint8_t *req, size_t len,
-    uint8_t *out, size_t cap, int *out_slot, const char **why)
+    uint8_t *out, size_t cap, int *out_slot, uint16_t *out_port,
+    const char **why)
 {
 	struct mk_stun_builder b;
 	struct mk_stun_msg m;
@@ -122,6 +123,7 @@ mk_stunsrv_answer(const struct mk_stunsrv_ctx *ctx, int in,
 		return 0;
 	}
 	*out_slot = in;
+	*out_port = mk_addr_port(from);
 	n_unknown = m.n_unknown;
 	memcpy(unknown, m.unknown, n_unknown * sizeof(unknown[0]));
 	if (m.has & MK_STUN_HAS_CHANGE_REQUEST) {
@@ -134,8 +136,17 @@ mk_stunsrv_answer(const struct mk_stunsrv_ctx *ctx, int in,
 			change = 0;
 		}
 	}
-	if (n_unknown > 0)
+	if ((m.has & MK_STUN_HAS_RESPONSE_PORT) &&
+	    n_unknown < MK_STUN_MAX_UNKNOWN) {
+		if (ctx->discovery && m.response_port != 0 && !m.rfc3489)
+			*out_port = m.response_port;
+		else
+			unknown[n_unknown++] = MK_STUN_ATTR_RESPONSE_PORT;
+	}
+	if (n_unknown > 0) {
+		*out_port = mk_addr_port(from);
 		return answer_unknown(&m, unknown, n_unknown, out, cap);
+	}
 
 	os = changed_slot(in, change);
 	if (ctx->slot[os].len == 0) {
@@ -202,6 +213,7 @@ serve_batch(struct mk_stunsrv *s, int in)
 	struct mk_addr from;
 	const char *why = "";
 	size_t len;
+	uint16_t port;
 	int i, n, os;
 
 	for (i = 0; i < BATCH; i++) {
@@ -230,7 +242,8 @@ serve_batch(struct mk_stunsrv *s, int in)
 		}
 		os = in;
 		len = mk_stunsrv_answer(&s->ctx, in, &from, s->rbuf[i],
-		    rm->msg_len, s->scratch, sizeof(s->scratch), &os, &why);
+		    rm->msg_len, s->scratch, sizeof(s->scratch), &os, &port,
+		    &why);
 		if (len == 0) {
 			if (strcmp(why, "not a binding request") == 0)
 				s->stats.dropped_not_request++;
@@ -252,6 +265,11 @@ serve_batch(struct mk_stunsrv *s, int in)
 		/* Reply to the raw source: on a dual-stack socket an IPv4
 		 * client is ::ffff:a.b.c.d, which mk_addr folded away. */
 		s->smsg[os][k].msg_hdr.msg_name = &s->rfrom[i];
+		if (port != mk_addr_port(&from)) {
+			/* sin_port and sin6_port share their offset */
+			((struct sockaddr_in *)&s->rfrom[i])->sin_port =
+			    htons(port);
+		}
 		s->smsg[os][k].msg_hdr.msg_namelen = rm->msg_hdr.msg_namelen;
 		s->nsend[os] = k + 1;
 	}

@@ -56,13 +56,16 @@ struct mk_stunsrv_ctx {
 
 /*
  * Answer one datagram that arrived on slot `in` from `from`.
- * Returns the response length (written to out) and the slot to send it
- * from in *out_slot, or 0 to drop (*why says why: "malformed: ...",
- * "not a binding request", ...).
+ * Returns the response length (written to out), the slot to send it from in
+ * *out_slot and, in *out_port, the port to send it to: the source port, or
+ * the RESPONSE-PORT a discovery client asked for (RFC 5780 §7.5: always the
+ * requester's own address, so it cannot aim at anyone else). Returns 0 to
+ * drop (*why says why: "malformed: ...", "not a binding request", ...).
  */
 size_t mk_stunsrv_answer(const struct mk_stunsrv_ctx *ctx, int in,
     const struct mk_addr *from, const uint8_t *req, size_t len,
-    uint8_t *out, size_t cap, int *out_slot, const char **why);
+    uint8_t *out, size_t cap, int *out_slot, uint16_t *out_port,
+    const char **why);
 
 /*
  * Open the responder: primary address (port 0: any free port), optional

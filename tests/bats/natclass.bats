@@ -253,3 +253,49 @@ os.execv(sys.argv[1], [sys.argv[1], "--no-portmap", "--json", "--fd", "7", sys.a
 	run -2 --separate-stderr nc h-eim1 "$STUN_IP1:70000"
 	[[ "$stderr" == *'bad server'* ]]
 }
+
+@test "IPv6: reachability and mapping where the host has a global IPv6 address" {
+	bg_start r6 "$LAB" exec stun "$MK_BIN/stunq" -l "[$STUN_IP6_1]:3480"
+	wait_log r6 'listening on'
+	run --separate-stderr nc pub --json "$STUN_IP1" "[$STUN_IP6_1]:3480"
+	assert_success
+	echo "$output" | $PY -c '
+import json, sys
+o = json.load(sys.stdin)
+assert o["verdict"] == "none", o
+assert o["ipv6"]["reachable"] is True, o
+assert o["ipv6"]["mapped"].startswith("['"$PUB_IP6"']:"), o
+'
+	# no IPv6 behind the EIM router: an answer, not an error
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1" "[$STUN_IP6_1]:3480"
+	assert_success
+	assert_equal "$(echo "$output" | json verdict)" EIM
+	echo "$output" | $PY -c '
+import json, sys
+o = json.load(sys.stdin)
+assert o["ipv6"]["reachable"] is False, o
+'
+}
+
+@test "--lifetime finds the router's UDP timeout, with progress on stderr" {
+	"$LAB" exec eim1 sysctl -qw net.netfilter.nf_conntrack_udp_timeout=3
+	run --separate-stderr nc h-eim1 --json --lifetime=20 "$STUN_IP1"
+	"$LAB" exec eim1 sysctl -qw net.netfilter.nf_conntrack_udp_timeout=30
+	assert_success
+	[[ "$stderr" == *'lifetime: mapping still open after 2.0 s idle'* ]]
+	[[ "$stderr" == *'lifetime: mapping gone after 4.0 s idle'* ]]
+	echo "$output" | $PY -c '
+import json, sys
+o = json.load(sys.stdin)
+lt = o["lifetime"]
+assert 2.0 <= lt["min_s"] < 3.5 and 2.5 <= lt["max_s"] <= 4.0, lt
+assert lt["min_s"] < lt["max_s"], lt
+'
+	# without an RFC 5780 server there is nothing to measure with
+	bg_start plain "$LAB" exec stun2 "$MK_BIN/stunq" -l "$STUN2_IP:3500"
+	wait_log plain 'listening on'
+	run --separate-stderr nc h-eim1 --json --lifetime=5 "$STUN2_IP:3500"
+	assert_success
+	[[ "$stderr" == *'lifetime: needs an RFC 5780 server'* ]]
+	assert_equal "$(echo "$output" | json lifetime)" None
+}

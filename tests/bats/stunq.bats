@@ -222,6 +222,31 @@ os.execvp("stunq", ["stunq", "--fd", "7", sys.argv[1]])
 	assert_output --regexp 'mapped=127\.0\.0\.1:[0-9]+ source=127\.0\.0\.1:34901 changed=127\.0\.0\.1:34902'
 }
 
+@test "responder: RESPONSE-PORT is honoured only in --alt mode, towards the requester only" {
+	start_responder srv 127.0.0.1:34905 --alt 127.0.0.2 --alt-port 34906
+	run --separate-stderr $PY -c '
+import socket, struct, sys, os
+sys.path.insert(0, sys.argv[1])
+import stunpeer
+target = socket.socket(); target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+target.bind(("127.0.0.1", 0)); target.settimeout(1)
+asker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+txid = os.urandom(12)
+msg = stunpeer.build(1, txid, [(0x0027, struct.pack("!HH", target.getsockname()[1], 0))])
+asker.sendto(msg, ("127.0.0.1", 34905))
+data, src = target.recvfrom(2048)
+assert data[8:20] == txid, "answer did not go to the response port"
+print(stunpeer.decode(data))
+' "$TOP/tests/tools"
+	assert_success
+	assert_output --partial 'type=0x0101'
+	start_responder plain 127.0.0.1:0
+	run $STUNPEER ask 127.0.0.1 "$PORT" "$($STUNPEER request --attr 0x0027:1f900000)"
+	run $STUNPEER decode "$output"
+	assert_output --partial 'error=420'
+	assert_output --partial 'unknown=0x0027'
+}
+
 @test "responder refuses a bad --alt and a busy port with one line" {
 	run -2 --separate-stderr stunq -l 127.0.0.1:34903 --alt 127.0.0.1
 	[[ "$stderr" == *'must differ'* ]]

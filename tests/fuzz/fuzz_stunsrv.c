@@ -35,6 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t out[256];
 	const char *why;
 	size_t len;
+	uint16_t port;
 	int d, in, os;
 
 	if (size < 1)
@@ -44,12 +45,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup(&ctx, d);
 		in = d ? data[0] & 3 : 0;
 		len = mk_stunsrv_answer(&ctx, in, &from, data + 1, size - 1,
-		    out, sizeof(out), &os, &why);
+		    out, sizeof(out), &os, &port, &why);
 		if (len == 0)
 			continue;
 		if (os < 0 || os >= MK_STUNSRV_NSOCK || ctx.slot[os].len == 0)
 			__builtin_trap();
 		if (mk_stun_parse(&m, out, len, true, &why) != 0)
+			__builtin_trap();
+		/* only discovery mode may redirect, never to port 0 */
+		if (port == 0 || (!d && port != 4242))
 			__builtin_trap();
 		/* a success answer is at most 92 bytes (the documented bound);
 		 * an error answer lists at most 16 attributes */
