@@ -66,3 +66,29 @@ start_responder() {
 	wait_log "$name" 'listening on'
 	PORT=$(listen_port "$name")
 }
+
+# lab_up PREFIX: bring up the lab under a unique prefix, export its
+# addresses, and start the RFC 5780 responder (stunq -l --alt) on the STUN
+# host; returns once it answers. For setup_file; pair with lab_down.
+lab_up() {
+	[ "$(id -u)" = 0 ] || { echo "the lab needs root" >&2; return 1; }
+	export LAB_PREFIX=$1
+	eval "$("$LAB" up)"
+	export $("$LAB" env | sed -n 's/^export //p' | cut -d= -f1)
+	"$LAB" exec stun "$MK_BIN/stunq" -l "$STUN_IP1" --alt "$STUN_IP2" \
+		>"$BATS_FILE_TMPDIR/responder.log" 2>&1 &
+	echo $! >"$BATS_FILE_TMPDIR/responder.pid"
+	local i=0
+	until "$LAB" exec pub "$MK_BIN/stunq" -q -t 0.2 "$STUN_IP1" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 25 ] || { cat "$BATS_FILE_TMPDIR/responder.log" >&2; return 1; }
+	done
+}
+
+# lab_down: stop the responder by its PID and remove the lab.
+lab_down() {
+	local p
+	p=$(cat "$BATS_FILE_TMPDIR/responder.pid" 2>/dev/null) &&
+		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+	"$LAB" down
+}

@@ -8,25 +8,11 @@
 load helpers
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || { echo "the lab needs root" >&2; return 1; }
-	export LAB_PREFIX=mkn$$
-	eval "$("$LAB" up)"
-	export $("$LAB" env | sed -n 's/^export //p' | cut -d= -f1)
-	"$LAB" exec stun "$MK_BIN/stunq" -l "$STUN_IP1" --alt "$STUN_IP2" \
-		>"$BATS_FILE_TMPDIR/responder.log" 2>&1 &
-	echo $! >"$BATS_FILE_TMPDIR/responder.pid"
-	local i=0
-	until "$LAB" exec pub "$MK_BIN/stunq" -q -t 0.2 "$STUN_IP1" >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ $i -lt 25 ] || { cat "$BATS_FILE_TMPDIR/responder.log" >&2; return 1; }
-	done
+	lab_up mkn$$
 }
 
 teardown_file() {
-	local p
-	p=$(cat "$BATS_FILE_TMPDIR/responder.pid" 2>/dev/null) &&
-		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
-	"$LAB" down
+	lab_down
 }
 
 teardown() {
