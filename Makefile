@@ -151,4 +151,4 @@ uninstall:
 clean:
 	rm -rf build $(PROGS:%=bin/%)
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -type f -name '*.d' 2>/dev/null)

@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +18,10 @@
 #include "json.h"
 #include "key.h"
 #include "log.h"
+#include "loop.h"
 #include "meshconf.h"
 #include "nattest.h"
+#include "portmap.h"
 #include "sock.h"
 #include "stunlist.h"
 #include "util.h"
@@ -38,6 +42,10 @@ struct opts {
 	bool no_portmap;
 	bool no_stun;
 	uint64_t lifetime_max_ms;	/* 0: no lifetime search */
+	long long map_port;		/* --map: 0 none */
+	unsigned map_via;		/* 0: NAT-PMP, PCP, then UPnP */
+	uint64_t map_lifetime_ms;
+	bool keep;
 	int fd;
 	long long port;
 	uint64_t timeout_ms;
@@ -51,7 +59,9 @@ usage(FILE *f)
 	fprintf(f,
 "usage: natclass [-46jqv] [--hairpin] [--no-portmap] [--no-stun] [--rfc]\n"
 "                [--fd n] [-c mesh.conf] [--derpmap file] [--lifetime[=max]]\n"
-"                [-p port] [-t seconds] [server[:port] ...]\n");
+"                [-p port] [-t seconds] [server[:port] ...]\n"
+"       natclass --map port [-qv] [--keep] [--lifetime-map seconds]\n"
+"                [--via upnp|natpmp|pcp]\n");
 }
 
 static void __attribute__((noreturn))
@@ -111,16 +121,25 @@ collect_servers(struct mk_nat_target *t, const struct opts *o,
 }
 
 /* A relay's STUN endpoint: its IPv4 (or IPv6) field, else its host name. */
+/* A node's STUN port: 0 in the map means 3478, -1 means none (0 here). */
+static uint16_t
+stun_port(const struct mk_derpmap_node *n)
+{
+	if (n->stun_port < 0)
+		return 0;
+	return n->stun_port ? (uint16_t)n->stun_port : 3478;
+}
+
 static bool
-derp_target(struct mk_nat_target *t, const struct mk_derp_region *r,
+derp_target(struct mk_nat_target *t, const struct mk_derpmap_region *r,
     int family)
 {
-	const struct mk_derp_node *node = NULL;
+	const struct mk_derpmap_node *node = NULL;
 	const char *addr;
 	size_t i;
 
 	for (i = 0; i < r->n_nodes && node == NULL; i++) {
-		if (mk_derp_node_stun_port(&r->nodes[i]) != 0)
+		if (stun_port(&r->nodes[i]) != 0)
 			node = &r->nodes[i];
 	}
 	if (node == NULL)
@@ -137,9 +156,9 @@ derp_target(struct mk_nat_target *t, const struct mk_derp_region *r,
 	else if (family != AF_INET && node->ipv6[0] &&
 	    strcmp(node->ipv6, "none"))
 		addr = node->ipv6;
-	if (!resolve_target(t, addr, mk_derp_node_stun_port(node), family))
+	if (!resolve_target(t, addr, stun_port(node), family))
 		return false;
-	mk_addr_set_port(&t->addr, mk_derp_node_stun_port(node));
+	mk_addr_set_port(&t->addr, stun_port(node));
 	snprintf(t->name, sizeof(t->name), "%s", r->code[0] ? r->code :
 	    node->name);
 	return true;
@@ -149,14 +168,14 @@ static size_t
 collect_relays(struct mk_nat_target *t, const struct opts *o,
     const struct mk_mesh *mesh)
 {
-	struct mk_derp_map dm;
+	struct mk_derpmap dm;
 	char err[512], name[300];
 	size_t i, n = 0;
 
 	if (o->derpmap != NULL) {
 		if (mk_derpmap_load(&dm, o->derpmap, err, sizeof(err)) != 0) {
 			mk_err("%s", err);
-			exit(errno == EINVAL ? EXIT_USAGE : EXIT_FAIL);
+			exit(EXIT_USAGE);
 		}
 		for (i = 0; i < dm.n_regions && n < MAX_RELAYS; i++) {
 			if (dm.regions[i].no_measure_no_home)
@@ -219,6 +238,103 @@ search_lifetime(const struct mk_nat_report *r, const struct opts *o)
 		return;
 	}
 	lifetime.searched = true;
+}
+
+/* The gateway's port-mapping services, probed beside the STUN tests. */
+static struct {
+	bool probed;
+	struct mk_pm_probe r;
+	const char *why;	/* the probe itself failed (no gateway ...) */
+} portmap;
+
+static struct mk_pm_async *
+portmap_start(const struct opts *o)
+{
+	struct mk_pm_job job = { .op = MK_PM_OP_PROBE, .which = MK_PM_ALL,
+	    .timeout_us = 1000000 };
+	struct mk_pm_async *a;
+	const char *why;
+
+	if (o->no_portmap)
+		return NULL;
+	a = mk_pm_async_start(&job, &why);
+	if (a == NULL)
+		mk_warn("port mapping probe: %s", why);
+	return a;
+}
+
+/* Wait (bounded: the probe ends on its own timeout) for the result. */
+static void
+portmap_finish(struct mk_pm_async *a)
+{
+	struct pollfd pfd;
+	struct mk_pm_job job;
+
+	if (a == NULL)
+		return;
+	pfd.fd = mk_pm_async_fd(a);
+	pfd.events = POLLIN;
+	while (poll(&pfd, 1, 5000) < 0 && errno == EINTR)
+		;
+	if (mk_pm_async_result(a, &job) == 1) {
+		portmap.probed = true;
+		portmap.r = job.probe;
+		portmap.why = job.rc != 0 ? job.why : NULL;
+		if (job.rc != 0)
+			mk_info("port mapping probe: %s", job.why);
+	} else
+		mk_warn("port mapping probe did not finish");
+	mk_pm_async_free(a);
+}
+
+static void
+json_portmap(struct mk_json *j)
+{
+	char a[MK_ADDRSTRLEN];
+	const struct mk_pm_probe *p = &portmap.r;
+
+	mk_json_key(j, "portmap");
+	if (!portmap.probed) {
+		mk_json_null(j);
+		return;
+	}
+	mk_json_obj_begin(j);
+	mk_json_kbool(j, "upnp", p->found & MK_PM_UPNP);
+	mk_json_kbool(j, "natpmp", p->found & MK_PM_NATPMP);
+	mk_json_kbool(j, "pcp", p->found & MK_PM_PCP);
+	mk_json_kstr(j, "gateway", p->gateway.len ?
+	    mk_addr_fmt_ip(&p->gateway, a, sizeof(a)) : NULL);
+	mk_json_kstr(j, "upnp_external", p->ext_upnp.len ?
+	    mk_addr_fmt_ip(&p->ext_upnp, a, sizeof(a)) : NULL);
+	mk_json_kstr(j, "natpmp_external", p->ext_natpmp.len ?
+	    mk_addr_fmt_ip(&p->ext_natpmp, a, sizeof(a)) : NULL);
+	mk_json_kstr(j, "pcp_external", p->ext_pcp.len ?
+	    mk_addr_fmt_ip(&p->ext_pcp, a, sizeof(a)) : NULL);
+	mk_json_kstr(j, "error", portmap.why);
+	mk_json_obj_end(j);
+}
+
+static void
+print_portmap(void)
+{
+	char list[64], a[MK_ADDRSTRLEN];
+	const struct mk_pm_probe *p = &portmap.r;
+
+	if (!portmap.probed) {
+		printf("\t* PortMapping: not checked\n");
+		return;
+	}
+	printf("\t* PortMapping: %s\n", mk_pm_list(p->found, list,
+	    sizeof(list)));
+	if (p->ext_upnp.len)
+		printf("\t\t- UPnP external address: %s\n",
+		    mk_addr_fmt_ip(&p->ext_upnp, a, sizeof(a)));
+	if (p->ext_natpmp.len)
+		printf("\t\t- NAT-PMP external address: %s\n",
+		    mk_addr_fmt_ip(&p->ext_natpmp, a, sizeof(a)));
+	if (p->ext_pcp.len)
+		printf("\t\t- PCP external address: %s\n",
+		    mk_addr_fmt_ip(&p->ext_pcp, a, sizeof(a)));
 }
 
 static const char *
@@ -338,6 +454,7 @@ print_json(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 	else
 		json_result(&j, &no->relays[r->nearest_relay],
 		    &r->relays[r->nearest_relay]);
+	json_portmap(&j);
 	mk_json_obj_end(&j);
 	if (mk_json_text(&j) != NULL)
 		printf("%s\n", mk_json_text(&j));
@@ -424,6 +541,7 @@ print_report(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 	else if (lifetime.searched)
 		printf("\t* MappingLifetime: at least %.1f s\n",
 		    (double)lifetime.lo / 1e6);
+	print_portmap();
 	if (r->tcp443 >= 0)
 		printf("\t* TCP to a relay's HTTPS port: %s\n",
 		    r->tcp443 ? "works" : "fails too");
@@ -466,11 +584,133 @@ warn_failures(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 		warn_one(&no->relays[i], &r->relays[i]);
 }
 
+/* --no-stun: only the gateway's services. */
+static int
+run_portmap_only(const struct opts *o)
+{
+	struct mk_json j;
+	char list[64];
+
+	portmap_finish(portmap_start(o));
+	if (o->json) {
+		mk_json_init(&j);
+		mk_json_obj_begin(&j);
+		json_portmap(&j);
+		mk_json_obj_end(&j);
+		if (mk_json_text(&j) != NULL)
+			printf("%s\n", mk_json_text(&j));
+		mk_json_free(&j);
+	} else if (o->report) {
+		printf("\nReport:\n");
+		print_portmap();
+	} else
+		printf("%s\n", portmap.probed ? mk_pm_list(portmap.r.found,
+		    list, sizeof(list)) : "");
+	if (!portmap.probed || portmap.why != NULL) {
+		mk_err("port mapping probe: %s", portmap.why ? portmap.why :
+		    "failed");
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+static void
+print_mapping(const struct mk_pm_mapping *m)
+{
+	char a[MK_ADDRSTRLEN];
+
+	printf("%s\n", mk_addr_fmt(&m->external, a, sizeof(a)));
+	fflush(stdout);
+}
+
+/*
+ * --map: ask the gateway to forward a UDP port to us, print the external
+ * ip:port, renew at half life until SIGINT or SIGTERM, then delete the
+ * mapping unless --keep. A changed external address is printed again.
+ */
+static int
+run_map(const struct opts *o)
+{
+	struct mk_pm_probe probe;
+	struct mk_pm_mapping m;
+	struct timespec ts;
+	sigset_t set;
+	const char *why;
+	char a[MK_ADDRSTRLEN];
+	uint64_t now, wait_us;
+	int sig, rc = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (mk_pm_probe(&probe, o->map_via ? o->map_via : MK_PM_ALL, 1000000,
+	    &why) != 0) {
+		mk_err("port mapping: %s", why);
+		return EXIT_FAIL;
+	}
+	if ((probe.found & (o->map_via ? o->map_via : MK_PM_ALL)) == 0) {
+		mk_err("no %s on the gateway", o->map_via ?
+		    mk_pm_name(o->map_via) : "UPnP, NAT-PMP or PCP");
+		return EXIT_FAIL;
+	}
+	if (mk_pm_map(&m, &probe, o->map_via, (uint16_t)o->map_port,
+	    (uint32_t)(o->map_lifetime_ms / 1000), &why) != 0) {
+		mk_err("--map %lld: %s", o->map_port, why);
+		return EXIT_FAIL;
+	}
+	mk_info("mapped %s via %s for %u s", mk_addr_fmt(&m.external, a,
+	    sizeof(a)), mk_pm_name(m.via), m.lifetime);
+	print_mapping(&m);
+	for (;;) {
+		now = mk_now_us();
+		wait_us = m.renew_at_us > now ? m.renew_at_us - now : 0;
+		if (m.renew_at_us == UINT64_MAX)
+			wait_us = 3600ULL * 1000000;
+		ts.tv_sec = (time_t)(wait_us / 1000000);
+		ts.tv_nsec = (long)(wait_us % 1000000) * 1000;
+		sig = sigtimedwait(&set, NULL, &ts);
+		if (sig > 0)
+			break;
+		if (errno == EINTR || m.renew_at_us == UINT64_MAX)
+			continue;
+		{
+			struct mk_addr before = m.external;
+
+			if (mk_pm_renew(&m, &why) != 0) {
+				mk_warn("renewal failed: %s", why);
+				if (mk_now_us() >= (uint64_t)m.expires_at_us) {
+					mk_err("mapping expired");
+					return EXIT_FAIL;
+				}
+				/* try again in a few seconds */
+				m.renew_at_us = mk_now_us() + 5000000;
+				continue;
+			}
+			if (!mk_addr_equal(&before, &m.external))
+				print_mapping(&m);
+		}
+	}
+	if (!o->keep) {
+		if (mk_pm_unmap(&m, &why) != 0) {
+			mk_err("deleting the mapping: %s", why);
+			rc = EXIT_FAIL;
+		} else
+			mk_info("mapping deleted");
+	}
+	return rc;
+}
+
 enum {
 	OPT_FD = 256,
 	OPT_DERPMAP,
 	OPT_HAIRPIN,
+	OPT_KEEP,
 	OPT_LIFETIME,
+	OPT_LIFETIME_MAP,
+	OPT_MAP,
+	OPT_VIA,
 	OPT_NO_PORTMAP,
 	OPT_NO_STUN,
 	OPT_RFC,
@@ -482,6 +722,10 @@ static const struct option longopts[] = {
 	{ "hairpin", no_argument, NULL, OPT_HAIRPIN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "json", no_argument, NULL, 'j' },
+	{ "keep", no_argument, NULL, OPT_KEEP },
+	{ "lifetime-map", required_argument, NULL, OPT_LIFETIME_MAP },
+	{ "map", required_argument, NULL, OPT_MAP },
+	{ "via", required_argument, NULL, OPT_VIA },
 	{ "lifetime", optional_argument, NULL, OPT_LIFETIME },
 	{ "mesh", required_argument, NULL, 'c' },
 	{ "no-portmap", no_argument, NULL, OPT_NO_PORTMAP },
@@ -504,6 +748,7 @@ main(int argc, char *argv[])
 	struct mk_nat_opts no;
 	struct mk_nat_report r;
 	struct mk_mesh mesh, *meshp = NULL;
+	struct mk_pm_async *pm;
 	const char *path, *why;
 	char err[512];
 	int ch, quiet = 0, verbose = 0, rc;
@@ -562,6 +807,23 @@ main(int argc, char *argv[])
 				usage_error("bad lifetime limit (2 s to 1 h): "
 				    "%s", optarg);
 			break;
+		case OPT_KEEP:
+			o.keep = true;
+			break;
+		case OPT_LIFETIME_MAP:
+			if (mk_parse_seconds_ms(optarg, 86400000,
+			    &o.map_lifetime_ms) != 0 || o.map_lifetime_ms < 1000)
+				usage_error("bad mapping lifetime: %s", optarg);
+			break;
+		case OPT_MAP:
+			if (mk_strtonum(optarg, 1, 65535, &o.map_port) != 0)
+				usage_error("bad port: %s", optarg);
+			break;
+		case OPT_VIA:
+			if (mk_pm_parse_via(optarg, &o.map_via) != 0)
+				usage_error("--via wants upnp, natpmp or pcp: %s",
+				    optarg);
+			break;
 		case OPT_NO_PORTMAP:
 			o.no_portmap = true;
 			break;
@@ -587,6 +849,23 @@ main(int argc, char *argv[])
 		    "choose one");
 	if (o.fd >= 0 && o.port != 0)
 		usage_error("%s", "--fd cannot be combined with -p");
+	if (o.map_port == 0 && (o.map_via || o.keep || o.map_lifetime_ms))
+		usage_error("%s", "--via, --keep and --lifetime-map need --map");
+	if (o.map_port != 0) {
+		if (argc > 0 || o.json || o.no_portmap ||
+		    o.no_stun || o.hairpin || o.lifetime_max_ms || o.derpmap ||
+		    o.mesh || o.fd >= 0 || o.port)
+			usage_error("%s", "--map takes only -q, -v, --via, "
+			    "--keep and --lifetime-map");
+		mk_log_init("natclass", quiet ? MK_LOG_ERR :
+		    MK_LOG_WARN + verbose);
+		return run_map(&o);
+	}
+	if (o.no_stun && o.no_portmap)
+		usage_error("%s", "--no-stun with --no-portmap leaves nothing "
+		    "to do");
+	if (o.no_stun)
+		return run_portmap_only(&o);
 	if (o.fd >= 0) {
 		if (mk_udp_adopt(o.fd, &why) != 0) {
 			mk_err("--fd %d: %s", o.fd, why);
@@ -628,10 +907,13 @@ main(int argc, char *argv[])
 	no.rfc = o.rfc;
 	no.hairpin = o.hairpin;
 
+	pm = portmap_start(&o);
 	if (mk_nat_classify(&r, &no, &why) != 0) {
 		mk_err("%s: %s", why, strerror(errno));
+		mk_pm_async_free(pm);
 		return EXIT_FAIL;
 	}
+	portmap_finish(pm);
 	warn_failures(&r, &no);
 	search_lifetime(&r, &o);
 	if (o.json)

@@ -9,11 +9,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct mk_derp_map m;
+	struct mk_derpmap m;
 	char err[256];
 	size_t i;
 
-	if (mk_derpmap_parse(&m, (const char *)data, size, "fuzz", err,
+	if (mk_derpmap_parse(&m, (const char *)data, size, err,
 	    sizeof(err)) != 0)
 		return 0;
 	for (i = 0; i < m.n_regions; i++) {
