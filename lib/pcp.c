@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "pcp.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -30,35 +31,6 @@ mk_natpmp_result_str(unsigned result)
 	if (result < sizeof(natpmp_results) / sizeof(natpmp_results[0]))
 		return natpmp_results[result];
 	return "unknown";
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
 }
 
 /*
@@ -93,7 +65,7 @@ put_header(uint8_t *out, uint8_t opcode, uint32_t lifetime,
 	out[0] = MK_PCP_VERSION;
 	out[1] = opcode;
 	out[2] = out[3] = 0;
-	put32(out + 4, lifetime);
+	mk_put32(out + 4, lifetime);
 	if (client->len == 0 ||
 	    put_ip(out + 8, client, mk_addr_family(client)) == -1)
 		return 0;
@@ -119,8 +91,8 @@ mk_pcp_encode_map(uint8_t *out, size_t n, const struct mk_pcp_map_req *q)
 	memcpy(m, q->nonce, MK_PCP_NONCE_LEN);
 	m[12] = q->protocol;
 	m[13] = m[14] = m[15] = 0;
-	put16(m + 16, q->internal_port);
-	put16(m + 18, q->suggested_port);
+	mk_put16(m + 16, q->internal_port);
+	mk_put16(m + 18, q->suggested_port);
 	if (put_ip(m + 20, &q->suggested_ip,
 	    mk_addr_family(&q->client)) == -1)
 		return 0;
@@ -140,7 +112,7 @@ walk_options(const uint8_t *p, size_t len, unsigned *count, const char **why)
 			*why = "truncated option header";
 			return -1;
 		}
-		olen = get16(p + off + 2);
+		olen = mk_get16(p + off + 2);
 		olen = (olen + 3) & ~(size_t)3;
 		if (olen > len - off - 4) {
 			*why = "option longer than the message";
@@ -160,8 +132,8 @@ get_map(struct mk_pcp_resp *r, const uint8_t *m)
 	r->has_map = 1;
 	memcpy(r->nonce, m, MK_PCP_NONCE_LEN);
 	r->protocol = m[12];
-	r->internal_port = get16(m + 16);
-	r->external_port = get16(m + 18);
+	r->internal_port = mk_get16(m + 16);
+	r->external_port = mk_get16(m + 18);
 	memcpy(ip, m + 20, 16);
 	mk_addr_from_v6(&r->external, ip, r->external_port);
 	mk_addr_unmap(&r->external);
@@ -192,8 +164,8 @@ mk_pcp_decode(struct mk_pcp_resp *r, const uint8_t *p, size_t len,
 	}
 	r->opcode = p[1] & 0x7f;
 	r->result = p[3];
-	r->lifetime = get32(p + 4);
-	r->epoch = get32(p + 8);
+	r->lifetime = mk_get32(p + 4);
+	r->epoch = mk_get32(p + 8);
 	if (r->opcode == MK_PCP_OP_MAP) {
 		if (len >= MK_PCP_MAP_LEN) {
 			get_map(r, p + MK_PCP_HDR_LEN);
@@ -228,8 +200,8 @@ mk_natpmp_decode(struct mk_natpmp_resp *r, const uint8_t *p, size_t len,
 		return -1;
 	}
 	r->op = p[1] & 0x7f;
-	r->result = get16(p + 2);
-	r->epoch = get32(p + 4);
+	r->result = mk_get16(p + 2);
+	r->epoch = mk_get32(p + 4);
 	if (r->result != MK_NATPMP_SUCCESS)
 		return 0;
 	if (r->op == MK_NATPMP_OP_PUBLIC) {
@@ -244,8 +216,8 @@ mk_natpmp_decode(struct mk_natpmp_resp *r, const uint8_t *p, size_t len,
 		*why = "truncated mapping response";
 		return -1;
 	}
-	r->internal_port = get16(p + 8);
-	r->external_port = get16(p + 10);
-	r->lifetime = get32(p + 12);
+	r->internal_port = mk_get16(p + 8);
+	r->external_port = mk_get16(p + 10);
+	r->lifetime = mk_get32(p + 12);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <openssl/params.h>
 
 #include "stun.h"
+#include "util.h"
 
 #define ATTR_HDR		4
 #define PAD4(n)			(((n) + 3) & ~(size_t)3)
@@ -107,35 +108,6 @@ stun_crc32(const uint8_t *p, size_t n)
 	return c ^ 0xffffffffU;
 }
 
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = (v >> 16) & 0xff;
-	p[2] = (v >> 8) & 0xff;
-	p[3] = v & 0xff;
-}
-
 /*
  * HMAC over the message prefix buf[0..off) with the header length field
  * replaced by hdrlen, as RFC 8489 §14.5/14.6 define it, without copying
@@ -155,7 +127,7 @@ stun_hmac(bool sha256, const uint8_t *key, size_t keylen,
 	uint8_t lenb[2];
 	int ok = 0;
 
-	put16(lenb, (uint16_t)hdrlen);
+	mk_put16(lenb, (uint16_t)hdrlen);
 	if (keylen == 0)
 		key = zero;	/* OpenSSL takes NULL as "keep the old key" */
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
@@ -181,7 +153,7 @@ bool
 mk_stun_is(const uint8_t *buf, size_t len)
 {
 	return len >= MK_STUN_HDR_LEN && (buf[0] & 0xc0) == 0 &&
-	    get32(buf + 4) == MK_STUN_COOKIE;
+	    mk_get32(buf + 4) == MK_STUN_COOKIE;
 }
 
 /*
@@ -216,9 +188,9 @@ get_addr(struct mk_addr *a, const uint8_t *v, size_t vlen, const uint8_t *x,
 		*why = "bad address length";
 		return -1;
 	}
-	port = get16(v + 2);
+	port = mk_get16(v + 2);
 	if (x != NULL)
-		port ^= get16(x);
+		port ^= mk_get16(x);
 	for (i = 0; i < n; i++)
 		ip[i] = v[4 + i] ^ (x != NULL ? x[i] : 0);
 	if (n == 4)
@@ -321,7 +293,7 @@ parse_attr(struct mk_stun_msg *m, const uint8_t *buf, size_t off,
 		}
 		if (!(m->has & MK_STUN_HAS_CHANGE_REQUEST)) {
 			m->has |= MK_STUN_HAS_CHANGE_REQUEST;
-			m->change_request = get32(v);
+			m->change_request = mk_get32(v);
 		}
 		return 0;
 	case MK_STUN_ATTR_RESPONSE_PORT:
@@ -332,7 +304,7 @@ parse_attr(struct mk_stun_msg *m, const uint8_t *buf, size_t off,
 		}
 		if (!(m->has & MK_STUN_HAS_RESPONSE_PORT)) {
 			m->has |= MK_STUN_HAS_RESPONSE_PORT;
-			m->response_port = get16(v);
+			m->response_port = mk_get16(v);
 		}
 		return 0;
 	case MK_STUN_ATTR_PADDING:
@@ -404,7 +376,7 @@ parse_attr(struct mk_stun_msg *m, const uint8_t *buf, size_t off,
 		}
 		/* The header length already counts FINGERPRINT: it must be
 		 * last, which the caller checks. */
-		if (get32(v) != (stun_crc32(buf, off) ^ MK_STUN_FP_XOR)) {
+		if (mk_get32(v) != (stun_crc32(buf, off) ^ MK_STUN_FP_XOR)) {
 			*why = "bad fingerprint";
 			return -1;
 		}
@@ -467,8 +439,8 @@ mk_stun_parse(struct mk_stun_msg *m, const uint8_t *buf, size_t len,
 		*why = "bad message type";
 		return -1;
 	}
-	m->type = get16(buf);
-	m->length = get16(buf + 2);
+	m->type = mk_get16(buf);
+	m->length = mk_get16(buf + 2);
 	if (m->length % 4 != 0) {
 		*why = "length not a multiple of 4";
 		return -1;
@@ -477,7 +449,7 @@ mk_stun_parse(struct mk_stun_msg *m, const uint8_t *buf, size_t len,
 		*why = "length mismatch";
 		return -1;
 	}
-	if (get32(buf + 4) == MK_STUN_COOKIE)
+	if (mk_get32(buf + 4) == MK_STUN_COOKIE)
 		memcpy(m->txid, buf + 8, MK_STUN_TXID_LEN);
 	else if (allow_3489 && (m->type == MK_STUN_BINDING_REQUEST ||
 	    m->type == MK_STUN_BINDING_SUCCESS ||
@@ -492,8 +464,8 @@ mk_stun_parse(struct mk_stun_msg *m, const uint8_t *buf, size_t len,
 
 	for (off = MK_STUN_HDR_LEN; off < len; off += ATTR_HDR + PAD4(vlen)) {
 		/* len and off are multiples of 4: a header always fits. */
-		type = get16(buf + off);
-		vlen = get16(buf + off + 2);
+		type = mk_get16(buf + off);
+		vlen = mk_get16(buf + off + 2);
 		if (PAD4(vlen) > len - off - ATTR_HDR) {
 			*why = "attribute overruns message";
 			return -1;
@@ -536,7 +508,7 @@ check_mac(const struct mk_stun_msg *m, const uint8_t *buf, size_t len,
 	/* The message must be the one parsed into m. */
 	if (off < MK_STUN_HDR_LEN || off > len || len > MK_STUN_MAX_LEN ||
 	    vlen > MI_SHA256_MAX || len - off < ATTR_HDR + vlen ||
-	    get16(buf + off + 2) != vlen)
+	    mk_get16(buf + off + 2) != vlen)
 		return 0;
 	if (stun_hmac(sha256, key, keylen, buf, off,
 	    off + ATTR_HDR + vlen - MK_STUN_HDR_LEN, m->rfc3489, mac,
@@ -602,12 +574,12 @@ mk_stun_begin(struct mk_stun_builder *b, uint8_t *buf, size_t cap,
 	    (type & 0xc000) != 0;
 	if (b->err)
 		return;
-	put16(buf, type);
-	put16(buf + 2, 0);
+	mk_put16(buf, type);
+	mk_put16(buf + 2, 0);
 	if (rfc3489)
 		memcpy(buf + 4, txid, 16);
 	else {
-		put32(buf + 4, MK_STUN_COOKIE);
+		mk_put32(buf + 4, MK_STUN_COOKIE);
 		memcpy(buf + 8, txid, MK_STUN_TXID_LEN);
 	}
 	b->len = MK_STUN_HDR_LEN;
@@ -629,11 +601,11 @@ attr_begin(struct mk_stun_builder *b, uint16_t type, size_t vlen)
 		return NULL;
 	}
 	p = b->buf + b->len;
-	put16(p, type);
-	put16(p + 2, (uint16_t)vlen);
+	mk_put16(p, type);
+	mk_put16(p + 2, (uint16_t)vlen);
 	memset(p + ATTR_HDR + vlen, 0, PAD4(vlen) - vlen);
 	b->len += n;
-	put16(b->buf + 2, (uint16_t)(b->len - MK_STUN_HDR_LEN));
+	mk_put16(b->buf + 2, (uint16_t)(b->len - MK_STUN_HDR_LEN));
 	return p + ATTR_HDR;
 }
 
@@ -657,7 +629,7 @@ mk_stun_add_u32(struct mk_stun_builder *b, uint16_t type, uint32_t v)
 	uint8_t *p;
 
 	if ((p = attr_begin(b, type, 4)) != NULL)
-		put32(p, v);
+		mk_put32(p, v);
 }
 
 static void
@@ -693,10 +665,10 @@ put_addr(struct mk_stun_builder *b, uint16_t type, const struct mk_addr *a,
 	x = b->buf + 4;
 	port = mk_addr_port(a);
 	if (xor)
-		port ^= get16(x);
+		port ^= mk_get16(x);
 	p[0] = 0;
 	p[1] = fam;
-	put16(p + 2, port);
+	mk_put16(p + 2, port);
 	for (i = 0; i < n; i++)
 		p[4 + i] = ip[i] ^ (xor ? x[i] : 0);
 }
@@ -790,7 +762,7 @@ mk_stun_add_fingerprint(struct mk_stun_builder *b)
 
 	/* Header length counts FINGERPRINT before the CRC (§14.7). */
 	if ((p = attr_begin(b, MK_STUN_ATTR_FINGERPRINT, FP_LEN)) != NULL)
-		put32(p, stun_crc32(b->buf, off) ^ MK_STUN_FP_XOR);
+		mk_put32(p, stun_crc32(b->buf, off) ^ MK_STUN_FP_XOR);
 }
 
 size_t

@@ -41,6 +41,37 @@ int mk_hex_decode(uint8_t *out, size_t len, const char *in, size_t inlen);
 int mk_file_replace(const char *path, const void *data, size_t len,
     mode_t mode);
 
+/* Big-endian (network order) integers in byte buffers, as every wire
+ * format here uses. */
+static inline uint16_t
+mk_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+mk_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void
+mk_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void
+mk_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 /* Trim ASCII whitespace at both ends in place; returns s. */
 char *mk_trim(char *s);
 
