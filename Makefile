@@ -122,7 +122,8 @@ bats: all
 # part (the lab's own selftest exercises no program of ours, so it runs once).
 SAN_BATS ?= tests/bats/stunq.bats tests/bats/stunq-lab.bats tests/bats/natclass.bats \
 	tests/bats/natclass-portmap.bats tests/bats/wgsetup.bats \
-	tests/bats/wgsetup-lab.bats
+	tests/bats/wgsetup-lab.bats tests/bats/magicdns.bats \
+	tests/bats/magicdns-lab.bats
 bats-san: san
 	MK_BIN=$(CURDIR)/build/san/bin \
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \

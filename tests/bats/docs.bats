@@ -38,6 +38,13 @@ usage_text() {
 	assert_equal "$output" "$syn"
 }
 
+@test "magicdns: usage equals the man page SYNOPSIS" {
+	run synopsis "$TOP/man/magicdns.8"
+	syn=$output
+	run usage_text magicdns
+	assert_equal "$output" "$syn"
+}
+
 @test "every program has a man page and completions for bash and zsh" {
 	for p in $(make -s -C "$TOP" print-progs); do
 		ls "$TOP"/man/"$p".[18] >/dev/null

@@ -1,0 +1,1727 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * magicdns: the mesh's stub resolver on 100.100.100.100:53. Mesh names
+ * (mesh.conf or a hosts file) are answered from memory; everything else
+ * goes upstream (UDP, TCP, or DNS over HTTPS) without ever holding up a
+ * local answer. Optionally points the system's resolv.conf at itself.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "dns.h"
+#include "dnsacl.h"
+#include "dnsfwd.h"
+#include "dnsresolv.h"
+#include "dnstab.h"
+#include "hosts.h"
+#include "log.h"
+#include "loop.h"
+#include "meshconf.h"
+#include "nladdr.h"
+#include "sock.h"
+#include "util.h"
+#include "version.h"
+
+#define EXIT_NO		1
+#define EXIT_USAGE	2
+#define EXIT_FAIL	3
+
+#define SERVICE_V4	"100.100.100.100"
+#define SERVICE_V6	"fd7a:115c:a1e0::53"
+#define MAX_LISTEN	16
+#define MAX_ALLOW	64
+#define UDP_BATCH	32
+/* The largest UDP query taken, and the largest UDP reply. */
+#define UDP_BUF		4096
+#define MAX_CONNS	256
+#define CONN_MAX_PENDING 32	/* forwarded queries per TCP connection */
+#define CONN_WBUF_MAX	(256U << 10)
+#define CONN_IDLE_US	(10ULL * 1000000)
+#define RELOAD_DELAY_US	(100ULL * 1000)
+#define LOCAL_REFRESH_US (10ULL * 1000000)
+#define DEFAULT_RATE	200
+#define UDP_RCVBUF	(4 << 20)	/* bursts wait here, not dropped */
+
+struct opts {
+	const char	*mesh;
+	const char	*hosts;
+	const char	*domain;
+	const char	*listen[MAX_LISTEN];
+	size_t		 n_listen;
+	const char	*upstream[MK_DNSFWD_MAX_UPSTREAMS];
+	size_t		 n_upstream;
+	bool		 no_upstream;
+	const char	*allow[MAX_ALLOW];
+	size_t		 n_allow;
+	const char	*cacert;
+	const char	*user;
+	const char	*resolv;
+	const char	*state_dir;
+	long long	 rate;
+	bool		 install;
+	bool		 uninstall;
+};
+
+struct server;
+
+struct listener {
+	struct server	*s;
+	struct mk_addr	 addr;
+	bool		 any;	/* wildcard: replies need pktinfo */
+	int		 ufd;
+	int		 tfd;
+	struct mk_io	 uio;
+	struct mk_io	 tio;
+	bool		 added;	/* we put the address on lo */
+};
+
+/* A TCP client. Kept until its forwarded queries are answered, even if
+ * the connection is gone, so their callbacks always find it. */
+struct tconn {
+	struct server	*s;
+	struct tconn	*prev, *next;
+	struct mk_io	 io;
+	struct mk_addr	 peer;
+	struct mk_timer	 idle;
+	uint8_t		*rbuf;
+	size_t		 rlen;
+	uint8_t		*wbuf;
+	size_t		 wlen;
+	size_t		 woff;
+	size_t		 wcap;
+	unsigned	 pending;
+	bool		 closed;
+	bool		 eof;
+	uint32_t	 events;
+};
+
+/* Where to send a forwarded UDP answer. */
+struct udpfwd {
+	struct listener	*li;
+	struct mk_addr	 peer;
+	uint8_t		 ctrl[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	size_t		 ctrl_len;
+};
+
+struct stats {
+	uint64_t	queries;
+	uint64_t	local;
+	uint64_t	forwarded;
+	uint64_t	errors;		/* FORMERR, NOTIMP, BADVERS */
+	uint64_t	dropped;	/* unreadable, or a response */
+	uint64_t	refused_acl;
+	uint64_t	ratelimited;
+	uint64_t	servfail_local;	/* no upstream, or too busy */
+	uint64_t	tcp_conns;
+	uint64_t	reloads;
+};
+
+struct server {
+	const struct opts	*o;
+	struct mk_loop		 loop;
+	struct mk_dnstab	*tab;
+	struct listener		 li[MAX_LISTEN];
+	size_t			 n_li;
+	struct mk_dnsfwd	*fwd;
+	struct mk_dnsfwd_upstream up[MK_DNSFWD_MAX_UPSTREAMS];
+	size_t			 n_up;
+	char			 resolve[MK_DNSFWD_MAX_UPSTREAMS][320];
+	const char		*resolve_p[MK_DNSFWD_MAX_UPSTREAMS];
+	size_t			 n_resolve;
+	struct mk_dnsacl	 acl;
+	struct mk_ratelim	 rl;
+	struct tconn		*conns;
+	size_t			 n_conns;
+	/* Closed connections, freed after the loop's current batch of
+	 * events, which may still name them. */
+	struct tconn		*dead;
+	struct mk_timer		 reaper;
+	int			 ino_fd;
+	struct mk_io		 ino_io;
+	struct mk_timer		 reload_timer;
+	struct mk_timer		 local_timer;
+	bool			 installed;
+	char			 backup[PATH_MAX];
+	struct stats		 st;
+	uint8_t			 tbuf[MK_DNS_MSG_MAX];
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: magicdns [-qv] [-a cidr] [-c mesh.conf] [-d domain] [-H hosts]\n"
+"                [-l addr[:port]] [-u upstream] [--cacert file] [--install]\n"
+"                [--rate n] [--resolv-conf file] [--state-dir dir]\n"
+"                [--user user]\n"
+"       magicdns --uninstall [-qv] [--resolv-conf file] [--state-dir dir]\n");
+}
+
+static void __attribute__((noreturn))
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "magicdns: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	usage(stderr);
+	exit(EXIT_USAGE);
+}
+
+/* ---- the name table ---- */
+
+/*
+ * A fresh table from the files. The domain: --domain, else mesh.conf's.
+ * 0, or -1 with the reason in err.
+ */
+static int
+load_table(const struct opts *o, struct mk_dnstab **out, char *err,
+    size_t errlen)
+{
+	struct mk_dnstab *t;
+	struct mk_mesh m;
+	struct mk_hosts h;
+	const char *why, *domain = o->domain;
+	unsigned line = 0;
+	int rc = -1;
+
+	memset(&m, 0, sizeof(m));
+	memset(&h, 0, sizeof(h));
+	if ((t = malloc(sizeof(*t))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	mk_dnstab_init(t, (uint32_t)time(NULL));
+	if (o->mesh != NULL && mk_mesh_load(&m, o->mesh, err, errlen) != 0)
+		goto out;
+	if (o->hosts != NULL && mk_hosts_load(&h, o->hosts, err, errlen) != 0)
+		goto out;
+	if (domain == NULL && m.domain[0] != '\0')
+		domain = m.domain;
+	if (domain != NULL && mk_dnstab_set_domain(t, domain, &why) != 0) {
+		snprintf(err, errlen, "domain %s: %s", domain, why);
+		goto out;
+	}
+	if (mk_dnstab_add_mesh(t, &m, &why) != 0) {
+		snprintf(err, errlen, "%s: %s", o->mesh, why);
+		goto out;
+	}
+	if (mk_dnstab_add_hosts(t, &h, &line, &why) != 0) {
+		snprintf(err, errlen, "%s:%u: %s", o->hosts, line, why);
+		goto out;
+	}
+	*out = t;
+	t = NULL;
+	rc = 0;
+out:
+	mk_mesh_free(&m);
+	mk_hosts_free(&h);
+	if (t != NULL) {
+		mk_dnstab_free(t);
+		free(t);
+	}
+	return rc;
+}
+
+static void
+reload(struct server *s, const char *why)
+{
+	struct mk_dnstab *t;
+	char err[512];
+
+	if (load_table(s->o, &t, err, sizeof(err)) != 0) {
+		mk_err("reload (%s) failed, keeping the old names: %s", why,
+		    err);
+		return;
+	}
+	mk_dnstab_free(s->tab);
+	free(s->tab);
+	s->tab = t;
+	s->st.reloads++;
+	mk_warn("reloaded (%s): %zu names%s%s", why, t->n_recs,
+	    t->domain_len ? " in " : "", t->domain);
+}
+
+static void
+on_reload_timer(struct mk_loop *l, struct mk_timer *t)
+{
+	(void)l;
+	reload(t->arg, "file changed");
+}
+
+/* Is name (an inotify event's) one of our files in that directory? */
+static bool
+watched_name(const struct opts *o, const char *name)
+{
+	const char *files[2] = { o->mesh, o->hosts };
+	char tmp[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		if (files[i] == NULL)
+			continue;
+		snprintf(tmp, sizeof(tmp), "%s", files[i]);
+		if (strcmp(basename(tmp), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+on_inotify(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct server *s = io->arg;
+	char buf[4096]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	bool hit = false;
+	ssize_t n;
+	char *p;
+
+	(void)events;
+	while ((n = read(io->fd, buf, sizeof(buf))) > 0) {
+		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->len > 0 && watched_name(s->o, ev->name))
+				hit = true;
+		}
+	}
+	/* Editors write in steps; wait for the file to settle. */
+	if (hit && mk_timer_in(l, &s->reload_timer, RELOAD_DELAY_US) != 0)
+		reload(s, "file changed");
+}
+
+/* Watch the directories, so a file replaced by rename is seen too. */
+static void
+watch_files(struct server *s)
+{
+	const char *files[2] = { s->o->mesh, s->o->hosts };
+	char tmp[PATH_MAX];
+	size_t i;
+
+	s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->ino_fd < 0) {
+		mk_warn("inotify: %s (reload with SIGHUP)", strerror(errno));
+		return;
+	}
+	for (i = 0; i < 2; i++) {
+		if (files[i] == NULL)
+			continue;
+		snprintf(tmp, sizeof(tmp), "%s", files[i]);
+		if (inotify_add_watch(s->ino_fd, dirname(tmp), IN_CLOSE_WRITE |
+		    IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
+			mk_warn("inotify %s: %s (reload with SIGHUP)", tmp,
+			    strerror(errno));
+	}
+	s->ino_io.fd = s->ino_fd;
+	s->ino_io.fn = on_inotify;
+	s->ino_io.arg = s;
+	if (mk_loop_add(&s->loop, &s->ino_io, EPOLLIN) != 0) {
+		close(s->ino_fd);
+		s->ino_fd = -1;
+	}
+}
+
+/* ---- queries ---- */
+
+/* Not an open resolver: who may ask, and how fast. */
+static bool
+admit(struct server *s, const struct mk_addr *peer, bool tcp)
+{
+	if (!mk_dnsacl_allowed(&s->acl, peer)) {
+		s->st.refused_acl++;
+		return false;
+	}
+	/* This host's own queries cannot be forged from outside; TCP
+	 * sources are real. */
+	if (!tcp && !mk_dnsacl_is_local(&s->acl, peer) &&
+	    !mk_ratelim_take(&s->rl, peer, mk_now_us())) {
+		s->st.ratelimited++;
+		return false;
+	}
+	return true;
+}
+
+static void
+log_query(const struct mk_addr *peer, const struct mk_dns_qinfo *qi,
+    const char *what)
+{
+	char a[MK_ADDRSTRLEN], t[16];
+
+	if (mk_log_level() < MK_LOG_DEBUG)
+		return;
+	mk_debug("%s %s %s: %s%s%s", mk_addr_fmt(peer, a, sizeof(a)),
+	    qi->qname[0] ? qi->qname : ".",
+	    mk_dns_type_str(qi->qtype, t, sizeof(t)), what,
+	    qi->rcode >= 0 ? " " : "",
+	    qi->rcode >= 0 ? mk_dns_rcode_str(qi->rcode) : "");
+}
+
+/*
+ * Decide one query. Returns the action; a reply is in out. When the query
+ * must go upstream, the caller forwards it with qi->limit.
+ */
+static enum mk_dns_action
+handle(struct server *s, const struct mk_addr *peer, const uint8_t *q,
+    size_t qlen, bool tcp, uint8_t *out, size_t cap, size_t *outlen,
+    struct mk_dns_qinfo *qi)
+{
+	enum mk_dns_action act;
+
+	s->st.queries++;
+	act = mk_dns_respond(q, qlen, s->tab, tcp ? MK_DNS_TCP : 0, out, cap,
+	    outlen, qi);
+	switch (act) {
+	case MK_DNS_REPLY:
+		if (qi->local) {
+			s->st.local++;
+			log_query(peer, qi, "local");
+		} else {
+			s->st.errors++;
+			log_query(peer, qi, "error");
+		}
+		break;
+	case MK_DNS_FORWARD:
+		s->st.forwarded++;
+		log_query(peer, qi, "forward");
+		break;
+	default:
+		s->st.dropped++;
+		break;
+	}
+	return act;
+}
+
+/* SERVFAIL of our own, when a query cannot even go upstream. */
+static bool
+local_servfail(struct server *s, const uint8_t *q, size_t qlen,
+    uint8_t *out, size_t cap, size_t *outlen)
+{
+	s->st.servfail_local++;
+	return mk_dns_error(q, qlen, MK_DNS_SERVFAIL, out, cap, outlen) == 0;
+}
+
+/* ---- UDP ---- */
+
+static void
+udp_send(struct listener *li, const struct mk_addr *peer, const void *ctrl,
+    size_t ctrl_len, const uint8_t *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_name = (void *)&peer->sa;
+	mh.msg_namelen = peer->len;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (ctrl_len > 0) {
+		mh.msg_control = (void *)ctrl;
+		mh.msg_controllen = ctrl_len;
+	}
+	if (sendmsg(li->ufd, &mh, 0) < 0)
+		mk_debug("send: %s", strerror(errno));
+}
+
+static void
+udp_forwarded(void *arg, const uint8_t *resp, size_t len)
+{
+	struct udpfwd *u = arg;
+
+	if (resp != NULL)
+		udp_send(u->li, &u->peer, u->ctrl, u->ctrl_len, resp, len);
+	free(u);
+}
+
+/*
+ * The control message to answer from the address a query came to (only
+ * for wildcard sockets): IP_PKTINFO / IPV6_PKTINFO from the received one.
+ */
+static size_t
+reply_ctrl(const struct msghdr *mh, uint8_t *out, size_t cap)
+{
+	struct cmsghdr *c, *oc;
+	struct msghdr omh;
+	struct in_pktinfo pi;
+	struct in6_pktinfo pi6;
+
+	memset(&omh, 0, sizeof(omh));
+	omh.msg_control = out;
+	omh.msg_controllen = cap;
+	for (c = CMSG_FIRSTHDR(mh); c != NULL;
+	    c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+		oc = CMSG_FIRSTHDR(&omh);
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			pi.ipi_spec_dst = pi.ipi_addr;
+			pi.ipi_ifindex = 0;
+			oc->cmsg_level = IPPROTO_IP;
+			oc->cmsg_type = IP_PKTINFO;
+			oc->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(oc), &pi, sizeof(pi));
+			return CMSG_SPACE(sizeof(pi));
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 &&
+		    c->cmsg_type == IPV6_PKTINFO) {
+			memcpy(&pi6, CMSG_DATA(c), sizeof(pi6));
+			oc->cmsg_level = IPPROTO_IPV6;
+			oc->cmsg_type = IPV6_PKTINFO;
+			oc->cmsg_len = CMSG_LEN(sizeof(pi6));
+			memcpy(CMSG_DATA(oc), &pi6, sizeof(pi6));
+			return CMSG_SPACE(sizeof(pi6));
+		}
+	}
+	return 0;
+}
+
+static void
+forward_udp(struct server *s, struct listener *li, const struct mk_addr *peer,
+    const struct msghdr *mh, const uint8_t *q, size_t qlen, uint16_t limit)
+{
+	struct udpfwd *u;
+	uint8_t out[UDP_BUF];
+	size_t olen;
+
+	if ((u = malloc(sizeof(*u))) != NULL) {
+		u->li = li;
+		u->peer = *peer;
+		u->ctrl_len = li->any ? reply_ctrl(mh, u->ctrl,
+		    sizeof(u->ctrl)) : 0;
+		if (mk_dnsfwd_query(s->fwd, q, qlen, limit, udp_forwarded,
+		    u) == 0)
+			return;
+		if (errno == EBUSY)
+			mk_debug("too many queries upstream; SERVFAIL");
+	}
+	if (local_servfail(s, q, qlen, out, sizeof(out), &olen))
+		udp_send(li, peer, u ? u->ctrl : NULL, u ? u->ctrl_len : 0,
+		    out, olen);
+	free(u);
+}
+
+static void
+on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	static uint8_t in[UDP_BATCH][UDP_BUF], out[UDP_BATCH][UDP_BUF];
+	static uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	static uint8_t octrl[UDP_BATCH][CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	static struct sockaddr_storage names[UDP_BATCH];
+	static struct mmsghdr msgs[UDP_BATCH], replies[UDP_BATCH];
+	static struct iovec iov[UDP_BATCH], oiov[UDP_BATCH];
+	struct listener *li = io->arg;
+	struct server *s = li->s;
+	struct mk_dns_qinfo qi;
+	struct mk_addr peer;
+	size_t olen;
+	int n, i, k, sent, rounds;
+
+	(void)l;
+	(void)events;
+	/* A few batches, then back to the loop so TCP and upstream
+	 * answers get their turn. */
+	for (rounds = 0; rounds < 4; rounds++) {
+		for (i = 0; i < UDP_BATCH; i++) {
+			iov[i].iov_base = in[i];
+			iov[i].iov_len = sizeof(in[i]);
+			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+			msgs[i].msg_hdr.msg_name = &names[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			if (li->any) {
+				msgs[i].msg_hdr.msg_control = ctrl[i];
+				msgs[i].msg_hdr.msg_controllen =
+				    sizeof(ctrl[i]);
+			}
+		}
+		n = recvmmsg(io->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (i = 0, k = 0; i < n; i++) {
+			struct msghdr *mh = &msgs[i].msg_hdr;
+			enum mk_dns_action act;
+
+			mk_addr_from_sa(&peer, (struct sockaddr *)&names[i],
+			    mh->msg_namelen);
+			if (!admit(s, &peer, false))
+				continue;
+			if (mh->msg_flags & MSG_TRUNC) {
+				s->st.dropped++;
+				continue;
+			}
+			act = handle(s, &peer, in[i], msgs[i].msg_len, false,
+			    out[k], sizeof(out[k]), &olen, &qi);
+			if (act == MK_DNS_FORWARD) {
+				forward_udp(s, li, &peer, mh, in[i],
+				    msgs[i].msg_len, qi.limit);
+				continue;
+			}
+			if (act != MK_DNS_REPLY)
+				continue;
+			oiov[k].iov_base = out[k];
+			oiov[k].iov_len = olen;
+			memset(&replies[k].msg_hdr, 0,
+			    sizeof(replies[k].msg_hdr));
+			replies[k].msg_hdr.msg_name = &names[i];
+			replies[k].msg_hdr.msg_namelen = mh->msg_namelen;
+			replies[k].msg_hdr.msg_iov = &oiov[k];
+			replies[k].msg_hdr.msg_iovlen = 1;
+			if (li->any) {
+				replies[k].msg_hdr.msg_control = octrl[k];
+				replies[k].msg_hdr.msg_controllen =
+				    reply_ctrl(mh, octrl[k], sizeof(octrl[k]));
+				if (replies[k].msg_hdr.msg_controllen == 0)
+					replies[k].msg_hdr.msg_control = NULL;
+			}
+			k++;
+		}
+		/* Send them all; one that fails is skipped, not retried. */
+		for (sent = 0; sent < k; ) {
+			int r = sendmmsg(io->fd, replies + sent, (unsigned)(k -
+			    sent), 0);
+
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				mk_debug("sendmmsg: %s", strerror(errno));
+				sent++;
+			} else
+				sent += r;
+		}
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
+/* ---- TCP ---- */
+
+static void conn_close(struct tconn *c);
+
+static void
+conn_free(struct tconn *c)
+{
+	free(c->rbuf);
+	free(c->wbuf);
+	free(c);
+}
+
+static void
+reap_conns(struct server *s)
+{
+	struct tconn *c;
+
+	while ((c = s->dead) != NULL) {
+		s->dead = c->next;
+		conn_free(c);
+	}
+}
+
+static void
+on_reaper(struct mk_loop *l, struct mk_timer *t)
+{
+	(void)l;
+	reap_conns(t->arg);
+}
+
+/* A closed connection with nothing pending: free it soon. */
+static void
+conn_bury(struct tconn *c)
+{
+	struct server *s = c->s;
+
+	c->next = s->dead;
+	s->dead = c;
+	if (!mk_timer_armed(&s->reaper))
+		(void)mk_timer_in(&s->loop, &s->reaper, 0);
+}
+
+static void
+conn_events(struct tconn *c)
+{
+	uint32_t ev = 0;
+
+	if (!c->eof && c->pending < CONN_MAX_PENDING &&
+	    c->wlen - c->woff < CONN_WBUF_MAX / 2)
+		ev |= EPOLLIN;
+	if (c->woff < c->wlen)
+		ev |= EPOLLOUT;
+	if (ev != c->events && mk_loop_mod(&c->s->loop, &c->io, ev) == 0)
+		c->events = ev;
+}
+
+/* Write what is buffered; false if the connection was closed. */
+static bool
+conn_flush(struct tconn *c)
+{
+	ssize_t n;
+
+	while (c->woff < c->wlen) {
+		n = send(c->io.fd, c->wbuf + c->woff, c->wlen - c->woff,
+		    MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			conn_close(c);
+			return false;
+		}
+		c->woff += (size_t)n;
+	}
+	if (c->woff == c->wlen)
+		c->woff = c->wlen = 0;
+	if (c->eof && c->pending == 0 && c->wlen == 0) {
+		conn_close(c);
+		return false;
+	}
+	conn_events(c);
+	return true;
+}
+
+/* Queue one framed message and try to send it. */
+static bool
+conn_reply(struct tconn *c, const uint8_t *msg, size_t len)
+{
+	uint8_t *nb;
+	size_t need = c->wlen + 2 + len, cap;
+
+	if (need > CONN_WBUF_MAX) {
+		/* A client that does not read: cut it off. */
+		conn_close(c);
+		return false;
+	}
+	if (need > c->wcap) {
+		cap = c->wcap ? c->wcap : 4096;
+		while (cap < need)
+			cap *= 2;
+		if ((nb = realloc(c->wbuf, cap)) == NULL) {
+			conn_close(c);
+			return false;
+		}
+		c->wbuf = nb;
+		c->wcap = cap;
+	}
+	c->wbuf[c->wlen] = (uint8_t)(len >> 8);
+	c->wbuf[c->wlen + 1] = (uint8_t)len;
+	memcpy(c->wbuf + c->wlen + 2, msg, len);
+	c->wlen += 2 + len;
+	return conn_flush(c);
+}
+
+static void
+tcp_forwarded(void *arg, const uint8_t *resp, size_t len)
+{
+	struct tconn *c = arg;
+
+	c->pending--;
+	if (c->closed) {
+		if (c->pending == 0)
+			conn_bury(c);
+		return;
+	}
+	if (resp != NULL)
+		conn_reply(c, resp, len);
+	else
+		conn_flush(c);
+}
+
+/* One whole message from a TCP client; false if the connection closed. */
+static bool
+conn_query(struct tconn *c, const uint8_t *q, size_t qlen)
+{
+	struct server *s = c->s;
+	struct mk_dns_qinfo qi;
+	enum mk_dns_action act;
+	size_t olen;
+
+	act = handle(s, &c->peer, q, qlen, true, s->tbuf, sizeof(s->tbuf),
+	    &olen, &qi);
+	switch (act) {
+	case MK_DNS_REPLY:
+		return conn_reply(c, s->tbuf, olen);
+	case MK_DNS_FORWARD:
+		if (mk_dnsfwd_query(s->fwd, q, qlen, qi.limit, tcp_forwarded,
+		    c) == 0) {
+			c->pending++;
+			return true;
+		}
+		if (!local_servfail(s, q, qlen, s->tbuf, sizeof(s->tbuf),
+		    &olen))
+			return true;
+		return conn_reply(c, s->tbuf, olen);
+	default:
+		/* Not a query: whoever this is, stop talking to it. */
+		conn_close(c);
+		return false;
+	}
+}
+
+static void
+on_conn(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct tconn *c = io->arg;
+	size_t cap = 2 + MK_DNS_MSG_MAX, mlen, off;
+	ssize_t n;
+
+	if (c->closed)
+		return;
+	/* Both ways shut or reset: nothing more can be said to it. */
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		conn_close(c);
+		return;
+	}
+	if ((events & EPOLLOUT) && !conn_flush(c))
+		return;
+	if (!(events & EPOLLIN) || c->eof)
+		return;
+	mk_timer_in(l, &c->idle, CONN_IDLE_US);
+	n = recv(io->fd, c->rbuf + c->rlen, cap - c->rlen, 0);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_close(c);
+		return;
+	}
+	if (n == 0) {
+		/* The client is done sending; answer what it asked, then
+		 * close. */
+		c->eof = true;
+		conn_flush(c);
+		return;
+	}
+	c->rlen += (size_t)n;
+	off = 0;
+	while (c->rlen - off >= 2) {
+		mlen = (size_t)c->rbuf[off] << 8 | c->rbuf[off + 1];
+		if (c->rlen - off < 2 + mlen)
+			break;
+		if (!conn_query(c, c->rbuf + off + 2, mlen))
+			return;
+		off += 2 + mlen;
+		if (c->pending >= CONN_MAX_PENDING)
+			break;
+	}
+	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
+	conn_events(c);
+}
+
+static void
+on_idle(struct mk_loop *l, struct mk_timer *t)
+{
+	struct tconn *c = t->arg;
+
+	if (c->pending > 0) {
+		mk_timer_in(l, &c->idle, CONN_IDLE_US);
+		return;
+	}
+	conn_close(c);
+}
+
+static void
+conn_close(struct tconn *c)
+{
+	struct server *s = c->s;
+
+	if (c->closed)
+		return;
+	mk_timer_cancel(&s->loop, &c->idle);
+	mk_loop_del(&s->loop, &c->io);
+	close(c->io.fd);
+	c->io.fd = -1;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	c->closed = true;
+	c->prev = c->next = NULL;
+	if (c->pending == 0)
+		conn_bury(c);
+}
+
+static void
+on_accept(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct listener *li = io->arg;
+	struct server *s = li->s;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct tconn *c;
+	struct mk_addr peer;
+	int fd, i;
+
+	(void)events;
+	for (i = 0; i < 16; i++) {
+		sl = sizeof(ss);
+		fd = accept4(io->fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		mk_addr_from_sa(&peer, (struct sockaddr *)&ss, sl);
+		if (!admit(s, &peer, true) || s->n_conns >= MAX_CONNS ||
+		    (c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			continue;
+		}
+		if ((c->rbuf = malloc(2 + MK_DNS_MSG_MAX)) == NULL) {
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->s = s;
+		c->peer = peer;
+		c->io.fd = fd;
+		c->io.fn = on_conn;
+		c->io.arg = c;
+		c->events = EPOLLIN;
+		mk_timer_init(&c->idle, on_idle, c);
+		if (mk_loop_add(l, &c->io, EPOLLIN) != 0 ||
+		    mk_timer_in(l, &c->idle, CONN_IDLE_US) != 0) {
+			mk_loop_del(l, &c->io);
+			close(fd);
+			conn_free(c);
+			continue;
+		}
+		c->next = s->conns;
+		if (s->conns != NULL)
+			s->conns->prev = c;
+		s->conns = c;
+		s->n_conns++;
+		s->st.tcp_conns++;
+	}
+}
+
+/* ---- listeners ---- */
+
+static bool
+is_service_addr(const struct mk_addr *a)
+{
+	struct mk_addr v4, v6;
+	const char *why;
+
+	if (mk_addr_parse(&v4, SERVICE_V4, 0, 0, &why) != 0 ||
+	    mk_addr_parse(&v6, SERVICE_V6, 0, 0, &why) != 0)
+		return false;
+	return mk_addr_same_ip(a, &v4) || mk_addr_same_ip(a, &v6);
+}
+
+static int
+bind_one(const struct mk_addr *a, int type, bool any, const char **why)
+{
+	int fd, on = 1, family = mk_addr_family(a), saved;
+
+	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*why = "socket";
+		return -1;
+	}
+	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+	    &on, sizeof(on)) != 0) {
+		*why = "setsockopt IPV6_V6ONLY";
+		goto fail;
+	}
+	if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR,
+	    &on, sizeof(on)) != 0) {
+		*why = "setsockopt SO_REUSEADDR";
+		goto fail;
+	}
+	if (any && type == SOCK_DGRAM && setsockopt(fd, family == AF_INET ?
+	    IPPROTO_IP : IPPROTO_IPV6, family == AF_INET ? IP_PKTINFO :
+	    IPV6_RECVPKTINFO, &on, sizeof(on)) != 0) {
+		*why = "setsockopt PKTINFO";
+		goto fail;
+	}
+	if (type == SOCK_DGRAM) {
+		int sz = UDP_RCVBUF;
+
+		/* Past net.core.rmem_max only with CAP_NET_ADMIN; else the
+		 * most the system allows. */
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz,
+		    sizeof(sz)) != 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz,
+			    sizeof(sz));
+	}
+	if (bind(fd, &a->sa, a->len) != 0) {
+		*why = "bind";
+		goto fail;
+	}
+	if (type == SOCK_STREAM && listen(fd, SOMAXCONN) != 0) {
+		*why = "listen";
+		goto fail;
+	}
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Bind UDP and TCP on li->addr. The service address, when no interface
+ * has it, is first added to lo (and taken away again on exit).
+ */
+static int
+open_listener(struct listener *li)
+{
+	const char *why;
+	char a[MK_ADDRSTRLEN];
+	int r, lo;
+
+	li->any = mk_addr_is_any(&li->addr);
+	li->ufd = bind_one(&li->addr, SOCK_DGRAM, li->any, &why);
+	if (li->ufd < 0 && errno == EADDRNOTAVAIL &&
+	    is_service_addr(&li->addr)) {
+		lo = (int)if_nametoindex("lo");
+		r = lo == 0 ? -1 : mk_nladdr_add(lo, &li->addr,
+		    mk_addr_family(&li->addr) == AF_INET ? 32 : 128, &why);
+		if (r < 0) {
+			mk_err("cannot add %s to lo: %s: %s",
+			    mk_addr_fmt_ip(&li->addr, a, sizeof(a)),
+			    lo == 0 ? "no lo" : why, strerror(errno));
+			return -1;
+		}
+		li->added = r == 1;
+		if (li->added)
+			mk_info("added %s to lo", mk_addr_fmt_ip(&li->addr, a,
+			    sizeof(a)));
+		li->ufd = bind_one(&li->addr, SOCK_DGRAM, li->any, &why);
+	}
+	if (li->ufd < 0) {
+		mk_err("%s udp %s: %s", why, mk_addr_fmt(&li->addr, a,
+		    sizeof(a)), strerror(errno));
+		return -1;
+	}
+	if (mk_addr_port(&li->addr) == 0) {
+		/* Port 0: TCP takes the port UDP got. */
+		struct mk_addr bound;
+
+		if (mk_sock_local(li->ufd, &bound) == 0)
+			li->addr = bound;
+	}
+	li->tfd = bind_one(&li->addr, SOCK_STREAM, li->any, &why);
+	if (li->tfd < 0) {
+		mk_err("%s tcp %s: %s", why, mk_addr_fmt(&li->addr, a,
+		    sizeof(a)), strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+close_listeners(struct server *s)
+{
+	const char *why;
+	char a[MK_ADDRSTRLEN];
+	size_t i;
+	int lo;
+
+	for (i = 0; i < s->n_li; i++) {
+		struct listener *li = &s->li[i];
+
+		if (li->ufd >= 0)
+			close(li->ufd);
+		if (li->tfd >= 0)
+			close(li->tfd);
+		li->ufd = li->tfd = -1;
+	}
+	for (i = 0; i < s->n_li; i++) {
+		struct listener *li = &s->li[i];
+
+		if (!li->added)
+			continue;
+		li->added = false;
+		lo = (int)if_nametoindex("lo");
+		if (lo == 0 || mk_nladdr_del(lo, &li->addr,
+		    mk_addr_family(&li->addr) == AF_INET ? 32 : 128,
+		    &why) != 0)
+			mk_err("cannot remove %s from lo: %s",
+			    mk_addr_fmt_ip(&li->addr, a, sizeof(a)),
+			    lo == 0 ? "no lo" : strerror(errno));
+		else
+			mk_info("removed %s from lo", mk_addr_fmt_ip(&li->addr,
+			    a, sizeof(a)));
+	}
+}
+
+static int
+attach_listeners(struct server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_li; i++) {
+		struct listener *li = &s->li[i];
+
+		li->s = s;
+		li->uio.fd = li->ufd;
+		li->uio.fn = on_udp;
+		li->uio.arg = li;
+		li->tio.fd = li->tfd;
+		li->tio.fn = on_accept;
+		li->tio.arg = li;
+		if (mk_loop_add(&s->loop, &li->uio, EPOLLIN) != 0 ||
+		    mk_loop_add(&s->loop, &li->tio, EPOLLIN) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- upstreams ---- */
+
+static bool
+is_ours(const struct server *s, const struct mk_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_li; i++) {
+		const struct mk_addr *l = &s->li[i].addr;
+
+		if (mk_addr_port(l) != mk_addr_port(a))
+			continue;
+		if (mk_addr_same_ip(l, a))
+			return true;
+		/* A wildcard listener is every local address. */
+		if (s->li[i].any && mk_addr_family(l) == mk_addr_family(a) &&
+		    mk_dnsacl_is_local(&s->acl, a))
+			return true;
+	}
+	return false;
+}
+
+static void
+add_upstream(struct server *s, const struct mk_dnsfwd_upstream *u)
+{
+	char a[MK_ADDRSTRLEN];
+
+	if (u->kind == MK_DNSFWD_DNS && is_ours(s, &u->addr)) {
+		mk_warn("upstream %s is this resolver itself; skipped",
+		    mk_addr_fmt(&u->addr, a, sizeof(a)));
+		return;
+	}
+	if (s->n_up == MK_DNSFWD_MAX_UPSTREAMS) {
+		mk_warn("more than %d upstreams; the rest are ignored",
+		    MK_DNSFWD_MAX_UPSTREAMS);
+		return;
+	}
+	s->up[s->n_up++] = *u;
+}
+
+/*
+ * A DoH host name is looked up now, before the loop runs (and before this
+ * resolver may become the system's), and pinned for curl.
+ */
+static int
+pin_doh_host(struct server *s, const struct mk_dnsfwd_upstream *u)
+{
+	struct mk_addr a;
+	const char *why;
+	char ip[MK_ADDRSTRLEN];
+
+	if (mk_addr_parse(&a, u->host, 0, MK_ADDR_NO_PORT, &why) == 0)
+		return 0;
+	if (mk_addr_resolve(&a, u->host, u->port, AF_UNSPEC, &why) != 0) {
+		mk_err("upstream %s: %s: %s", u->url, u->host, why);
+		return -1;
+	}
+	mk_addr_fmt_ip(&a, ip, sizeof(ip));
+	snprintf(s->resolve[s->n_resolve], sizeof(s->resolve[0]),
+	    mk_addr_family(&a) == AF_INET6 ? "%s:%u:[%s]" : "%s:%u:%s",
+	    u->host, u->port, ip);
+	s->resolve_p[s->n_resolve] = s->resolve[s->n_resolve];
+	s->n_resolve++;
+	mk_info("upstream %s: %s is %s", u->url, u->host, ip);
+	return 0;
+}
+
+static int
+setup_upstreams(struct server *s)
+{
+	const struct opts *o = s->o;
+	struct mk_dnsfwd_upstream u;
+	struct mk_resolv r;
+	const char *why;
+	size_t i;
+
+	if (o->no_upstream)
+		return 0;
+	for (i = 0; i < o->n_upstream; i++) {
+		if (mk_dnsfwd_upstream_parse(&u, o->upstream[i], &why) != 0)
+			return -1;	/* checked before binding */
+		if (u.kind == MK_DNSFWD_DOH && pin_doh_host(s, &u) != 0)
+			return -1;
+		add_upstream(s, &u);
+	}
+	if (o->n_upstream > 0)
+		return 0;
+	/* The system's resolvers; if resolv.conf is ours already (a crash
+	 * left it), the saved original's. */
+	if (mk_resolv_load(&r, o->resolv) != 0) {
+		mk_err("%s: %s", o->resolv, strerror(errno));
+		return -1;
+	}
+	if (r.ours && mk_resolv_load(&r, s->backup) != 0) {
+		mk_err("%s: %s", s->backup, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < r.n_ns; i++) {
+		memset(&u, 0, sizeof(u));
+		u.kind = MK_DNSFWD_DNS;
+		u.addr = r.ns[i];
+		add_upstream(s, &u);
+	}
+	if (s->n_up == 0)
+		mk_warn("no upstream resolver: names outside the mesh get "
+		    "SERVFAIL");
+	return 0;
+}
+
+/* ---- resolv.conf ---- */
+
+static int
+backup_path(struct server *s)
+{
+	char ns[256];
+
+	if (mk_netns_name(ns, sizeof(ns)) != 0 ||
+	    mk_resolv_backup_path(s->backup, sizeof(s->backup),
+	    s->o->state_dir, ns) != 0) {
+		mk_err("cannot name the backup of %s: %s", s->o->resolv,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * In a named network namespace without its own resolv.conf, ip netns exec
+ * leaves the host's in place: taking it over would change the host's.
+ */
+static int
+check_netns_resolv(const struct opts *o)
+{
+	char ns[256], p[PATH_MAX];
+
+	if (strcmp(o->resolv, MK_RESOLV_PATH) != 0 ||
+	    mk_netns_name(ns, sizeof(ns)) != 0 || strcmp(ns, "default") == 0)
+		return 0;
+	snprintf(p, sizeof(p), "/etc/netns/%s/resolv.conf", ns);
+	if (access(p, F_OK) == 0)
+		return 0;
+	mk_err("network namespace %s has no %s: --install would change the "
+	    "host's resolv.conf", ns, p);
+	return -1;
+}
+
+static int
+install(struct server *s)
+{
+	char err[1024], ns[MK_ADDRSTRLEN];
+	const struct mk_addr *a = &s->li[0].addr;
+
+	if (mk_addr_port(a) != 53 || mk_addr_is_any(a)) {
+		mk_err("--install needs the first --listen address on port 53 "
+		    "and not a wildcard");
+		return -1;
+	}
+	if (check_netns_resolv(s->o) != 0)
+		return -1;
+	mk_addr_fmt_ip(a, ns, sizeof(ns));
+	if (mk_resolv_install(s->o->resolv, s->backup, ns, s->tab->domain, err,
+	    sizeof(err)) != 0) {
+		mk_err("install: %s", err);
+		return -1;
+	}
+	s->installed = true;
+	mk_info("%s points at %s (original saved in %s)", s->o->resolv, ns,
+	    s->backup);
+	return 0;
+}
+
+static void
+uninstall(struct server *s)
+{
+	char err[1024];
+
+	if (!s->installed)
+		return;
+	s->installed = false;
+	if (mk_resolv_uninstall(s->o->resolv, s->backup, err,
+	    sizeof(err)) < 0)
+		mk_err("uninstall: %s", err);
+	else
+		mk_info("%s restored", s->o->resolv);
+}
+
+static int
+run_uninstall(const struct opts *o)
+{
+	struct server s;
+	char err[1024];
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	s.o = o;
+	if (backup_path(&s) != 0)
+		return EXIT_FAIL;
+	r = mk_resolv_uninstall(o->resolv, s.backup, err, sizeof(err));
+	if (r < 0) {
+		mk_err("%s", err);
+		return EXIT_FAIL;
+	}
+	if (r == 1) {
+		mk_warn("nothing to restore: no %s", s.backup);
+		return EXIT_NO;
+	}
+	mk_info("%s restored from %s", o->resolv, s.backup);
+	return 0;
+}
+
+/* ---- running ---- */
+
+static void
+log_stats(const struct server *s)
+{
+	const struct mk_dnsfwd_stats *f = mk_dnsfwd_stats(s->fwd);
+
+	mk_warn("queries %llu, local %llu, forwarded %llu, errors %llu, "
+	    "dropped %llu, refused %llu, rate-limited %llu, tcp %llu; "
+	    "upstream: answered %llu, servfail %llu, tcp %llu, doh %llu, "
+	    "timeouts %llu, busy %llu; reloads %llu",
+	    (unsigned long long)s->st.queries,
+	    (unsigned long long)s->st.local,
+	    (unsigned long long)s->st.forwarded,
+	    (unsigned long long)s->st.errors,
+	    (unsigned long long)s->st.dropped,
+	    (unsigned long long)s->st.refused_acl,
+	    (unsigned long long)s->st.ratelimited,
+	    (unsigned long long)s->st.tcp_conns,
+	    (unsigned long long)f->answered,
+	    (unsigned long long)(f->servfail + s->st.servfail_local),
+	    (unsigned long long)f->tcp_retries,
+	    (unsigned long long)f->doh_sent,
+	    (unsigned long long)f->timeouts,
+	    (unsigned long long)f->busy,
+	    (unsigned long long)s->st.reloads);
+}
+
+static void
+on_signal(struct mk_loop *l, int signo, void *arg)
+{
+	struct server *s = arg;
+
+	switch (signo) {
+	case SIGHUP:
+		reload(s, "SIGHUP");
+		break;
+	case SIGUSR1:
+		log_stats(s);
+		break;
+	default:
+		mk_loop_stop(l);
+	}
+}
+
+static void
+on_local_timer(struct mk_loop *l, struct mk_timer *t)
+{
+	struct server *s = t->arg;
+
+	mk_dnsacl_refresh_local(&s->acl);
+	mk_timer_in(l, t, LOCAL_REFRESH_US);
+}
+
+static int
+serve(struct server *s)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
+	struct mk_dnsfwd_conf fc;
+	const char *why;
+	char a[MK_ADDRSTRLEN];
+	size_t i;
+	int rc = EXIT_FAIL;
+
+	mk_timer_init(&s->reaper, on_reaper, s);
+	mk_timer_init(&s->reload_timer, on_reload_timer, s);
+	mk_timer_init(&s->local_timer, on_local_timer, s);
+	if (mk_loop_init(&s->loop) != 0 ||
+	    mk_loop_signals(&s->loop, sigs, MK_ARRAY_LEN(sigs), on_signal,
+	    s) != 0 || attach_listeners(s) != 0) {
+		mk_err("event loop: %s", strerror(errno));
+		goto out;
+	}
+	memset(&fc, 0, sizeof(fc));
+	fc.up = s->up;
+	fc.n_up = s->n_up;
+	fc.cafile = s->o->cacert;
+	fc.doh_resolve = s->resolve_p;
+	fc.n_doh_resolve = s->n_resolve;
+	if (mk_dnsfwd_new(&s->fwd, &s->loop, &fc, &why) != 0) {
+		mk_err("forwarder: %s: %s", why, strerror(errno));
+		goto out;
+	}
+	mk_timer_in(&s->loop, &s->local_timer, LOCAL_REFRESH_US);
+	watch_files(s);
+	for (i = 0; i < s->n_li; i++)
+		mk_warn("listening on %s (udp, tcp)",
+		    mk_addr_fmt(&s->li[i].addr, a, sizeof(a)));
+	for (i = 0; i < s->n_up; i++)
+		mk_info("upstream %s", s->up[i].kind == MK_DNSFWD_DOH ?
+		    s->up[i].url : mk_addr_fmt(&s->up[i].addr, a, sizeof(a)));
+	mk_warn("ready: %zu names%s%s, %zu upstreams", s->tab->n_recs,
+	    s->tab->domain_len ? " in " : "", s->tab->domain, s->n_up);
+	if (mk_loop_run(&s->loop) != 0) {
+		mk_err("event loop: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	mk_dnsfwd_free(s->fwd);
+	s->fwd = NULL;
+	while (s->conns != NULL)
+		conn_close(s->conns);
+	reap_conns(s);
+	if (s->ino_fd >= 0)
+		close(s->ino_fd);
+	mk_loop_free(&s->loop);
+	return rc;
+}
+
+static int
+lookup_user(const char *user, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		mk_err("user %s: %s", user, errno ? strerror(errno) :
+		    "no such user");
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+static int
+drop_privileges(uid_t uid, gid_t gid)
+{
+	if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
+	    setresuid(uid, uid, uid) != 0) {
+		mk_err("dropping privileges: %s", strerror(errno));
+		return -1;
+	}
+	/* Must not be able to get root back. */
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		mk_err("dropping privileges: root came back");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * With --user: the server runs as that user in a child; this process keeps
+ * root only to undo what needs it (the lo address, resolv.conf) when the
+ * child ends, however it ends. Signals are passed on.
+ */
+static int
+run_privsep(struct server *s, uid_t uid, gid_t gid)
+{
+	sigset_t set;
+	pid_t pid, parent = getpid();
+	int sig, status, rc;
+	size_t i;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if ((pid = fork()) < 0) {
+		mk_err("fork: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(EXIT_FAIL);
+		for (i = 0; i < s->n_li; i++)
+			s->li[i].added = false;	/* the parent undoes */
+		s->installed = false;
+		if (drop_privileges(uid, gid) != 0)
+			_exit(EXIT_FAIL);
+		rc = serve(s);
+		close_listeners(s);
+		mk_dnstab_free(s->tab);
+		free(s->tab);
+		mk_dnsacl_free(&s->acl);
+		mk_ratelim_free(&s->rl);
+		_exit(rc);
+	}
+	for (i = 0; i < s->n_li; i++) {
+		close(s->li[i].ufd);
+		close(s->li[i].tfd);
+		s->li[i].ufd = s->li[i].tfd = -1;
+	}
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGCHLD) {
+			if (waitpid(pid, &status, WNOHANG) == pid)
+				break;
+			continue;
+		}
+		kill(pid, sig);
+	}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	mk_err("server process killed by signal %d", WTERMSIG(status));
+	return EXIT_FAIL;
+}
+
+/* ---- main ---- */
+
+static int
+run(const struct opts *o)
+{
+	static struct server s;
+	struct mk_dnsfwd_upstream u;
+	struct mk_addr la;
+	char err[1024];
+	const char *why;
+	sigset_t set;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	size_t i;
+	int rc = EXIT_FAIL;
+
+	s.o = o;
+	s.ino_fd = -1;
+	/* From here a signal waits for the loop (or for cleanup): nothing
+	 * may end us between adding an address and being able to undo it. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	mk_dnsacl_init(&s.acl);
+	for (i = 0; i < o->n_allow; i++)
+		if (mk_dnsacl_allow(&s.acl, o->allow[i], &why) != 0)
+			usage_error("bad --allow prefix: %s", o->allow[i]);
+	for (i = 0; i < o->n_listen; i++)
+		if (mk_addr_parse(&la, o->listen[i], 53, 0, &why) != 0)
+			usage_error("bad listen address: %s", o->listen[i]);
+	for (i = 0; i < o->n_upstream; i++)
+		if (mk_dnsfwd_upstream_parse(&u, o->upstream[i], &why) != 0)
+			usage_error("bad upstream: %s", o->upstream[i]);
+	if (o->user != NULL && lookup_user(o->user, &uid, &gid) != 0) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (load_table(o, &s.tab, err, sizeof(err)) != 0) {
+		mk_err("%s", err);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (mk_dnsacl_allow_defaults(&s.acl) != 0)
+		goto out;
+	if (mk_ratelim_init(&s.rl, 4096, (uint64_t)o->rate,
+	    2 * (uint64_t)o->rate) != 0)
+		goto out;
+	if (backup_path(&s) != 0)
+		goto out;
+
+	for (i = 0; i < (o->n_listen ? o->n_listen : 1); i++) {
+		struct listener *li = &s.li[s.n_li];
+
+		li->ufd = li->tfd = -1;
+		if (mk_addr_parse(&li->addr, o->n_listen ? o->listen[i] :
+		    SERVICE_V4, 53, 0, &why) != 0)
+			goto out;	/* checked above */
+		s.n_li++;
+		if (open_listener(li) != 0)
+			goto out;
+	}
+	/* After the listeners: the service address may be new on lo. */
+	if (mk_dnsacl_refresh_local(&s.acl) != 0)
+		mk_warn("cannot list local addresses: %s", strerror(errno));
+	if (setup_upstreams(&s) != 0)
+		goto out;
+	if (o->install && install(&s) != 0)
+		goto out;
+	if (o->user != NULL)
+		rc = run_privsep(&s, uid, gid);
+	else
+		rc = serve(&s);
+out:
+	uninstall(&s);
+	close_listeners(&s);
+	mk_dnstab_free(s.tab);
+	free(s.tab);
+	mk_dnsacl_free(&s.acl);
+	mk_ratelim_free(&s.rl);
+	return rc;
+}
+
+enum {
+	OPT_CACERT = 256,
+	OPT_INSTALL,
+	OPT_UNINSTALL,
+	OPT_RATE,
+	OPT_RESOLV,
+	OPT_STATE,
+	OPT_USER,
+};
+
+static const struct option longopts[] = {
+	{ "allow", required_argument, NULL, 'a' },
+	{ "cacert", required_argument, NULL, OPT_CACERT },
+	{ "domain", required_argument, NULL, 'd' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "hosts", required_argument, NULL, 'H' },
+	{ "install", no_argument, NULL, OPT_INSTALL },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "mesh", required_argument, NULL, 'c' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "rate", required_argument, NULL, OPT_RATE },
+	{ "resolv-conf", required_argument, NULL, OPT_RESOLV },
+	{ "state-dir", required_argument, NULL, OPT_STATE },
+	{ "uninstall", no_argument, NULL, OPT_UNINSTALL },
+	{ "upstream", required_argument, NULL, 'u' },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int
+main(int argc, char *argv[])
+{
+	struct opts o = {
+		.resolv = MK_RESOLV_PATH, .state_dir = MK_RESOLV_STATE_DIR,
+		.rate = DEFAULT_RATE,
+	};
+	int ch, quiet = 0, verbose = 0;
+	bool serve_opts = false;
+
+	while ((ch = getopt_long(argc, argv, "a:c:d:hH:l:qu:vV", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			if (o.n_allow == MAX_ALLOW)
+				usage_error("%s", "too many --allow");
+			o.allow[o.n_allow++] = optarg;
+			serve_opts = true;
+			break;
+		case 'c':
+			o.mesh = optarg;
+			serve_opts = true;
+			break;
+		case 'd':
+			o.domain = optarg;
+			serve_opts = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'H':
+			o.hosts = optarg;
+			serve_opts = true;
+			break;
+		case 'l':
+			if (o.n_listen == MAX_LISTEN)
+				usage_error("%s", "too many --listen");
+			o.listen[o.n_listen++] = optarg;
+			serve_opts = true;
+			break;
+		case 'q':
+			quiet++;
+			break;
+		case 'u':
+			if (strcmp(optarg, "none") == 0) {
+				o.no_upstream = true;
+			} else {
+				if (o.n_upstream == MK_DNSFWD_MAX_UPSTREAMS)
+					usage_error("%s",
+					    "too many --upstream");
+				o.upstream[o.n_upstream++] = optarg;
+			}
+			serve_opts = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("magicdns %s\n", MK_VERSION);
+			return 0;
+		case OPT_CACERT:
+			o.cacert = optarg;
+			serve_opts = true;
+			break;
+		case OPT_INSTALL:
+			o.install = true;
+			serve_opts = true;
+			break;
+		case OPT_UNINSTALL:
+			o.uninstall = true;
+			break;
+		case OPT_RATE:
+			if (mk_strtonum(optarg, 0, 1000000, &o.rate) != 0)
+				usage_error("bad rate: %s", optarg);
+			serve_opts = true;
+			break;
+		case OPT_RESOLV:
+			o.resolv = optarg;
+			break;
+		case OPT_STATE:
+			o.state_dir = optarg;
+			break;
+		case OPT_USER:
+			o.user = optarg;
+			serve_opts = true;
+			break;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument: %s", argv[optind]);
+	mk_log_init("magicdns", quiet ? MK_LOG_ERR : MK_LOG_WARN + verbose);
+	if (o.uninstall) {
+		if (serve_opts)
+			usage_error("%s", "--uninstall takes only "
+			    "--resolv-conf and --state-dir");
+		return run_uninstall(&o);
+	}
+	if (o.no_upstream && o.n_upstream > 0)
+		usage_error("%s", "--upstream none with other upstreams");
+	if (o.mesh == NULL && o.hosts == NULL)
+		o.mesh = mk_mesh_default_path();
+	if (o.cacert != NULL && access(o.cacert, R_OK) != 0)
+		usage_error("cannot read --cacert %s", o.cacert);
+	return run(&o);
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Raw DNS packets for magicdns's tests, with nothing but the standard library.
+
+  magicdns-peer.py send [--tcp] [--timeout S] HOST PORT HEX...
+      send one message (hex) and print the reply as hex, or "timeout";
+      over TCP several messages go in one write and every reply is
+      printed in the order it came ("closed" when the server hangs up)
+  magicdns-peer.py burst [--timeout S] [--window N] HOST PORT NAME COUNT
+      send COUNT A queries for NAME from one socket, at most N (default:
+      all) unanswered at a time, then print how many were answered
+  magicdns-peer.py query NAME [TYPE]
+      print a plain query (RD, no EDNS) as hex, for `send`
+  magicdns-peer.py blackhole HOST PORT
+      a UDP "server" that reads queries and never answers; prints
+      "ready" when bound and one line per query it swallowed
+  magicdns-peer.py echo HOST PORT
+      a UDP "server" that prints each query as hex and answers it with
+      itself turned into an empty NOERROR response (OPT record and all)
+  magicdns-peer.py random HOST PORT COUNT SEED
+      send COUNT random datagrams, some with a plausible header
+"""
+import random
+import socket
+import struct
+import sys
+import time
+
+TYPES = {"A": 1, "NS": 2, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28}
+
+
+def query(name, qtype="A", qid=0x4242):
+    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        if label:
+            q += bytes([len(label)]) + label.encode()
+    return q + b"\0" + struct.pack("!HH", TYPES[qtype], 1)
+
+
+def family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def send(args):
+    tcp = False
+    timeout = 2.0
+    while args and args[0].startswith("--"):
+        if args[0] == "--tcp":
+            tcp = True
+            args = args[1:]
+        elif args[0] == "--timeout":
+            timeout = float(args[1])
+            args = args[2:]
+        else:
+            raise SystemExit("unknown option " + args[0])
+    host, port = args[0], int(args[1])
+    msgs = [bytes.fromhex(m) for m in args[2:]]
+    if tcp:
+        s = socket.socket(family(host), socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect((host, port))
+        s.sendall(b"".join(struct.pack("!H", len(m)) + m for m in msgs))
+        buf = b""
+        for _ in msgs:
+            try:
+                while len(buf) < 2 or \
+                        len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
+                    chunk = s.recv(65537)
+                    if not chunk:
+                        print("closed")
+                        return
+                    buf += chunk
+            except socket.timeout:
+                print("timeout")
+                return
+            except ConnectionResetError:
+                print("closed")
+                return
+            n = struct.unpack("!H", buf[:2])[0]
+            print(buf[2:2 + n].hex(), flush=True)
+            buf = buf[2 + n:]
+        return
+    msg = msgs[0]
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    s.sendto(msg, (host, port))
+    try:
+        data, _ = s.recvfrom(65535)
+    except socket.timeout:
+        print("timeout")
+        return
+    print(data.hex())
+
+
+def burst(args):
+    timeout = 1.0
+    window = None
+    while args and args[0].startswith("--"):
+        if args[0] == "--timeout":
+            timeout = float(args[1])
+        elif args[0] == "--window":
+            window = int(args[1])
+        else:
+            raise SystemExit("unknown option " + args[0])
+        args = args[2:]
+    host, port, name, count = args[0], int(args[1]), args[2], int(args[3])
+    window = window or count
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    got = set()
+    sent = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while sent < count and sent - len(got) < window:
+            s.sendto(query(name, "A", sent), (host, port))
+            sent += 1
+            deadline = time.monotonic() + timeout
+        if len(got) == count:
+            break
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data, _ = s.recvfrom(65535)
+        except socket.timeout:
+            break
+        if len(data) >= 2:
+            got.add(struct.unpack("!H", data[:2])[0])
+    print(len(got))
+
+
+def blackhole(args):
+    host, port = args[0], int(args[1])
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.bind((host, port))
+    print("ready", flush=True)
+    while True:
+        data, peer = s.recvfrom(65535)
+        print("swallowed %d bytes from %s" % (len(data), peer[0]), flush=True)
+
+
+def echo(args):
+    host, port = args[0], int(args[1])
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.bind((host, port))
+    print("ready", flush=True)
+    while True:
+        data, peer = s.recvfrom(65535)
+        print(data.hex(), flush=True)
+        if len(data) >= 12:
+            flags = struct.unpack("!H", data[2:4])[0] | 0x8080
+            s.sendto(data[:2] + struct.pack("!H", flags) + data[4:], peer)
+
+
+def rand(args):
+    host, port, count, seed = args[0], int(args[1]), int(args[2]), args[3]
+    r = random.Random(seed)
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    for i in range(count):
+        n = r.choice([0, 1, 11, 12, 13, 17, 30, 64, 300, 600])
+        b = bytes(r.getrandbits(8) for _ in range(n))
+        if n >= 12 and r.random() < 0.7:
+            # QR clear, one question: gets past the first checks
+            b = b[:2] + bytes([b[2] & 0x7f, b[3]]) + b"\0\1" + b[6:]
+        s.sendto(b, (host, port))
+    print("sent %d" % count)
+
+
+def main():
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "send":
+        send(args)
+    elif cmd == "burst":
+        burst(args)
+    elif cmd == "query":
+        print(query(args[0], args[1] if len(args) > 1 else "A").hex())
+    elif cmd == "blackhole":
+        blackhole(args)
+    elif cmd == "echo":
+        echo(args)
+    elif cmd == "random":
+        rand(args)
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
