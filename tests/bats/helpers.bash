@@ -19,23 +19,32 @@ bg_start() {
 	local name=$1; shift
 	"$@" >"$BATS_TEST_TMPDIR/$name.log" 2>&1 &
 	echo $! >"$BATS_TEST_TMPDIR/$name.pid"
-	echo "$!" >>"$BATS_TEST_TMPDIR/.pids"
+	echo "$! $name" >>"$BATS_TEST_TMPDIR/.pids"
 }
 
 bg_pid() { cat "$BATS_TEST_TMPDIR/$1.pid"; }
 bg_log() { cat "$BATS_TEST_TMPDIR/$1.log"; }
 
 # Stop only what this test started, by PID; wait so nothing outlives it.
+# A sanitizer report in any of their logs fails the test (sanitized builds
+# report leaks and errors at exit, after the test's own assertions).
 bg_stop_all() {
-	local p
+	local p name bad=0
 	[ -f "$BATS_TEST_TMPDIR/.pids" ] || return 0
-	while read -r p; do
+	while read -r p name; do
 		kill "$p" 2>/dev/null || true
 	done <"$BATS_TEST_TMPDIR/.pids"
-	while read -r p; do
+	while read -r p name; do
 		wait "$p" 2>/dev/null || true
+		if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		    "$BATS_TEST_TMPDIR/$name.log" 2>/dev/null; then
+			echo "sanitizer report from $name:" >&2
+			cat "$BATS_TEST_TMPDIR/$name.log" >&2
+			bad=1
+		fi
 	done <"$BATS_TEST_TMPDIR/.pids"
 	rm -f "$BATS_TEST_TMPDIR/.pids"
+	return $bad
 }
 
 # wait_log NAME REGEX [SECONDS]: poll the log until REGEX shows (bounded).
