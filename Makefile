@@ -123,7 +123,8 @@ bats: all
 SAN_BATS ?= tests/bats/stunq.bats tests/bats/stunq-lab.bats tests/bats/natclass.bats \
 	tests/bats/natclass-portmap.bats tests/bats/wgsetup.bats \
 	tests/bats/wgsetup-lab.bats tests/bats/magicdns.bats \
-	tests/bats/magicdns-lab.bats
+	tests/bats/magicdns-lab.bats tests/bats/derpcat.bats \
+	tests/bats/derpcat-lab.bats tests/bats/derpcat-interop.bats
 bats-san: san
 	MK_BIN=$(CURDIR)/build/san/bin \
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \

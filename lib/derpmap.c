@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "derpmap.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -8,155 +9,182 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
-#include "stun.h"
+#include "tls.h"
+#include "util.h"
 
 static int
-fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
+perr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	if (err != NULL && errlen > 0) {
-		n = snprintf(err, errlen, "%s: ", name);
-		if (n > 0 && (size_t)n < errlen) {
-			va_start(ap, fmt);
-			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-			va_end(ap);
-		}
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
 	}
-	errno = EINVAL;
 	return -1;
 }
 
-/* Copy an optional string member; a non-string or an overlong one is an
- * error (returns -1), absent is "". */
-static int
-get_str(json_t *obj, const char *key, char *out, size_t outlen)
+/* A member by name, case-insensitively as Go matches it. */
+static json_t *
+member(json_t *obj, const char *name)
 {
-	json_t *v = json_object_get(obj, key);
-	const char *s;
+	const char *k;
+	json_t *v, *exact;
+
+	if ((exact = json_object_get(obj, name)) != NULL)
+		return exact;
+	json_object_foreach(obj, k, v) {
+		if (strcasecmp(k, name) == 0)
+			return v;
+	}
+	return NULL;
+}
+
+static int
+get_str(json_t *obj, const char *name, char *out, size_t cap,
+    const char *where, char *err, size_t errlen)
+{
+	json_t *v = member(obj, name);
 
 	out[0] = '\0';
 	if (v == NULL || json_is_null(v))
 		return 0;
-	if (!json_is_string(v))
-		return -1;
-	s = json_string_value(v);
-	/* jansson allows embedded NULs; a C string must not have them */
-	if (json_string_length(v) >= outlen ||
-	    memchr(s, '\0', json_string_length(v)) != NULL)
-		return -1;
-	strcpy(out, s);
+	if (!json_is_string(v) || json_string_length(v) >= cap ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return perr(err, errlen, "%s.%s: not a string of at most "
+		    "%zu bytes", where, name, cap - 1);
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
 	return 0;
 }
 
 static int
-get_int(json_t *obj, const char *key, long long min, long long max, int *out)
+get_int(json_t *obj, const char *name, long long min, long long max,
+    long long *out, const char *where, char *err, size_t errlen)
 {
-	json_t *v = json_object_get(obj, key);
-	json_int_t i;
+	json_t *v = member(obj, name);
 
 	*out = 0;
 	if (v == NULL || json_is_null(v))
 		return 0;
-	if (!json_is_integer(v))
-		return -1;
-	i = json_integer_value(v);
-	if (i < min || i > max)
-		return -1;
-	*out = (int)i;
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max)
+		return perr(err, errlen, "%s.%s: not an integer in %lld..%lld",
+		    where, name, min, max);
+	*out = json_integer_value(v);
 	return 0;
 }
 
 static int
-get_bool(json_t *obj, const char *key, bool *out)
+get_bool(json_t *obj, const char *name, bool *out, const char *where,
+    char *err, size_t errlen)
 {
-	json_t *v = json_object_get(obj, key);
+	json_t *v = member(obj, name);
 
 	*out = false;
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v))
-		return -1;
+		return perr(err, errlen, "%s.%s: not a boolean", where, name);
 	*out = json_is_true(v);
 	return 0;
 }
 
 static int
-parse_node(struct mk_derp_node *n, json_t *o, int region_id, const char *name,
+parse_node(struct mk_derpmap_node *n, json_t *o, const char *where,
     char *err, size_t errlen)
 {
-	int rid;
+	long long v;
 
 	if (!json_is_object(o))
-		return fail(err, errlen, name, "region %d: a node is not an "
-		    "object", region_id);
-	if (get_str(o, "Name", n->name, sizeof(n->name)) ||
-	    get_str(o, "HostName", n->host, sizeof(n->host)) ||
-	    get_str(o, "CertName", n->cert_name, sizeof(n->cert_name)) ||
-	    get_str(o, "IPv4", n->ipv4, sizeof(n->ipv4)) ||
-	    get_str(o, "IPv6", n->ipv6, sizeof(n->ipv6)))
-		return fail(err, errlen, name, "region %d: a node has a bad "
-		    "string field", region_id);
-	if (get_int(o, "RegionID", 0, INT32_MAX, &rid) ||
-	    get_int(o, "STUNPort", -1, 65535, &n->stun_port) ||
-	    get_int(o, "DERPPort", 0, 65535, &n->derp_port) ||
-	    get_bool(o, "STUNOnly", &n->stun_only) ||
-	    get_bool(o, "InsecureForTests", &n->insecure_for_tests))
-		return fail(err, errlen, name, "region %d: node %s has a bad "
-		    "number or flag", region_id, n->name);
-	if (rid != 0 && rid != region_id)
-		return fail(err, errlen, name, "region %d: node %s claims "
-		    "region %d", region_id, n->name, rid);
-	if (n->host[0] == '\0' && n->ipv4[0] == '\0' && n->ipv6[0] == '\0')
-		return fail(err, errlen, name, "region %d: node %s has no "
-		    "HostName, IPv4 or IPv6", region_id, n->name);
-	n->region_id = region_id;
+		return perr(err, errlen, "%s: not an object", where);
+	if (get_str(o, "Name", n->name, sizeof(n->name), where, err,
+	    errlen) != 0 ||
+	    get_str(o, "HostName", n->host, sizeof(n->host), where, err,
+	    errlen) != 0 ||
+	    get_str(o, "CertName", n->cert_name, sizeof(n->cert_name), where,
+	    err, errlen) != 0 ||
+	    get_str(o, "IPv4", n->ipv4, sizeof(n->ipv4), where, err,
+	    errlen) != 0 ||
+	    get_str(o, "IPv6", n->ipv6, sizeof(n->ipv6), where, err,
+	    errlen) != 0 ||
+	    get_bool(o, "STUNOnly", &n->stun_only, where, err, errlen) != 0 ||
+	    get_bool(o, "InsecureForTests", &n->insecure, where, err,
+	    errlen) != 0)
+		return -1;
+	if (get_int(o, "RegionID", 0, INT32_MAX, &v, where, err, errlen) != 0)
+		return -1;
+	n->region = (int)v;
+	if (get_int(o, "STUNPort", -1, 65535, &v, where, err, errlen) != 0)
+		return -1;
+	n->stun_port = (int)v;
+	if (get_int(o, "DERPPort", 0, 65535, &v, where, err, errlen) != 0)
+		return -1;
+	n->derp_port = (int)v;
+	if (n->host[0] == '\0')
+		return perr(err, errlen, "%s: no HostName", where);
+	if (strncmp(n->cert_name, "sha256-raw:", 11) == 0) {
+		if (mk_tls_pin_parse(n->pin, n->cert_name) != 0)
+			return perr(err, errlen, "%s.CertName: bad pin",
+			    where);
+		n->has_pin = true;
+	}
 	return 0;
 }
 
 static int
-parse_region(struct mk_derp_region *r, const char *key, json_t *o,
-    const char *name, char *err, size_t errlen)
+parse_region(struct mk_derpmap_region *r, const char *key, json_t *o,
+    char *err, size_t errlen)
 {
-	json_t *nodes, *nv;
+	char where[96];
+	json_t *nodes, *v;
+	long long id;
 	size_t i;
-	char *end;
-	long kid;
 
-	errno = 0;
-	kid = strtol(key, &end, 10);
-	if (*key == '\0' || *end != '\0' || kid <= 0 || kid > INT32_MAX ||
-	    errno != 0)
-		return fail(err, errlen, name, "region key \"%.32s\" is not a "
-		    "positive number", key);
+	snprintf(where, sizeof(where), "Regions.%s", key);
 	if (!json_is_object(o))
-		return fail(err, errlen, name, "region %ld is not an object",
-		    kid);
-	if (get_int(o, "RegionID", 1, INT32_MAX, &r->id) || r->id == 0)
-		return fail(err, errlen, name, "region %ld: missing or bad "
-		    "RegionID", kid);
-	if (r->id != kid)
-		return fail(err, errlen, name, "region key %ld holds RegionID "
-		    "%d", kid, r->id);
-	if (get_str(o, "RegionCode", r->code, sizeof(r->code)) ||
-	    get_str(o, "RegionName", r->name, sizeof(r->name)) ||
-	    get_bool(o, "Avoid", &r->avoid) ||
-	    get_bool(o, "NoMeasureNoHome", &r->no_measure_no_home))
-		return fail(err, errlen, name, "region %d: bad RegionCode, "
-		    "RegionName or flag", r->id);
-	nodes = json_object_get(o, "Nodes");
-	if (!json_is_array(nodes) || json_array_size(nodes) == 0)
-		return fail(err, errlen, name, "region %d has no Nodes", r->id);
+		return perr(err, errlen, "%s: not an object", where);
+	if (get_int(o, "RegionID", 1, (1LL << 53) - 1, &id, where, err,
+	    errlen) != 0)
+		return -1;
+	if (id == 0 || mk_strtonum(key, 1, (1LL << 53) - 1, &id) != 0 ||
+	    id != json_integer_value(member(o, "RegionID")))
+		return perr(err, errlen, "%s: RegionID missing or not the "
+		    "key", where);
+	if (id > INT32_MAX)
+		return perr(err, errlen, "%s: RegionID too large", where);
+	r->id = (int)id;
+	if (get_str(o, "RegionCode", r->code, sizeof(r->code), where, err,
+	    errlen) != 0 ||
+	    get_str(o, "RegionName", r->name, sizeof(r->name), where, err,
+	    errlen) != 0 ||
+	    get_bool(o, "Avoid", &r->avoid, where, err, errlen) != 0 ||
+	    get_bool(o, "NoMeasureNoHome", &r->no_measure_no_home, where, err,
+	    errlen) != 0)
+		return -1;
+	/* a region without nodes can be neither dialled nor measured */
+	nodes = member(o, "Nodes");
+	if (nodes == NULL || json_is_null(nodes))
+		return perr(err, errlen, "%s: no Nodes", where);
+	if (!json_is_array(nodes))
+		return perr(err, errlen, "%s.Nodes: not an array", where);
+	if (json_array_size(nodes) == 0)
+		return perr(err, errlen, "%s: no Nodes", where);
 	r->nodes = calloc(json_array_size(nodes), sizeof(*r->nodes));
 	if (r->nodes == NULL)
-		return fail(err, errlen, name, "out of memory");
-	json_array_foreach(nodes, i, nv) {
-		if (parse_node(&r->nodes[i], nv, r->id, name, err, errlen))
+		return perr(err, errlen, "out of memory");
+	json_array_foreach(nodes, i, v) {
+		char nw[128];
+
+		snprintf(nw, sizeof(nw), "%s.Nodes[%zu]", where, i);
+		if (parse_node(&r->nodes[i], v, nw, err, errlen) != 0)
 			return -1;
-		r->n_nodes = i + 1;
+		if (r->nodes[i].region == 0)
+			r->nodes[i].region = r->id;
+		r->n_nodes++;
 	}
 	return 0;
 }
@@ -164,130 +192,165 @@ parse_region(struct mk_derp_region *r, const char *key, json_t *o,
 static int
 by_id(const void *a, const void *b)
 {
-	const struct mk_derp_region *x = a, *y = b;
+	const struct mk_derpmap_region *x = a, *y = b;
 
 	return (x->id > y->id) - (x->id < y->id);
 }
 
 int
-mk_derpmap_parse(struct mk_derp_map *m, const char *text, size_t len,
-    const char *name, char *err, size_t errlen)
+mk_derpmap_parse(struct mk_derpmap *m, const char *json, size_t len,
+    char *err, size_t errlen)
 {
 	json_error_t je;
-	json_t *root, *regions, *rv;
-	const char *key;
-	size_t n = 0;
+	json_t *root, *regions, *v;
+	const char *k;
+	int rc = -1;
 
 	memset(m, 0, sizeof(*m));
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-	if (root == NULL)
-		return fail(err, errlen, name, "not JSON: line %d: %s",
-		    je.line, je.text);
-	regions = json_object_get(root, "Regions");
-	if (!json_is_object(root) || !json_is_object(regions)) {
-		json_decref(root);
-		return fail(err, errlen, name, "no \"Regions\" object");
+	if ((root = json_loadb(json, len, 0, &je)) == NULL)
+		return perr(err, errlen, "not JSON: line %d: %s", je.line,
+		    je.text);
+	if (!json_is_object(root)) {
+		perr(err, errlen, "not a JSON object");
+		goto out;
 	}
-	m->regions = calloc(json_object_size(regions) + 1, sizeof(*m->regions));
-	if (m->regions == NULL) {
-		json_decref(root);
-		return fail(err, errlen, name, "out of memory");
+	regions = member(root, "Regions");
+	if (regions == NULL || !json_is_object(regions)) {
+		perr(err, errlen, "no Regions object");
+		goto out;
 	}
-	json_object_foreach(regions, key, rv) {
-		if (json_is_null(rv))
-			continue;
-		m->n_regions = n + 1;
-		if (parse_region(&m->regions[n], key, rv, name, err,
+	if (json_object_size(regions) > 0 &&
+	    (m->regions = calloc(json_object_size(regions),
+	    sizeof(*m->regions))) == NULL) {
+		perr(err, errlen, "out of memory");
+		goto out;
+	}
+	json_object_foreach(regions, k, v) {
+		if (json_is_null(v))
+			continue;	/* a policy deleting a region */
+		if (parse_region(&m->regions[m->n_regions], k, v, err,
 		    errlen) != 0) {
-			json_decref(root);
-			mk_derpmap_free(m);
-			return -1;
+			m->n_regions++;
+			goto out;
 		}
-		n++;
+		m->n_regions++;
 	}
-	json_decref(root);
 	qsort(m->regions, m->n_regions, sizeof(*m->regions), by_id);
-	return 0;
+	rc = 0;
+out:
+	json_decref(root);
+	if (rc != 0)
+		mk_derpmap_free(m);
+	return rc;
 }
 
 int
-mk_derpmap_load(struct mk_derp_map *m, const char *path, char *err,
+mk_derpmap_load(struct mk_derpmap *m, const char *path, char *err,
     size_t errlen)
 {
-	char *buf;
-	size_t len = 0;
-	ssize_t r;
+	char *buf, e[200];
+	ssize_t n;
 	int fd, rc;
 
 	memset(m, 0, sizeof(*m));
-	fd = strcmp(path, "-") == 0 ? STDIN_FILENO :
-	    open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	buf = malloc(MK_DERPMAP_MAX_LEN + 1);
-	if (buf == NULL) {
-		if (fd != STDIN_FILENO)
-			close(fd);
-		snprintf(err, errlen, "%s: out of memory", path);
-		errno = ENOMEM;
-		return -1;
-	}
-	for (;;) {
-		r = read(fd, buf + len, MK_DERPMAP_MAX_LEN + 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		if (len > MK_DERPMAP_MAX_LEN)
-			break;
-	}
-	if (fd != STDIN_FILENO)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return perr(err, errlen, "%s: %s", path, strerror(errno));
+	if ((buf = malloc(MK_DERPMAP_MAX_FILE + 1)) == NULL) {
 		close(fd);
-	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		rc = -1;
-	} else if (len > MK_DERPMAP_MAX_LEN) {
-		snprintf(err, errlen, "%s: larger than 1 MiB", path);
-		errno = EFBIG;
-		rc = -1;
-	} else
-		rc = mk_derpmap_parse(m, buf, len, path, err, errlen);
+		return perr(err, errlen, "%s: out of memory", path);
+	}
+	n = mk_read_small(fd, buf, MK_DERPMAP_MAX_FILE + 1);
+	close(fd);
+	if (n < 0) {
+		perr(err, errlen, "%s: %s", path, errno == EFBIG ?
+		    "larger than 1 MiB" : strerror(errno));
+		free(buf);
+		return -1;
+	}
+	rc = mk_derpmap_parse(m, buf, (size_t)n, e, sizeof(e));
 	free(buf);
+	if (rc != 0)
+		perr(err, errlen, "%s: %s", path, e);
 	return rc;
 }
 
 void
-mk_derpmap_free(struct mk_derp_map *m)
+mk_derpmap_free(struct mk_derpmap *m)
 {
 	size_t i;
 
-	if (m->regions != NULL) {
-		for (i = 0; i < m->n_regions; i++)
-			free(m->regions[i].nodes);
-		free(m->regions);
-	}
+	for (i = 0; i < m->n_regions; i++)
+		free(m->regions[i].nodes);
+	free(m->regions);
 	memset(m, 0, sizeof(*m));
 }
 
-const struct mk_derp_region *
-mk_derpmap_region(const struct mk_derp_map *m, int id)
+const struct mk_derpmap_region *
+mk_derpmap_region(const struct mk_derpmap *m, int id)
 {
 	size_t i;
 
-	for (i = 0; i < m->n_regions; i++) {
+	for (i = 0; i < m->n_regions; i++)
 		if (m->regions[i].id == id)
 			return &m->regions[i];
-	}
 	return NULL;
 }
 
-uint16_t
-mk_derp_node_stun_port(const struct mk_derp_node *n)
+/* "IPv4"/"IPv6": an address to dial, "" for DNS, anything else for none. */
+static int
+node_addr(const char *s, int family, uint16_t port, struct mk_addr *out)
 {
-	if (n->stun_port < 0)
+	uint8_t ip[16];
+
+	memset(out, 0, sizeof(*out));
+	if (s[0] == '\0')
 		return 0;
-	return n->stun_port == 0 ? MK_STUN_PORT : (uint16_t)n->stun_port;
+	if (inet_pton(family, s, ip) != 1)
+		return -1;
+	if (family == AF_INET)
+		mk_addr_from_v4(out, ip, port);
+	else
+		mk_addr_from_v6(out, ip, port);
+	return 1;
+}
+
+size_t
+mk_derpmap_targets(const struct mk_derpmap_region *r,
+    struct mk_derpc_target *out, size_t cap)
+{
+	const struct mk_derpmap_node *n;
+	struct mk_derpc_target *t;
+	char url[300];
+	const char *why;
+	size_t i, k = 0;
+	int a4, a6;
+	uint16_t port;
+
+	for (i = 0; i < r->n_nodes && k < cap; i++) {
+		n = &r->nodes[i];
+		if (n->stun_only)
+			continue;
+		port = n->derp_port ? (uint16_t)n->derp_port : 443;
+		t = &out[k];
+		memset(t, 0, sizeof(*t));
+		snprintf(url, sizeof(url), strchr(n->host, ':') != NULL ?
+		    "https://[%s]:%u" : "https://%s:%u", n->host, port);
+		if (mk_url_parse(&t->url, url, MK_URL_RELAY, &why) != 0)
+			continue;
+		a4 = node_addr(n->ipv4, AF_INET, port, &t->dial);
+		a6 = node_addr(n->ipv6, AF_INET6, port, &t->dial6);
+		if (a4 < 0 && a6 < 0)
+			continue;	/* both families disabled */
+		/* numeric addresses need no lookup; with none, the lookup
+		 * of HostName gives them (node_addr left dial empty) */
+		if (t->dial.len == 0 && t->dial6.len != 0) {
+			t->dial = t->dial6;
+			memset(&t->dial6, 0, sizeof(t->dial6));
+		}
+		t->has_pin = n->has_pin;
+		memcpy(t->pin, n->pin, sizeof(t->pin));
+		t->insecure = n->insecure;
+		k++;
+	}
+	return k;
 }

@@ -73,14 +73,16 @@ start_pyclient() {
 	wait_log "$name" '^derppeer: connected ' 20
 }
 
-# start_raw NAME KEYFILE PEER: `derpcat --raw` with stdin from a fifo held
-# open on fd 8 (write to it with >&8), stdout in NAME.out, stderr NAME.log.
+# start_raw NAME KEYFILE PEER [OPTIONS...]: `derpcat --raw` with stdin from a
+# fifo held open on fd 8 (write to it with >&8), stdout in NAME.out, stderr
+# in NAME.log.
 start_raw() {
 	local name=$1 key=$2 peer=$3 t=$BATS_TEST_TMPDIR
+	shift 3
 	need_derpcat
 	mkfifo "$t/$name.in"
 	exec 8<>"$t/$name.in"
-	derpcat --raw -k "$key" "$URL" "$peer" <"$t/$name.in" >"$t/$name.out" 2>"$t/$name.log" &
+	derpcat --raw "$@" -k "$key" "$URL" "$peer" <"$t/$name.in" >"$t/$name.out" 2>"$t/$name.log" &
 	echo $! >"$t/$name.pid"
 	echo "$!" >>"$t/.pids"
 }
@@ -246,6 +248,38 @@ relay_both_ways() {
 	grep -Fq "derppeer: peergone $PA disconnected" "$BATS_TEST_TMPDIR/b.log"
 }
 
+@test "derpcat -l: with two connections for one key the newer receives, the older gets nothing" {
+	start_derpcat_server srv
+	start_pyclient b1 --key-file "$KB" --recv 1 --timeout 30
+	start_pyclient b2 --key-file "$KB" --recv 1 --timeout 30
+	run --separate-stderr dp client "$URL" --key-file "$KA" --send "$PB" newest
+	assert_success
+	wait "$(bg_pid b2)"
+	assert_equal "$(packets b2)" "$PA $(hexof newest)"
+	assert_equal "$(packets b1)" ''
+}
+
+@test "derpcat -l over TLS (--state): its printed pin is sha256 of the DER certificate it serves; exact 101" {
+	need_derpcat
+	bg_start srv derpcat -l 127.0.0.1:0 --state "$BATS_TEST_TMPDIR/state" --stun-port 0
+	wait_log srv 'listening on' 20
+	URL=https://127.0.0.1:$(listen_port srv)
+	pin=$(sed -n 's/.*certificate pin \(sha256-raw:[0-9a-f]\{64\}\).*/\1/p' "$BATS_TEST_TMPDIR/srv.log")
+	[ -n "$pin" ] || fail "no pin in: $(bg_log srv)"
+	run --separate-stderr dp client "$URL" --key-file "$KA" --pin "$pin" --expect-101-exact
+	assert_success
+	[[ $stderr == *'101 exact 172 bytes'* ]]
+	run --separate-stderr dp client "$URL" --key-file "$KA" --pin "sha256-raw:$(printf '0%.0s' $(seq 64))"
+	assert_failure 1
+	[[ $stderr == *'does not match the pin'* ]]
+	start_pyclient b --key-file "$KB" --pin "$pin" --recv 1 --digest --timeout 30
+	run --separate-stderr dp client "$URL" --key-file "$KA" --pin "$pin" --send-random "$PB" 65536
+	assert_success
+	sent=$(printf '%s\n' "${stderr_lines[@]}" | sed -n 's/^derppeer: sent [^ ]* \(len=.*\)$/\1/p')
+	wait "$(bg_pid b)"
+	assert_equal "$(packets b)" "$PA $sent"
+}
+
 # ------------------------------------------------------------ derpcat's client
 
 # derpcat --raw with key A talks to an echoing Python client B: A's stdin
@@ -289,6 +323,32 @@ $PA $(hexof 'second\n')"
 	wait "$(bg_pid b2)"
 	assert_equal "$(packets b2)" "$PA $(hexof 'after keepalive\n')"
 	refute grep -Eq "^derppeer: closed $(re "$PA") " "$BATS_TEST_TMPDIR/srv.log"
+}
+
+@test "derpcat --raw --pin over TLS to the Python server: openssl's sha256 of the DER cert is accepted, another refused" {
+	local t=$BATS_TEST_TMPDIR
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$t/tls.key" -out "$t/tls.crt" -subj /CN=derp.test -days 2 2>/dev/null
+	pin=sha256-raw:$(openssl x509 -in "$t/tls.crt" -outform DER | sha256sum | cut -d' ' -f1)
+	bg_start srv "$PY" "$DP" server --listen 127.0.0.1:0 --tls-cert "$t/tls.crt" --tls-key "$t/tls.key"
+	wait_log srv '^ready [0-9]+$' 20
+	URL=https://127.0.0.1:$(sed -n 's/^ready \([0-9][0-9]*\)$/\1/p' "$t/srv.log")
+	start_pyclient b --key-file "$KB" --pin "$pin" --echo --recv 1 --timeout 30
+	start_raw dc "$KA" "$PB" --pin "$pin"
+	printf 'over tls\n' >&8
+	wait_out dc 'over tls'
+	wait "$(bg_pid b)"
+	assert_equal "$(packets b)" "$PA $(hexof 'over tls\n')"
+	exec 8>&-
+	kill "$(bg_pid dc)"
+	# A wrong pin: derpcat hangs up after TLS, before any HTTP or ClientInfo.
+	wrong=sha256-raw:$(printf '%s' "${pin#sha256-raw:}" | tr 0-9a-f 1-9a-f0)
+	gets=$(grep -c ' GET /derp ' "$t/srv.log")
+	accepts=$(grep -c '^derppeer: accept ' "$t/srv.log")
+	run --separate-stderr timeout 20 derpcat --raw -k "$KC" --pin "$wrong" "$URL" "$PB" </dev/null
+	assert_failure
+	[ "$(grep -c '^derppeer: accept ' "$t/srv.log")" -gt "$accepts" ]
+	assert_equal "$(grep -c ' GET /derp ' "$t/srv.log")" "$gets"
 }
 
 @test "derpcat --raw refuses a ServerKey without the DERP magic (sends no ClientInfo)" {

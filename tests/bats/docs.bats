@@ -45,6 +45,13 @@ usage_text() {
 	assert_equal "$output" "$syn"
 }
 
+@test "derpcat: usage equals the man page SYNOPSIS" {
+	run synopsis "$TOP/man/derpcat.1"
+	syn=$output
+	run usage_text derpcat
+	assert_equal "$output" "$syn"
+}
+
 @test "every program has a man page and completions for bash and zsh" {
 	for p in $(make -s -C "$TOP" print-progs); do
 		ls "$TOP"/man/"$p".[18] >/dev/null

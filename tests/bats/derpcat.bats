@@ -1,0 +1,531 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# derpcat client and server over loopback: stream mode both ways and under
+# load, EOF as nc, --lines, --raw, --udp, refusals, allowlists, restarts
+# with --state, TLS pins, STUN, meshed servers, hardening.
+
+load helpers
+
+setup_file() {
+	local d=$BATS_FILE_TMPDIR
+	export KEYS=$d/keys LOADER=$d/derpcat-load
+	mkdir -p "$KEYS"
+	"$TOP/tests/tools/derpcat-keygen" "$KEYS" a b c d e f
+	cc -O2 -std=c11 -D_GNU_SOURCE -Wall "$TOP/tests/tools/derpcat-load.c" \
+		-o "$LOADER" -lsodium -lssl -lcrypto
+	head -c 10000000 /dev/urandom >"$d/big"
+}
+
+teardown() {
+	bg_stop_all
+	# a sanitizer report from a background process fails the test too
+	! grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		"$BATS_TEST_TMPDIR"/*.log "$BATS_TEST_TMPDIR"/*.err 2>/dev/null
+}
+
+pub() { cat "$KEYS/$1.pub"; }
+
+# start_relay NAME [ARGS...]: derpcat -l on 127.0.0.1, any port, no STUN
+# unless asked; sets PORT.
+start_relay() {
+	local name=$1; shift
+	bg_start "$name" derpcat -l 127.0.0.1:0 --stun-port 0 "$@"
+	wait_log "$name" 'listening on' 20
+	PORT=$(listen_port "$name")
+	[ -n "$PORT" ]
+}
+
+pin_of() {
+	sed -n 's/.*certificate pin \(sha256-raw:[0-9a-f]\{64\}\).*/\1/p' \
+		"$BATS_TEST_TMPDIR/$1.log" | tail -n 1
+}
+
+# A TCP port nobody listens on now (the kernel picked it a moment ago).
+free_port() {
+	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_file FILE PATTERN [SECONDS]: until grep finds PATTERN (bounded).
+wait_file() {
+	local f=$1 re=$2 limit=${3:-10} i=0
+	while ! grep -Eq -- "$re" "$f" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt $((limit * 20)) ]; then
+			echo "timed out waiting for /$re/ in $f" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# wait_pid PID [SECONDS]: the exit status of a background job (bounded).
+wait_pid() {
+	local pid=$1 limit=${2:-30} i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt $((limit * 20)) ]; then
+			echo "pid $pid still running after $limit s" >&2
+			return 124
+		fi
+		sleep 0.05
+	done
+	wait "$pid"
+}
+
+@test "--help prints the usage to stdout and exits 0; --version" {
+	run --separate-stderr derpcat --help
+	assert_success
+	assert_line --index 0 --partial 'usage: derpcat [-dNqv]'
+	run derpcat --version
+	assert_success
+	assert_output --regexp '^derpcat [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "usage errors exit 2 with one line naming the problem" {
+	run -2 --separate-stderr derpcat http://127.0.0.1:1
+	assert_equal "${stderr_lines[0]}" 'derpcat: give a relay URL and the peer'"'"'s key'
+	run -2 --separate-stderr derpcat ftp://x "$(pub a)"
+	assert_equal "${stderr_lines[0]}" 'derpcat: bad relay URL ftp://x: scheme must be https:// or http://'
+	run -2 --separate-stderr derpcat http://127.0.0.1:1 notakey
+	assert_equal "${stderr_lines[0]}" 'derpcat: bad peer key: notakey'
+	run -2 --separate-stderr derpcat -l 127.0.0.1:0 --raw
+	assert_equal "${stderr_lines[0]}" 'derpcat: client options given with -l'
+	run -2 --separate-stderr derpcat --state /tmp http://127.0.0.1:1 "$(pub a)"
+	assert_equal "${stderr_lines[0]}" 'derpcat: server options need -l'
+	run -2 --separate-stderr derpcat --pin sha256-raw:12 http://127.0.0.1:1 "$(pub a)"
+	assert_equal "${stderr_lines[0]}" 'derpcat: bad pin: sha256-raw:12 (want sha256-raw:<64 hex digits>)'
+	run -2 --separate-stderr derpcat --watch http://127.0.0.1:1
+	assert_equal "${stderr_lines[0]}" 'derpcat: --watch needs --mesh-key'
+	run -2 --separate-stderr derpcat --raw --udp 9 http://127.0.0.1:1 "$(pub a)"
+	[[ ${stderr_lines[0]} == 'derpcat: --raw, --udp and --lines: choose one'* ]]
+	run -2 --separate-stderr derpcat -l nowhere
+	assert_equal "${stderr_lines[0]}" 'derpcat: bad listen address: nowhere'
+	run -2 --separate-stderr derpcat -k /nonexistent http://127.0.0.1:1 "$(pub a)"
+	assert_equal "${stderr_lines[0]}" 'derpcat: /nonexistent: No such file or directory'
+}
+
+@test "two clients move data both ways; EOF ends each side as in nc (-N)" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	printf 'from a\n' | derpcat -N -k "$KEYS/a.key" "$url" "$(pub b)" >"$t/a.out" 2>"$t/a.err" &
+	pa=$!
+	printf 'from b\n' | derpcat -N -k "$KEYS/b.key" "$url" "$(pub a)" >"$t/b.out" 2>"$t/b.err" &
+	pb=$!
+	wait_pid "$pa" 30
+	wait_pid "$pb" 30
+	assert_equal "$(cat "$t/a.out")" 'from b'
+	assert_equal "$(cat "$t/b.out")" 'from a'
+}
+
+@test "a 10 MB file arrives intact while another pair floods and a third client stops reading" {
+	start_relay srv --http -v
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	# c completes its handshake and never reads again
+	bg_start stall "$LOADER" stall "$url" "$KEYS/c.key"
+	wait_log stall '^ready' 10
+	# f floods e (who reads) and c (who does not) as fast as it can
+	bg_start sink derpcat --raw -d -k "$KEYS/e.key" "$url" "$(pub f)"
+	bg_start flood "$LOADER" flood "$url" "$KEYS/f.key" 1400 "$(pub e)" "$(pub c)"
+	wait_log flood '^ready' 10
+	derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/out" 2>"$t/b.err" &
+	pb=$!
+	SECONDS=0
+	run timeout 90 derpcat -N -k "$KEYS/a.key" "$url" "$(pub b)" <"$BATS_FILE_TMPDIR/big"
+	assert_success
+	wait_pid "$pb" 30
+	assert_equal "$(sha256sum <"$t/out")" "$(sha256sum <"$BATS_FILE_TMPDIR/big")"
+	echo "10 MB in $SECONDS s under load" >&3
+	# the reader that stopped was cut off; the relay dropped for it and
+	# kept dropping for the flood rather than blocking anyone
+	wait_log srv "$(pub c | sed 's/[+/]/./g').*write timed out" 20
+	kill -USR1 "$(bg_pid srv)"
+	wait_log srv 'drops:.*queue_head [1-9]' 5
+	wait_log srv 'write_error [1-9]' 5
+}
+
+@test "EOF as in nc: without -N the receiver waits; -d reads no stdin" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	printf 'x\n' | derpcat -k "$KEYS/a.key" "$url" "$(pub b)" >/dev/null 2>&1 &
+	pa=$!
+	echo "$pa" >>"$t/.pids"
+	derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/b.out" 2>&1 &
+	pb=$!
+	echo "$pb" >>"$t/.pids"
+	wait_file "$t/b.out" '^x$' 20
+	# no end of stream was sent: both keep waiting, as nc does
+	sleep 1
+	kill -0 "$pa"
+	kill -0 "$pb"
+	kill "$pa" "$pb"
+	# -d: stdin is never read (a terminal-less run would block on it)
+	printf 'y\n' | derpcat -N -k "$KEYS/c.key" "$url" "$(pub d)" >/dev/null 2>&1 &
+	pc=$!
+	run timeout 30 derpcat -d -k "$KEYS/d.key" "$url" "$(pub c)" </dev/zero
+	assert_success
+	assert_output 'y'
+	wait_pid "$pc" 20
+}
+
+@test "--lines sends a packet per line; --raw moves bare packets both ways" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	mkfifo "$t/in"
+	exec 7<>"$t/in"
+	derpcat --raw --lines -k "$KEYS/b.key" "$url" "$(pub a)" <"$t/in" >"$t/b.out" 2>"$t/b.err" &
+	echo $! >>"$t/.pids"
+	# a sends three lines and its end; raw has no end of stream: -N
+	# makes a exit once they are out
+	printf 'one\ntwo\nthree' | timeout 30 derpcat --raw --lines -N -k "$KEYS/a.key" \
+		"$url" "$(pub b)" >"$t/a.out" 2>"$t/a.err" &
+	pa=$!
+	wait_file "$t/b.out" '^three$' 20
+	assert_equal "$(cat "$t/b.out")" "$(printf 'one\ntwo\nthree')"
+	wait_pid "$pa" 20
+	# the other way, to a raw reader without --lines: bytes as sent
+	derpcat --raw -k "$KEYS/a.key" "$url" "$(pub b)" </dev/null >"$t/a2.out" 2>&1 &
+	echo $! >>"$t/.pids"
+	sleep 0.5
+	printf 'back\n' >&7
+	wait_file "$t/a2.out" '^back$' 20
+	exec 7>&-
+	# stream mode with --lines: the bytes arrive intact
+	printf 'l1\nl2\n' | derpcat --lines -N -k "$KEYS/c.key" "$url" "$(pub d)" >/dev/null 2>&1 &
+	pc=$!
+	run timeout 30 derpcat -k "$KEYS/d.key" "$url" "$(pub c)" </dev/null
+	assert_success
+	assert_output "$(printf 'l1\nl2')"
+	wait_pid "$pc" 20
+}
+
+@test "--udp bridges local UDP sockets through the relay, datagram for datagram" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	bg_start ua derpcat --udp 127.0.0.1:0 -k "$KEYS/a.key" "$url" "$(pub b)"
+	bg_start ub derpcat --udp 0 -k "$KEYS/b.key" "$url" "$(pub a)"
+	wait_log ua 'UDP on'
+	wait_log ub 'UDP on'
+	pa=$(sed -n 's/.*UDP on .*:\([0-9]*\)$/\1/p' "$BATS_TEST_TMPDIR/ua.log")
+	pb=$(sed -n 's/.*UDP on .*:\([0-9]*\)$/\1/p' "$BATS_TEST_TMPDIR/ub.log")
+	run timeout 30 "$PY" - "$pa" "$pb" <<'EOF'
+import socket, sys, time
+pa, pb = int(sys.argv[1]), int(sys.argv[2])
+x = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); x.bind(("127.0.0.1", 0))
+y = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); y.bind(("127.0.0.1", 0))
+x.settimeout(0.3); y.settimeout(0.3)
+# y speaks first so b learns where its local peer is; repeat until the
+# relay carries it (the clients may still be connecting)
+for i in range(100):
+    y.sendto(b"hello from y", ("127.0.0.1", pb))
+    x.sendto(b"hello from x", ("127.0.0.1", pa))
+    try:
+        d = y.recv(2000)
+        break
+    except socket.timeout:
+        pass
+else:
+    sys.exit("nothing arrived")
+assert d == b"hello from x", d
+sizes = [1, 1400, 1500, 9000, 65000]
+for n in sizes:
+    x.sendto(bytes([n % 251]) * n, ("127.0.0.1", pa))
+for n in sizes:
+    d = y.recv(70000)
+    assert d == bytes([n % 251]) * n, (n, len(d))
+y.sendto(b"pong", ("127.0.0.1", pb))
+while True:
+    d = x.recv(2000)
+    if d == b"pong":
+        break
+print("ok")
+EOF
+	assert_success
+	assert_output 'ok'
+}
+
+@test "a client that cannot open the box (claims a key it does not hold) is refused" {
+	start_relay srv --http
+	run "$LOADER" impersonate "http://127.0.0.1:$PORT" "$(pub a)"
+	assert_success
+	assert_output 'refused'
+	wait_log srv 'does not open' 5
+}
+
+@test "--verify-clients admits only listed keys (either form), reloads on SIGHUP" {
+	t=$BATS_TEST_TMPDIR
+	hexb=$(base64 -d <"$KEYS/b.pub" | od -An -tx1 | tr -d ' \n')
+	printf '# allowed\n%s\n\nnodekey:%s  # b\n' "$(pub a)" "$hexb" >"$t/allow"
+	start_relay srv --http -v --verify-clients "$t/allow"
+	url=http://127.0.0.1:$PORT
+	run -3 --separate-stderr timeout 30 derpcat -k "$KEYS/c.key" "$url" "$(pub a)" </dev/null
+	[[ $stderr == *'not admitted'* ]]
+	wait_log srv "refused: $(pub c | sed 's/[+/]/./g') is not an allowed client"
+	printf 'ok\n' | derpcat -N -k "$KEYS/a.key" "$url" "$(pub b)" >/dev/null 2>&1 &
+	pa=$!
+	run timeout 30 derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null
+	assert_success
+	assert_output 'ok'
+	wait_pid "$pa"
+	# b leaves the list: a connected b is cut off at the reload
+	bg_start b derpcat -d -k "$KEYS/b.key" "$url" "$(pub a)"
+	wait_log srv "$(pub b | sed 's/[+/]/./g') connected" 10
+	printf '%s\n' "$(pub a)" >"$t/allow"
+	kill -HUP "$(bg_pid srv)"
+	wait_log srv "$(pub b | sed 's/[+/]/./g') is no longer allowed" 10
+	wait_log b 'not admitted' 20
+	# a bad list is refused and the old one kept
+	echo garbage >"$t/allow"
+	kill -HUP "$(bg_pid srv)"
+	wait_log srv 'allow:1: .*keeping the 1 keys' 10
+}
+
+@test "a killed and restarted server with the same --state is rejoined; key and pin kept" {
+	t=$BATS_TEST_TMPDIR
+	port=$(free_port)
+	bg_start srv1 derpcat -l "127.0.0.1:$port" --stun-port 0 --state "$t/state"
+	wait_log srv1 'listening on' 10
+	pin=$(pin_of srv1)
+	key=$(sed -n 's/.*server key \(.*\)/\1/p' "$t/srv1.log")
+	url=https://127.0.0.1:$port
+	mkfifo "$t/in"
+	exec 7<>"$t/in"
+	# (7>&-: a child holding the fifo's write end would never see EOF)
+	derpcat -N -v -k "$KEYS/a.key" --pin "$pin" "$url" "$(pub b)" <"$t/in" >/dev/null 2>"$t/a.err" 7>&- &
+	pa=$!
+	echo "$pa" >>"$t/.pids"
+	derpcat -v -k "$KEYS/b.key" --pin "$pin" "$url" "$(pub a)" </dev/null >"$t/b.out" 2>"$t/b.err" 7>&- &
+	pb=$!
+	echo "$pb" >>"$t/.pids"
+	printf 'before\n' >&7
+	wait_file "$t/b.out" '^before$' 20
+	kill -KILL "$(bg_pid srv1)"
+	wait_file "$t/b.err" 'reconnecting' 20
+	printf 'while down\n' >&7
+	bg_start srv2 derpcat -l "127.0.0.1:$port" --stun-port 0 --state "$t/state" 7>&-
+	wait_log srv2 'listening on' 10
+	assert_equal "$(pin_of srv2)" "$pin"
+	assert_equal "$(sed -n 's/.*server key \(.*\)/\1/p' "$t/srv2.log")" "$key"
+	printf 'after\n' >&7
+	exec 7>&-
+	wait_pid "$pb" 60
+	wait_pid "$pa" 30
+	assert_equal "$(cat "$t/b.out")" "$(printf 'before\nwhile down\nafter')"
+	# both came back to the new server
+	[ "$(grep -c 'connected to' "$t/b.err")" -ge 2 ]
+}
+
+@test "TLS: the kept self-signed certificate by pin and by --cafile; a wrong pin is refused" {
+	t=$BATS_TEST_TMPDIR
+	start_relay srv --state "$t/state"
+	pin=$(pin_of srv)
+	url=https://127.0.0.1:$PORT
+	# the pin is the SHA-256 of the DER certificate the state holds
+	assert_equal "$pin" "sha256-raw:$(openssl x509 -in "$t/state/tls.crt" -outform DER | sha256sum | cut -d' ' -f1)"
+	[ "$(stat -c %a "$t/state/tls.key")" = 600 ]
+	[ "$(stat -c %a "$t/state/derp.key")" = 600 ]
+	printf 'pinned\n' | derpcat -N -k "$KEYS/a.key" --pin "$pin" "$url" "$(pub b)" >/dev/null 2>&1 &
+	pa=$!
+	run timeout 30 derpcat -k "$KEYS/b.key" --cafile "$t/state/tls.crt" "$url" "$(pub a)" </dev/null
+	assert_success
+	assert_output 'pinned'
+	wait_pid "$pa"
+	wrong=sha256-raw:$(printf '%s' "${pin#sha256-raw:}" | tr 0-9a-f 1-9a-f0)
+	run -3 --separate-stderr timeout 30 derpcat -k "$KEYS/c.key" --pin "$wrong" "$url" "$(pub a)" </dev/null
+	[[ $stderr == *'does not match the pin'* ]]
+	# the system's CAs do not know it
+	run -3 --separate-stderr timeout 30 derpcat -k "$KEYS/c.key" "$url" "$(pub a)" </dev/null
+	[[ $stderr == *'certificate'* ]]
+	# plain HTTP to a TLS port is not a DERP server
+	run -3 --separate-stderr timeout 30 derpcat -k "$KEYS/c.key" "http://127.0.0.1:$PORT" "$(pub a)" </dev/null
+	[[ $stderr == *'not a DERP server'* ]]
+}
+
+@test "--derpmap --region: dials the region's node (TLS, pinned by CertName)" {
+	t=$BATS_TEST_TMPDIR
+	start_relay srv --state "$t/state"
+	pin=$(pin_of srv)
+	cat >"$t/map.json" <<EOF
+{"Regions":{"900":{"RegionID":900,"RegionCode":"lab","RegionName":"Lab",
+ "Nodes":[{"Name":"900s","RegionID":900,"HostName":"stun.example","STUNOnly":true},
+          {"Name":"900a","RegionID":900,"HostName":"derp.example","IPv4":"127.0.0.1",
+           "IPv6":"none","DERPPort":$PORT,"CertName":"$pin"}]}}}
+EOF
+	printf 'via map\n' | derpcat -N -k "$KEYS/a.key" --derpmap "$t/map.json" --region 900 "$(pub b)" >/dev/null 2>&1 &
+	pa=$!
+	run timeout 30 derpcat -k "$KEYS/b.key" --derpmap "$t/map.json" --region 900 "$(pub a)" </dev/null
+	assert_success
+	assert_output 'via map'
+	wait_pid "$pa"
+	run -2 --separate-stderr derpcat --derpmap "$t/map.json" --region 1 "$(pub a)"
+	assert_equal "${stderr_lines[0]}" "derpcat: $t/map.json: no region 1"
+	echo '{"Regions":' >"$t/bad.json"
+	run -2 --separate-stderr derpcat --derpmap "$t/bad.json" --region 1 "$(pub a)"
+	[[ ${stderr_lines[0]} == "derpcat: $t/bad.json: not JSON"* ]]
+}
+
+@test "without -k an ephemeral key is used and its public half printed" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	derpcat -d "$url" "$(pub a)" >"$t/eph.out" 2>"$t/eph.err" &
+	pe=$!
+	echo "$pe" >>"$t/.pids"
+	wait_file "$t/eph.err" "this run's key is" 10
+	eph=$(sed -n "s/.*this run's key is \(.*\)/\1/p" "$t/eph.err")
+	printf 'to the ephemeral\n' | timeout 30 derpcat -N -k "$KEYS/a.key" "$url" "$eph" >/dev/null 2>&1
+	wait_pid "$pe" 30
+	assert_equal "$(cat "$t/eph.out")" 'to the ephemeral'
+}
+
+@test "the relay's STUN port answers stunq" {
+	sp=$((20000 + RANDOM % 20000))
+	start_relay srv --http --stun-port "$sp"
+	wait_log srv "STUN on 127.0.0.1:$sp"
+	run --separate-stderr stunq -p 40221 "127.0.0.1:$sp"
+	assert_success
+	assert_output '127.0.0.1:40221'
+}
+
+@test "two meshed servers relay between their clients; --watch lists a server's clients" {
+	t=$BATS_TEST_TMPDIR
+	openssl rand -hex 32 >"$t/mesh.key"
+	p1=$(free_port)
+	p2=$(free_port)
+	bg_start s1 derpcat -l "127.0.0.1:$p1" --http --stun-port 0 -v --mesh-key "$t/mesh.key" \
+		--mesh-with "http://127.0.0.1:$p2"
+	bg_start s2 derpcat -l "127.0.0.1:$p2" --http --stun-port 0 -v --mesh-key "$t/mesh.key" \
+		--mesh-with "http://127.0.0.1:$p1"
+	wait_log s1 'mesh: connected' 20
+	wait_log s2 'mesh: connected' 20
+	printf 'a on s1\n' | derpcat -N -k "$KEYS/a.key" "http://127.0.0.1:$p1" "$(pub b)" >"$t/a.out" 2>&1 &
+	pa=$!
+	printf 'b on s2\n' | derpcat -N -k "$KEYS/b.key" "http://127.0.0.1:$p2" "$(pub a)" >"$t/b.out" 2>&1 &
+	pb=$!
+	wait_pid "$pa" 30
+	wait_pid "$pb" 30
+	assert_equal "$(tail -n 1 "$t/a.out")" 'b on s2'
+	assert_equal "$(tail -n 1 "$t/b.out")" 'a on s1'
+	# a watcher with the mesh key sees s1's clients as they come and go
+	bg_start watch derpcat --watch --mesh-key "$t/mesh.key" "http://127.0.0.1:$p1"
+	bg_start c derpcat -d -k "$KEYS/c.key" "http://127.0.0.1:$p1" "$(pub a)"
+	wait_log watch "^$(pub c | sed 's/[+/]/./g') present 127\.0\.0\.1:[0-9]+ regular$" 20
+	kill "$(bg_pid c)"
+	wait_log watch "^$(pub c | sed 's/[+/]/./g') gone disconnected$" 20
+	# without the mesh key watching is refused
+	openssl rand -hex 32 >"$t/other.key"
+	bg_start w2 derpcat --watch --mesh-key "$t/other.key" "http://127.0.0.1:$p1"
+	wait_log s1 'offered a wrong mesh key' 20
+}
+
+@test "hardening: junk, oversized frames, slow heads and connection floods end in a closed connection" {
+	start_relay srv --http --max-conns 4
+	url=http://127.0.0.1:$PORT
+	run "$LOADER" bigframe "$url" "$KEYS/a.key"
+	assert_success
+	assert_output 'closed'
+	run timeout 20 "$PY" - "$PORT" <<'EOF'
+import socket, sys, time
+port = int(sys.argv[1])
+def conn():
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(15); return s
+# junk gets a 400 and a close
+s = conn(); s.sendall(b"\x16\x03\x01 not http\r\n\r\n")
+r = s.recv(100); assert r.startswith(b"HTTP/1.1 400 "), r
+while s.recv(100): pass
+# the probe and the captive-portal check, as derper answers them
+s = conn(); s.sendall(b"GET /derp/probe HTTP/1.1\r\nHost: x\r\n\r\n")
+r = s.recv(1000); assert r.startswith(b"HTTP/1.1 200 ") and b"Access-Control-Allow-Origin: *" in r, r
+s = conn(); s.sendall(b"GET /generate_204 HTTP/1.1\r\nX-Tailscale-Challenge: abc\r\n\r\n")
+r = s.recv(1000); assert r.startswith(b"HTTP/1.1 204 ") and b"X-Tailscale-Response: response abc" in r, r
+# four connections are allowed from one address; the fifth is closed
+held = [conn() for i in range(4)]
+time.sleep(0.3)
+s = conn()
+assert s.recv(100) == b"", "fifth connection not closed"
+for h in held: h.close()
+print("ok")
+EOF
+	assert_success
+	assert_output 'ok'
+	wait_log srv 'too many connections from this address' 5
+	# a head that never ends is cut off by the 10 s deadline
+	run timeout 20 "$PY" - "$PORT" <<'EOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(15)
+s.sendall(b"GET /derp HTTP/1.1\r\nHost: slow")
+t = time.time()
+assert s.recv(100) == b""
+assert 8 < time.time() - t < 14, time.time() - t
+print("ok")
+EOF
+	assert_success
+	# after all that the relay still relays
+	printf 'still here\n' | derpcat -N -k "$KEYS/a.key" "$url" "$(pub b)" >/dev/null 2>&1 &
+	pa=$!
+	run timeout 30 derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null
+	assert_output 'still here'
+	wait_pid "$pa"
+}
+
+@test "SIGUSR1 logs clients, packets and drops by reason; SIGTERM ends the server with 0" {
+	start_relay srv --http
+	kill -USR1 "$(bg_pid srv)"
+	wait_log srv 'clients 0 ' 5
+	wait_log srv 'drops: unknown_dest 0 unknown_dest_on_fwd 0 gone_disconnected 0 queue_head 0 queue_tail 0 write_error 0' 5
+	kill -TERM "$(bg_pid srv)"
+	wait_pid "$(bg_pid srv)" 10
+}
+
+@test "-w: a relay that cannot be reached within the wait is an error, exit 3" {
+	port=$(free_port)
+	SECONDS=0
+	run -3 --separate-stderr derpcat -w 1 -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	[[ $stderr == *'could not connect within 1000 ms'* ]]
+	[ "$SECONDS" -le 5 ]
+}
+
+@test "a server restarted with a new key: the reconnect's fast start fails once, then the stream goes on" {
+	t=$BATS_TEST_TMPDIR
+	port=$(free_port)
+	url=http://127.0.0.1:$port
+	bg_start s1 derpcat -l "127.0.0.1:$port" --http --stun-port 0
+	wait_log s1 'listening on' 10
+	mkfifo "$t/in"
+	exec 7<>"$t/in"
+	derpcat -N -v -k "$KEYS/a.key" "$url" "$(pub b)" <"$t/in" >/dev/null 2>"$t/a.err" 7>&- &
+	pa=$!
+	echo "$pa" >>"$t/.pids"
+	derpcat -v -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/b.out" 2>"$t/b.err" 7>&- &
+	pb=$!
+	echo "$pb" >>"$t/.pids"
+	printf 'one\n' >&7
+	wait_file "$t/b.out" '^one$' 20
+	k1=$(sed -n 's/.*server key \(.*\)/\1/p' "$t/s1.log")
+	kill "$(bg_pid s1)"
+	wait_file "$t/b.err" 'reconnecting' 20
+	bg_start s2 derpcat -l "127.0.0.1:$port" --http --stun-port 0 7>&-
+	wait_log s2 'listening on' 10
+	[ "$(sed -n 's/.*server key \(.*\)/\1/p' "$t/s2.log")" != "$k1" ]
+	printf 'two\n' >&7
+	exec 7>&-
+	wait_pid "$pb" 60
+	wait_pid "$pa" 30
+	assert_equal "$(cat "$t/b.out")" "$(printf 'one\ntwo')"
+	[ "$(grep -c 'connected to' "$t/b.err")" -ge 2 ]
+}
+
+@test "IPv6: a relay on [::1] and clients through it" {
+	bg_start srv derpcat -l '[::1]:0' --http --stun-port 0
+	wait_log srv 'listening on \[::1\]:' 10
+	url="http://[::1]:$(listen_port srv)"
+	printf 'over v6\n' | derpcat -N -k "$KEYS/a.key" "$url" "$(pub b)" >/dev/null 2>&1 &
+	pa=$!
+	run timeout 30 derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null
+	assert_success
+	assert_output 'over v6'
+	wait_pid "$pa"
+}
