@@ -1261,8 +1261,10 @@ run_client(const struct opts *o, const char *url, const char *peer)
 		return rc;
 	snprintf(c->url, sizeof(c->url), "%s", targets[0].url.url);
 	mk_derpc_config_init(&cfg);
-	if (c->mode != M_WATCH && mk_key_parse(&c->peer, peer, &why) != 0)
-		usage_error("bad peer key: %s", peer);
+	/* --watch names no peer (peer is NULL then); every other mode does */
+	if (c->mode != M_WATCH && (peer == NULL ||
+	    mk_key_parse(&c->peer, peer, &why) != 0))
+		usage_error("bad peer key: %s", peer ? peer : "(none)");
 	if (o->keyfile != NULL) {
 		if (mk_key_read_file(&c->priv, o->keyfile, &why) != 0) {
 			mk_err("%s: %s", o->keyfile, why);
