@@ -43,18 +43,6 @@ is_host_name(const char *s)
 	return true;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode n bytes of s into out (cap bytes with the NUL). */
 static int
 pct_decode(char *out, size_t cap, const char *s, size_t n)
@@ -69,8 +57,8 @@ pct_decode(char *out, size_t cap, const char *s, size_t n)
 
 			if (i + 2 >= n)
 				return -1;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
+			hi = mk_hexval(s[i + 1]);
+			lo = mk_hexval(s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return -1;
 			c = hi << 4 | lo;

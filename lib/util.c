@@ -143,8 +143,8 @@ mk_hex_encode(char *out, const uint8_t *in, size_t len)
 	out[2 * len] = '\0';
 }
 
-static int
-hexval(char c)
+int
+mk_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -164,8 +164,8 @@ mk_hex_decode(uint8_t *out, size_t len, const char *in, size_t inlen)
 	if (inlen != 2 * len)
 		return -1;
 	for (i = 0; i < len; i++) {
-		hi = hexval(in[2 * i]);
-		lo = hexval(in[2 * i + 1]);
+		hi = mk_hexval((unsigned char)in[2 * i]);
+		lo = mk_hexval((unsigned char)in[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[i] = (uint8_t)(hi << 4 | lo);

@@ -28,6 +28,8 @@ int mk_write_all(int fd, const void *buf, size_t len);
  * more than cap-1 bytes is an error (EFBIG). */
 ssize_t mk_read_small(int fd, char *buf, size_t cap);
 
+/* The value of one hex digit (either case), or -1. */
+int mk_hexval(int c);
 /* Lowercase hex. out must hold 2*len+1 bytes. */
 void mk_hex_encode(char *out, const uint8_t *in, size_t len);
 /* Exactly 2*len hex digits (either case). 0 or -1. */
