@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "hosts.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -229,39 +230,18 @@ fail:
 int
 mk_hosts_load(struct mk_hosts *h, const char *path, char *err, size_t errlen)
 {
-	char *buf = NULL, *nb;
-	size_t cap = 0, len = 0;
-	ssize_t r;
+	char *buf = NULL;
+	size_t len = 0;
 	int fd, rc, saved;
 
 	memset(h, 0, sizeof(*h));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return seterr(err, errlen, errno, "%s: %s", path,
 		    strerror(errno));
-	for (;;) {
-		if (len == cap) {
-			/* One byte past the limit tells "too big" apart. */
-			if (cap > MK_HOSTS_MAX_FILE)
-				break;
-			cap = cap ? cap * 2 : 65536;
-			if (cap > (size_t)MK_HOSTS_MAX_FILE + 1)
-				cap = (size_t)MK_HOSTS_MAX_FILE + 1;
-			if ((nb = realloc(buf, cap)) == NULL) {
-				saved = ENOMEM;
-				goto ioerr;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			saved = errno;
-			goto ioerr;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
+	/* One byte past the limit tells "too big" apart. */
+	if (mk_read_all(fd, MK_HOSTS_MAX_FILE, &buf, &len) != 0) {
+		saved = errno;
+		goto ioerr;
 	}
 	close(fd);
 	rc = mk_hosts_parse(h, buf, len, path, err, errlen);

@@ -895,9 +895,8 @@ int
 mk_mesh_load(struct mk_mesh *m, const char *path, char *err, size_t errlen)
 {
 	const char *label = path;
-	char *buf = NULL, *nb;
-	size_t cap = 0, len = 0;
-	ssize_t r;
+	char *buf = NULL;
+	size_t len = 0;
 	int fd, rc, saved;
 	bool is_stdin = strcmp(path, "-") == 0;
 
@@ -911,30 +910,10 @@ mk_mesh_load(struct mk_mesh *m, const char *path, char *err, size_t errlen)
 		errno = saved;
 		return -1;
 	}
-	for (;;) {
-		if (len == cap) {
-			/* One byte past the limit tells "too big" apart. */
-			if (cap > MK_MESH_MAX_FILE)
-				break;
-			cap = cap ? cap * 2 : 65536;
-			if (cap > (size_t)MK_MESH_MAX_FILE + 1)
-				cap = (size_t)MK_MESH_MAX_FILE + 1;
-			if ((nb = realloc(buf, cap)) == NULL) {
-				saved = ENOMEM;
-				goto ioerr;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			saved = errno;
-			goto ioerr;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
+	/* One byte past the limit tells "too big" apart. */
+	if (mk_read_all(fd, MK_MESH_MAX_FILE, &buf, &len) != 0) {
+		saved = errno;
+		goto ioerr;
 	}
 	if (!is_stdin)
 		close(fd);

@@ -130,6 +130,47 @@ mk_read_small(int fd, char *buf, size_t cap)
 	return (ssize_t)off;
 }
 
+int
+mk_read_all(int fd, size_t max, char **buf, size_t *len)
+{
+	char *b = NULL, *nb;
+	size_t cap = 0, n = 0;
+	ssize_t r;
+	int saved;
+
+	for (;;) {
+		if (n == cap) {
+			if (cap > max)
+				break;
+			cap = cap ? cap * 2 : 65536;
+			if (cap > max + 1)
+				cap = max + 1;
+			if ((nb = realloc(b, cap)) == NULL) {
+				saved = ENOMEM;
+				goto fail;
+			}
+			b = nb;
+		}
+		r = read(fd, b + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			saved = errno;
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*buf = b;
+	*len = n;
+	return 0;
+fail:
+	free(b);
+	errno = saved;
+	return -1;
+}
+
 void
 mk_hex_encode(char *out, const uint8_t *in, size_t len)
 {

@@ -30,6 +30,13 @@ ssize_t mk_read_small(int fd, char *buf, size_t cap);
 
 /* The value of one hex digit (either case), or -1. */
 int mk_hexval(int c);
+/*
+ * Read fd to its end into a malloc'd buffer (*buf, *len; free it). At most
+ * max + 1 bytes are read, so a caller can tell "larger than max" from
+ * "exactly max". 0, or -1 with errno (nothing to free).
+ */
+int mk_read_all(int fd, size_t max, char **buf, size_t *len);
+
 /* Lowercase hex. out must hold 2*len+1 bytes. */
 void mk_hex_encode(char *out, const uint8_t *in, size_t len);
 /* Exactly 2*len hex digits (either case). 0 or -1. */
