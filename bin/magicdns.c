@@ -979,6 +979,40 @@ fail:
 }
 
 /*
+ * Port 0: TCP takes the port UDP got. That port may already be in use for
+ * TCP (the two port spaces are separate), so on EADDRINUSE take a new UDP
+ * port and try again, a bounded number of times.
+ */
+static int
+open_tcp_same_port(struct listener *li)
+{
+	struct mk_addr want = li->addr, bound;
+	const char *why = "bind";
+	char a[MK_ADDRSTRLEN];
+	int tries;
+
+	for (tries = 0; tries < 16; tries++) {
+		if (tries > 0) {
+			close(li->ufd);
+			li->ufd = bind_one(&want, SOCK_DGRAM, li->any, &why);
+			if (li->ufd < 0)
+				break;
+		}
+		if (mk_sock_local(li->ufd, &bound) != 0)
+			break;
+		li->addr = bound;
+		li->tfd = bind_one(&li->addr, SOCK_STREAM, li->any, &why);
+		if (li->tfd >= 0)
+			return 0;
+		if (errno != EADDRINUSE)
+			break;
+	}
+	mk_err("%s tcp %s: %s", why, mk_addr_fmt(&li->addr, a, sizeof(a)),
+	    strerror(errno));
+	return -1;
+}
+
+/*
  * Bind UDP and TCP on li->addr. The service address, when no interface
  * has it, is first added to lo (and taken away again on exit).
  */
@@ -1013,13 +1047,8 @@ open_listener(struct listener *li)
 		    sizeof(a)), strerror(errno));
 		return -1;
 	}
-	if (mk_addr_port(&li->addr) == 0) {
-		/* Port 0: TCP takes the port UDP got. */
-		struct mk_addr bound;
-
-		if (mk_sock_local(li->ufd, &bound) == 0)
-			li->addr = bound;
-	}
+	if (mk_addr_port(&li->addr) == 0)
+		return open_tcp_same_port(li);
 	li->tfd = bind_one(&li->addr, SOCK_STREAM, li->any, &why);
 	if (li->tfd < 0) {
 		mk_err("%s tcp %s: %s", why, mk_addr_fmt(&li->addr, a,
