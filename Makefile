@@ -70,7 +70,7 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libmeshkit.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MK_LIBS)
 
-.PRECIOUS: $(B)/%.o $(B)/bin/%.o $(B)/tests/unit/%.o
+.PRECIOUS: $(B)/%.o $(B)/bin/%.o $(B)/tests/unit/%.o build/fuzz/lib/%.o
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do echo "  UNIT    $$t"; $$t || exit 1; done
