@@ -34,9 +34,40 @@ mk_loop_init(struct mk_loop *l)
 	return l->epfd < 0 ? -1 : 0;
 }
 
+static void
+run_deferred(struct mk_loop *l)
+{
+	size_t i;
+
+	/* calls may defer more; those run in this same pass */
+	for (i = 0; i < l->n_defer; i++)
+		l->defer[i].fn(l->defer[i].arg);
+	l->n_defer = 0;
+}
+
+int
+mk_loop_defer(struct mk_loop *l, mk_defer_fn fn, void *arg)
+{
+	if (l->n_defer == l->cap_defer) {
+		size_t cap = l->cap_defer ? l->cap_defer * 2 : 16;
+		struct mk_defer *d = realloc(l->defer, cap * sizeof(*d));
+
+		if (d == NULL)
+			return -1;
+		l->defer = d;
+		l->cap_defer = cap;
+	}
+	l->defer[l->n_defer].fn = fn;
+	l->defer[l->n_defer].arg = arg;
+	l->n_defer++;
+	return 0;
+}
+
 void
 mk_loop_free(struct mk_loop *l)
 {
+	run_deferred(l);
+	free(l->defer);
 	if (l->epfd >= 0)
 		close(l->epfd);
 	if (l->sigfd >= 0)
@@ -72,6 +103,13 @@ mk_loop_mod(struct mk_loop *l, struct mk_io *io, uint32_t events)
 int
 mk_loop_del(struct mk_loop *l, struct mk_io *io)
 {
+	struct epoll_event *ev = l->batch;
+	int i;
+
+	for (i = l->batch_i + 1; ev != NULL && i < l->batch_n; i++) {
+		if (ev[i].data.ptr == io)
+			ev[i].data.ptr = NULL;
+	}
 	return ctl(l, EPOLL_CTL_DEL, io, 0);
 }
 
@@ -255,13 +293,20 @@ mk_loop_once(struct mk_loop *l, uint64_t max_wait_us)
 			return 0;
 		return -1;
 	}
+	l->batch = evs;
+	l->batch_n = n;
 	for (i = 0; i < n && !l->stopping; i++) {
 		struct mk_io *io = evs[i].data.ptr;
 
-		io->fn(l, io, evs[i].events);
+		l->batch_i = i;
+		if (io != NULL)
+			io->fn(l, io, evs[i].events);
 	}
+	l->batch = NULL;
+	l->batch_n = l->batch_i = 0;
 	if (!l->stopping)
 		run_timers(l);
+	run_deferred(l);
 	return 0;
 }
 

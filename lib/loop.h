@@ -22,6 +22,7 @@ struct mk_timer;
 typedef void (*mk_io_fn)(struct mk_loop *l, struct mk_io *io, uint32_t events);
 typedef void (*mk_timer_fn)(struct mk_loop *l, struct mk_timer *t);
 typedef void (*mk_signal_fn)(struct mk_loop *l, int signo, void *arg);
+typedef void (*mk_defer_fn)(void *arg);
 
 /* Embedded in the caller's structs; the loop keeps only pointers. */
 struct mk_io {
@@ -37,6 +38,11 @@ struct mk_timer {
 	size_t heap_index;	/* SIZE_MAX when not armed */
 };
 
+struct mk_defer {
+	mk_defer_fn fn;
+	void *arg;
+};
+
 struct mk_loop {
 	int epfd;
 	int sigfd;
@@ -46,6 +52,14 @@ struct mk_loop {
 	struct mk_timer **heap;
 	size_t n_timers;
 	size_t cap_timers;
+	/* the epoll batch being dispatched, so mk_loop_del can void the
+	 * events still pending for an io that goes away */
+	void *batch;
+	int batch_n;
+	int batch_i;
+	struct mk_defer *defer;
+	size_t n_defer;
+	size_t cap_defer;
 	bool stopping;
 };
 
@@ -53,7 +67,12 @@ struct mk_loop {
 int mk_loop_init(struct mk_loop *l);
 void mk_loop_free(struct mk_loop *l);
 
-/* events: EPOLLIN/EPOLLOUT...; 0 or -1/errno. */
+/*
+ * events: EPOLLIN/EPOLLOUT...; 0 or -1/errno. An io removed with
+ * mk_loop_del inside a callback gets no more of the current batch's
+ * events, so its owner may be freed at once; owners reachable from other
+ * places (lists, timers, peers) are better freed through mk_loop_defer.
+ */
 int mk_loop_add(struct mk_loop *l, struct mk_io *io, uint32_t events);
 int mk_loop_mod(struct mk_loop *l, struct mk_io *io, uint32_t events);
 int mk_loop_del(struct mk_loop *l, struct mk_io *io);
@@ -68,6 +87,13 @@ bool mk_timer_armed(const struct mk_timer *t);
 /* Block the given signals and deliver them to fn through the loop. */
 int mk_loop_signals(struct mk_loop *l, const int *signals, size_t n,
     mk_signal_fn fn, void *arg);
+
+/*
+ * Call fn(arg) once the current round's events and timers are done: the
+ * place to free an object other callbacks of the round may still name.
+ * Deferred calls also run at mk_loop_free. 0, or -1/ENOMEM.
+ */
+int mk_loop_defer(struct mk_loop *l, mk_defer_fn fn, void *arg);
 
 /* Run until mk_loop_stop. 0, or -1/errno if epoll fails. */
 int mk_loop_run(struct mk_loop *l);
