@@ -6,10 +6,11 @@
 #   WGSETUP [bin/wgsetup]  WGSETUP_PEERS [10000]
 #   WGSETUP_BENCH_KERNEL [1]  also kernel WireGuard in QEMU (about 2 min)
 #
-# wireguard-go: in a network namespace of the bench's own, each run on
-# fresh interfaces (a set of peers costs more on an interface that already
-# has them), wg setconf on one and wgsetup setconf on the other,
-# alternating which goes first; median wall time of BENCH_RUNS runs.
+# wireguard-go: in a network namespace of the bench's own, each
+# measurement on a fresh interface that is alone in it (a set of peers
+# costs more on an interface that already has them, and a wireguard-go
+# still busy with the last set slows the next), alternating which tool goes
+# first; median wall time of BENCH_RUNS runs.
 # Kernel: tests/qemu/run.sh bench boots Debian's kernel under software
 # emulation and times the same pair there (two rounds; in centiseconds of
 # the guest's clock, so coarse).
@@ -35,10 +36,30 @@ wgsetup_median() {
 
 wgsetup_bench_cleanup() {
 	local ns=$1 i
-	for i in a b; do
-		ip netns exec "$ns" "$WGSETUP" down "${WGB_IF}$i" 2>/dev/null || true
-	done
+	ip netns exec "$ns" "$WGSETUP" down "${WGB_IF}x" 2>/dev/null || true
 	ip netns del "$ns" 2>/dev/null || true
+}
+
+# wgsetup_one NS DIR TOOL: TOOL's setconf of the big set onto a fresh
+# interface, its time in ms on stdout. Each measurement has the namespace
+# to itself: the interface is made just before and removed just after, so a
+# wireguard-go still busy with the previous set (its goroutines per peer,
+# its garbage collector) cannot slow the next one down.
+wgsetup_one() {
+	local ns=$1 dir=$2 tool=$3 ifc=${WGB_IF}x t n
+	ip netns exec "$ns" "$WGSETUP" up "$ifc" "$dir/min.conf" >/dev/null || return 1
+	if [ "$tool" = wg ]; then
+		t=$(wgsetup_ms ip netns exec "$ns" wg setconf "$ifc" "$dir/big.conf")
+	else
+		t=$(wgsetup_ms ip netns exec "$ns" "$WGSETUP" setconf "$ifc" "$dir/big.conf")
+	fi || { ip netns exec "$ns" "$WGSETUP" down "$ifc"; return 1; }
+	n=$(ip netns exec "$ns" wg show "$ifc" peers | wc -l)
+	ip netns exec "$ns" "$WGSETUP" down "$ifc" || return 1
+	if [ "$n" != "$WGSETUP_PEERS" ]; then
+		echo "  $tool set $n peers, not $WGSETUP_PEERS" >&2
+		return 1
+	fi
+	echo "$t"
 }
 
 bench_wgsetup_userspace() {
@@ -50,29 +71,16 @@ bench_wgsetup_userspace() {
 		grep -v '^ListenPort' >"$dir/big.conf"
 	printf '[Interface]\nPrivateKey = %s\n' "$("$WGSETUP" genkey)" >"$dir/min.conf"
 	ip netns add "$ns" || return 1
+	NETNS+=("$ns")
 	: >"$dir/wg.ms"
 	: >"$dir/wgsetup.ms"
 	for ((i = 1; i <= BENCH_RUNS; i++)); do
-		ip netns exec "$ns" "$WGSETUP" up "${WGB_IF}a" "$dir/min.conf" &&
-			ip netns exec "$ns" "$WGSETUP" up "${WGB_IF}b" "$dir/min.conf" ||
-			{ rc=1; break; }
 		if [ $((i % 2)) = 1 ]; then order="wg wgsetup"; else order="wgsetup wg"; fi
 		for first in $order; do
-			if [ "$first" = wg ]; then
-				t=$(wgsetup_ms ip netns exec "$ns" wg setconf "${WGB_IF}a" "$dir/big.conf") ||
-					{ rc=1; break 2; }
-				echo "$t" >>"$dir/wg.ms"
-			else
-				t=$(wgsetup_ms ip netns exec "$ns" "$WGSETUP" setconf "${WGB_IF}b" "$dir/big.conf") ||
-					{ rc=1; break 2; }
-				echo "$t" >>"$dir/wgsetup.ms"
-			fi
+			t=$(wgsetup_one "$ns" "$dir" "$first") || { rc=1; break 2; }
+			echo "$t" >>"$dir/$first.ms"
 			printf '  run %d %-8s %6d ms\n' "$i" "$first" "$t"
 		done
-		[ "$(ip netns exec "$ns" wg show "${WGB_IF}b" peers | wc -l)" = "$WGSETUP_PEERS" ] ||
-			{ echo "  wgsetup did not set $WGSETUP_PEERS peers" >&2; rc=1; break; }
-		ip netns exec "$ns" "$WGSETUP" down "${WGB_IF}a"
-		ip netns exec "$ns" "$WGSETUP" down "${WGB_IF}b"
 	done
 	wgsetup_bench_cleanup "$ns"
 	[ "$rc" = 0 ] || return 1
