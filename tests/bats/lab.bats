@@ -3,8 +3,9 @@
 #
 # The lab checks itself before any program is judged by it: every router's mapping and filtering, probed
 # with raw UDP and TCP (tests/lab/probe.py), not with a classifier. Linux conntrack filtering is
-# address-and-port-dependent; fullcone and rcone widen it with nft sets (see tests/lab/lab.sh).
-# Every probe gives up after 1 s, and the "all" probes 0.3 s after the first answer; nothing sleeps.
+# address-and-port-dependent; fullcone and rcone widen it with nft sets (see tests/lab/lab.sh), and only
+# hair hairpins. Every probe gives up after 1 s, and the "all" probes 0.3 s after the first answer;
+# nothing sleeps.
 
 setup_file() {
 	[ "$(id -u)" = 0 ] || { echo "the lab needs root" >&2; return 1; }
@@ -125,13 +126,13 @@ admitted() {
 	[ "$output" = "$(cat "$BATS_FILE_TMPDIR/env")" ]
 	for v in LAB_PREFIX STUN_IP1 STUN_IP2 STUN_IP6_1 STUN_IP6_2 STUN2_IP RELAY_IP PUB_IP PUB_IP6 \
 	    EIM1_WAN EIM2_WAN EDM1_WAN EDM2_WAN CGNAT_WAN HOME_WAN BLOCK_WAN FULL_WAN RCONE_WAN UPNP_WAN \
-	    H_EIM1_IP H_EIM2_IP H_EDM1_IP H_EDM2_IP H_DBL_IP H_BLOCK_IP H_FULL_IP H_RCONE_IP H_UPNP_IP \
-	    UPNP_LAN_GW UPNP_LEASE_FILE; do
+	    HAIR_WAN H_EIM1_IP H_EIM2_IP H_EDM1_IP H_EDM2_IP H_DBL_IP H_BLOCK_IP H_FULL_IP H_RCONE_IP \
+	    H_UPNP_IP H_HAIR_IP UPNP_LAN_GW UPNP_LEASE_FILE; do
 		[ -n "${!v:-}" ] || { echo "$v is not exported"; return 1; }
 	done
 	[[ $HOME_WAN == 100.64.* ]]
 	[ "$("$LAB" ns h-eim1)" = "$LAB_PREFIX-h-eim1" ]
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 24 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 26 ]
 	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
 	# IPv6 only where it is wanted.
 	[ "$("$LAB" exec h-eim1 cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6)" = 1 ]
@@ -141,10 +142,11 @@ admitted() {
 	run "$LAB" up
 	[ "$status" -eq 1 ]
 	[[ $output == *"already up"* ]]
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 24 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 26 ]
 	run "$LAB" status
 	[ "$status" -eq 0 ]
 	[[ $(tr -s ' ' <<<"$output") == *"fullcone full $FULL_WAN/15 $FULL_LAN/24 h-full $H_FULL_IP/24 "* ]]
+	[[ $(tr -s ' ' <<<"$output") == *"hair hair $HAIR_WAN/15 $HAIR_LAN/24 h-hair $H_HAIR_IP/24 "* ]]
 }
 
 @test "probe: a closed port answers with ICMP, so silence elsewhere is a drop" {
@@ -175,10 +177,11 @@ admitted() {
 	assert_eim h-dbl "$CGNAT_WAN" 40003
 }
 
-@test "fullcone, rcone, upnp: endpoint-independent mapping" {
+@test "fullcone, rcone, upnp, hair: endpoint-independent mapping" {
 	assert_eim h-full "$FULL_WAN" 40004
 	assert_eim h-rcone "$RCONE_WAN" 40005
 	assert_eim h-upnp "$UPNP_WAN" 40006
+	assert_eim h-hair "$HAIR_WAN" 40007
 }
 
 @test "block: no UDP answer at all, TCP 443 passes (masqueraded), other TCP does not" {
@@ -212,13 +215,13 @@ $STUN_IP2:4000" ]
 $STUN_IP1:3479" ]
 }
 
-@test "eim1, eim2, edm1, edm2, double NAT, upnp: address-and-port-dependent filtering" {
+@test "eim1, eim2, edm1, edm2, double NAT, upnp, hair: address-and-port-dependent filtering" {
 	local h
-	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-dbl h-upnp; do
+	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-dbl h-upnp h-hair; do
 		admitted "$h" >"$BATS_TEST_TMPDIR/$h" 3>&- &
 	done
 	wait
-	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-dbl h-upnp; do
+	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-dbl h-upnp h-hair; do
 		echo "$h: $(cat "$BATS_TEST_TMPDIR/$h")"
 		[ "$(cat "$BATS_TEST_TMPDIR/$h")" = "$STUN_IP1:3478" ]
 	done
@@ -226,7 +229,7 @@ $STUN_IP1:3479" ]
 
 @test "unsolicited inbound is dropped silently: to every router's WAN, and routed to its LAN" {
 	local v wan lan host home rc dests=() routes=()
-	for v in EIM1 EIM2 EDM1 EDM2 BLOCK FULL RCONE UPNP; do
+	for v in EIM1 EIM2 EDM1 EDM2 BLOCK FULL RCONE UPNP HAIR; do
 		wan=${v}_WAN lan=${v}_LAN host=H_${v}_IP
 		dests+=("${!wan}:5555" "${!host}:5555")
 		routes+=("route add ${!lan%.*}.0/24 via ${!wan}")
@@ -251,6 +254,43 @@ $STUN_IP1:3479" ]
 	cat "$BATS_TEST_TMPDIR/home"
 	[ "$rc" -eq 3 ]
 	[ ! -s "$BATS_TEST_TMPDIR/home" ]
+}
+
+# A new socket sends to the mapping of another: hair hands the packet back from the sender's own mapping
+# (RFC 4787 REQ-9), eim1 (the same NAT without the hairpin rules) lets it reach the router itself, which
+# answers port unreachable.
+@test "hair hairpins, from its WAN address and the sender's mapping; eim1 does not" {
+	local mapped sender source
+	run probe h-hair hairpin --from-port 40008 "$STUN_IP1:3478"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	read -r mapped sender source <<<"$output"
+	[ "$mapped" = "$HAIR_WAN:40008" ]
+	[[ $sender == "$HAIR_WAN":[0-9]* ]]
+	[ "$sender" != "$mapped" ]
+	[ "$source" = "$sender" ]
+	run probe h-eim1 hairpin --from-port 40008 "$STUN_IP1:3478"
+	echo "$output"
+	[ "$status" -eq 3 ]
+	read -r mapped sender source <<<"$output"
+	[ "$mapped" = "$EIM1_WAN:40008" ]
+	[[ $sender == "$EIM1_WAN":[0-9]* ]]
+	[ "$source" = unreachable ]
+}
+
+@test "no other router hairpins: eim2, edm1, edm2, double NAT, fullcone, rcone, upnp" {
+	local h wan out
+	for h in h-eim2 h-edm1 h-edm2 h-dbl h-full h-rcone h-upnp; do
+		{ probe "$h" hairpin "$STUN_IP1:3478" || echo "exit $?"; } >"$BATS_TEST_TMPDIR/$h" 3>&- &
+	done
+	wait
+	# The double NAT's mappings are on the outer router; edm1 and edm2 map to random ports.
+	for h in eim2:EIM2 edm1:EDM1 edm2:EDM2 dbl:CGNAT full:FULL rcone:RCONE upnp:UPNP; do
+		wan=${h#*:}_WAN
+		out=$(cat "$BATS_TEST_TMPDIR/h-${h%:*}")
+		echo "h-${h%:*}: $out"
+		[[ $out == "${!wan}":[0-9]*" ${!wan}":[0-9]*" unreachable"$'\n'"exit 3" ]]
+	done
 }
 
 @test "miniupnpd: a NAT-PMP mapping admits pub, and stop closes it again" {
@@ -278,7 +318,7 @@ $STUN_IP1:3479" ]
 	local p2="${LAB_PREFIX}b" pid ns pids
 	echo "$p2" >"$BATS_TEST_TMPDIR/lab2"
 	LAB_PREFIX=$p2 "$LAB" up >/dev/null
-	[ "$(lab_ns "$p2" | wc -l)" -eq 24 ]
+	[ "$(lab_ns "$p2" | wc -l)" -eq 26 ]
 	LAB_PREFIX=$p2 "$LAB" miniupnpd start
 	LAB_PREFIX=$p2 "$LAB" exec pub sleep 60 </dev/null >/dev/null 3>&- &
 	pid=$!
@@ -297,7 +337,7 @@ $STUN_IP1:3479" ]
 	run env LAB_PREFIX="$p2" "$LAB" env
 	[ "$status" -eq 1 ]
 	# The first lab is untouched.
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 24 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 26 ]
 	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
 }
 

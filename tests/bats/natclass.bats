@@ -206,10 +206,26 @@ assert r["near"] < r["slow"], r
 	assert_line '	* Classic: port-restricted cone'
 }
 
-@test "--hairpin: no lab router hairpins, and natclass says so" {
-	run --separate-stderr nc h-eim1 --hairpin --json "$STUN_IP1"
+@test "--hairpin: yes behind the hairpinning router, no behind every other kind, as stun says" {
+	run --separate-stderr nc h-hair --hairpin --json "$STUN_IP1"
 	assert_success
-	assert_equal "$(echo "$output" | json hairpin)" False
+	assert_equal "$(echo "$output" | json verdict hairpin)" "$(printf 'EIM\nTrue')"
+	run --separate-stderr nc h-hair --hairpin -v "$STUN_IP1"
+	assert_success
+	assert_line '	* Hairpinning: true'
+	run --separate-stderr nc h-eim1 --hairpin -v "$STUN_IP1"
+	assert_success
+	assert_line '	* Hairpinning: false'
+	# stun-client's bit 0x10 is "no hairpin"; 0x08 (dependent mapping) is also set when it fails
+	s=$(classic_status h-hair)
+	[ $((s & 0x18)) = 0 ]
+	s=$(classic_status h-eim1)
+	[ $((s & 0x18)) = 16 ]
+	for h in h-eim1 h-edm1 h-dbl h-full h-rcone h-upnp; do
+		run --separate-stderr nc "$h" --hairpin --json "$STUN_IP1"
+		assert_success
+		assert_equal "$h $(echo "$output" | json hairpin)" "$h False"
+	done
 }
 
 @test "--fd uses the inherited socket's mapping" {

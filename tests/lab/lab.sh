@@ -24,12 +24,18 @@
 #   fullcone 198.18.1.7   10.7.0.1/24    h-full  EIM, endpoint-independent filtering (emulated, see below)
 #   rcone    198.18.1.8   10.8.0.1/24    h-rcone EIM, address-dependent filtering (emulated)
 #   upnp     198.18.1.9   10.9.0.1/24    h-upnp  EIM masquerade plus miniupnpd (UPnP-IGD, NAT-PMP, PCP)
+#   hair     198.18.1.10  10.10.0.1/24   h-hair  EIM masquerade that hairpins UDP (NAT loopback, emulated)
 #
 # Every router has policy-drop input and forward chains (unsolicited inbound vanishes: no ICMP), forwards
-# only between its LAN and WAN, and does not hairpin. Linux conntrack filters address-and-port-dependent;
-# fullcone and rcone widen that with an nft set of recently used (remote address .) source ports, filled in
-# forward for lan->wan UDP and used by a DNAT rule in prerouting. That emulation is exact only with one host
-# per LAN and preserved ports, which is what this lab has.
+# only between its LAN and WAN, and does not hairpin, except hair. Linux conntrack filters
+# address-and-port-dependent; fullcone and rcone widen that with an nft set of recently used (remote
+# address .) source ports, filled in forward for lan->wan UDP and used by a DNAT rule in prerouting. hair
+# keeps such a set of its host's source ports, its mappings: a UDP packet from the host to the WAN address
+# and one of those ports is DNATed back to the host and SNATed to the WAN address with the sender's port,
+# so it arrives from the sender's own mapping (RFC 4787 REQ-9); hair sends no ICMP redirects for it, and
+# its filtering from the WAN side stays that of eim1. That emulation is exact only with one host per LAN
+# and preserved ports, which is what this lab has. A packet to a router's own WAN address that no
+# hairpin takes reaches the router itself, which answers ICMP port unreachable.
 #
 # IPv6 is on only in inet's hosts that need it (stun, relay, pub); no NAT66.
 #
@@ -86,6 +92,7 @@ ROUTERS=(
 	"fullcone full  FULL   inet  198.18.1.7 10.7.0   h-full"
 	"rcone    rcone RCONE  inet  198.18.1.8 10.8.0   h-rcone"
 	"upnp     upnp  UPNP   inet  198.18.1.9 10.9.0   h-upnp"
+	"hair     hair  HAIR   inet  198.18.1.10 10.10.0  h-hair"
 )
 PUBLIC_NET4=15
 PUBLIC_NET6=64
@@ -145,9 +152,9 @@ lab_env() {
 	echo "export UPNP_LEASE_FILE=$STATE/upnp.leases"
 }
 
-# The nftables ruleset of one router; $1 type, $2 LAN host address.
+# The nftables ruleset of one router; $1 type, $2 LAN host address, $3 WAN address.
 router_nft() {
-	local typ=$1 host=$2 fwd_pre='' fwd_in='' fwd_out='iifname "lan0" oifname "wan0" accept'
+	local typ=$1 host=$2 wan=$3 fwd_pre='' fwd_in='' fwd_out='iifname "lan0" oifname "wan0" accept'
 	local pre='' post='' in_extra='' sets='' masq=masquerade
 	case $typ in
 	eim|upnp) ;;
@@ -166,6 +173,15 @@ router_nft() {
 		fwd_pre='iifname "lan0" oifname "wan0" meta l4proto udp update @adf { ip daddr . udp sport timeout 60s }'
 		fwd_in='iifname "wan0" oifname "lan0" ct status dnat accept'
 		pre="iifname \"wan0\" ip saddr . udp dport @adf dnat ip to $host"
+		;;
+	hair)
+		# Hairpinning: the host sending to the WAN address and a port it is mapped on (one it used
+		# lately) gets the packet back, from the WAN address and the sender's port (its mapping).
+		sets='set hp { type inet_service; flags timeout; timeout 60s; }'
+		fwd_pre='iifname "lan0" oifname "wan0" meta l4proto udp update @hp { udp sport timeout 60s }'
+		fwd_in='iifname "lan0" oifname "lan0" ct status dnat accept'
+		pre="iifname \"lan0\" ip daddr $wan udp dport @hp dnat ip to $host"
+		post="oifname \"lan0\" ip saddr $host ct status dnat snat ip to $wan"
 		;;
 	*)	die "unknown router type $typ" ;;
 	esac
@@ -211,7 +227,8 @@ EOF
 }
 
 # Sysctls of a new namespace, as shell commands; $1 role: v6 (a public host with IPv6), router, or
-# anything else (the switch, hosts). Set before any link exists, so new interfaces inherit "default".
+# anything else (the switch, hosts); $2 a router's type. Set before any link exists, so new interfaces
+# inherit "default".
 ns_sysctls() {
 	local s=/proc/sys/net
 	if [ "$1" = v6 ]; then
@@ -222,6 +239,10 @@ ns_sysctls() {
 	fi
 	if [ "$1" = router ]; then
 		echo "echo 1 >$s/ipv4/ip_forward"
+		# A hairpinned packet leaves by the interface it came in on, which makes Linux send the host
+		# an ICMP redirect; a NAT sends none.
+		[ "${2:-}" != hair ] ||
+		    echo "echo 0 >$s/ipv4/conf/all/send_redirects; echo 0 >$s/ipv4/conf/default/send_redirects"
 	else
 		echo "echo 0 >$s/ipv4/ip_forward"
 	fi
@@ -280,8 +301,8 @@ lab_up() {
 		read -r name typ stem parent wan lan child <<<"$r"
 		ns=$(nsname "$name")
 		ip netns add "$ns"
-		router_nft "$typ" "$lan.2" |
-		    ip netns exec "$ns" sh -ec "$(ns_sysctls router); exec nft -f -"
+		router_nft "$typ" "$lan.2" "$wan" |
+		    ip netns exec "$ns" sh -ec "$(ns_sysctls router "$typ"); exec nft -f -"
 		if ! is_router "$child"; then
 			ip netns add "$(nsname "$child")"
 			ip netns exec "$(nsname "$child")" sh -ec "$(ns_sysctls host)"

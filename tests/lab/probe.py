@@ -18,6 +18,14 @@
       From one UDP socket, send "all" to DEST and print the source address of every datagram that comes
       back, in arrival order: which of the server's sockets the NAT admitted. It stops --grace seconds
       after the first answer, or at --timeout if none comes. Exit 0 if anything came, 3 otherwise.
+  probe.py hairpin [--bind IP] [--from-port P] [--timeout S] DEST
+      Learn one UDP socket's mapping from the echo server DEST, send to that mapping from a second,
+      new socket, then learn the second socket's mapping from DEST too. Print "MAPPED SENDER RESULT":
+      the first socket's mapping, the second's ("none" if DEST did not answer it), and the source
+      address of the datagram that came back to the first socket, "unreachable" if an ICMP error came
+      back to the second instead, or "none". A NAT that hairpins as RFC 4787 asks makes RESULT equal
+      SENDER. Exit 0 if the datagram came back, 3 otherwise (without output if DEST did not answer
+      the first socket).
   probe.py tcp [--timeout S] DEST
       Connect, print what the server says (the mapped "ip:port"). Exit 0, or 3 on timeout or refusal.
 
@@ -221,6 +229,62 @@ def cmd_filter(a):
     return 0 if seen else 3
 
 
+def ask(s, dest, timeout):
+    """The mapped address the echo server dest reports for socket s, or None."""
+    deadline = time.monotonic() + timeout
+    next_send = 0.0
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            return None
+        if now >= next_send:
+            send(s, b"map", dest)
+            next_send = now + RESEND
+        select.select([s], [], [], max(0.0, min(deadline, next_send) - now))
+        for src, data in receive(s):
+            if src == "err" and data == dest:
+                return None
+            if src == dest:
+                return data.decode("ascii", "replace").strip()
+
+
+def cmd_hairpin(a):
+    fam, ip, port = a.dest[0]
+    dest = (ip, port)
+    s = client_socket(fam, a.bind, a.from_port)
+    mapped = ask(s, dest, a.timeout)
+    if mapped is None:
+        return 3
+    try:
+        _, mip, mport = parse_addr(mapped)
+    except argparse.ArgumentTypeError:
+        print("probe.py: %s: not an address: %s" % (fmt(ip, port), mapped), file=sys.stderr)
+        return 3
+    target = (mip, mport)
+    t = client_socket(fam, a.bind, 0)
+    marker = b"hairpin " + os.urandom(8).hex().encode()
+    result = None
+    deadline = time.monotonic() + a.timeout
+    next_send = 0.0
+    while result is None:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        if now >= next_send:
+            send(t, marker, target)
+            next_send = now + RESEND
+        select.select([s, t], [], [], max(0.0, min(deadline, next_send) - now))
+        for src, data in receive(s):
+            if src != "err" and data == marker:
+                result = fmt(*src)
+        for src, data in receive(t):
+            if src == "err" and data == target and result is None:
+                result = "unreachable"
+    sender = ask(t, dest, a.timeout)
+    print(mapped, sender or "none", result or "none")
+    return 0 if result not in (None, "unreachable") else 3
+
+
 def cmd_tcp(a):
     fam, ip, port = a.dest[0]
     try:
@@ -331,7 +395,7 @@ def main():
     e.add_argument("--tcp", type=parse_addr, action="append", default=[])
     e.add_argument("--pidfile")
     e.add_argument("--lifetime", type=float, default=0)
-    for name, nargs in (("map", "+"), ("filter", 1)):
+    for name, nargs in (("map", "+"), ("filter", 1), ("hairpin", 1)):
         c = sub.add_parser(name)
         c.add_argument("--bind", type=parse_ip)
         c.add_argument("--from-port", type=int, default=0)
@@ -346,7 +410,8 @@ def main():
     if a.cmd != "echo":
         guard(a.dest)
     try:
-        return {"echo": cmd_echo, "map": cmd_map, "filter": cmd_filter, "tcp": cmd_tcp}[a.cmd](a)
+        return {"echo": cmd_echo, "map": cmd_map, "filter": cmd_filter, "hairpin": cmd_hairpin,
+                "tcp": cmd_tcp}[a.cmd](a)
     except OSError as e:
         print("probe.py: %s" % e, file=sys.stderr)
         return 3
