@@ -420,6 +420,52 @@ add_addresses(struct mk_rtnl *r, const char *ifname, uint32_t ifindex,
 	return 0;
 }
 
+/*
+ * The mesh file is the authority on this node's addresses: remove the
+ * interface's addresses it no longer names (IPv6 link-local ones are the
+ * kernel's and stay), then add what is missing.
+ */
+static int
+sync_addresses(struct mk_rtnl *r, const char *ifname, uint32_t ifindex,
+    const struct mk_wg_allowedip *addrs, size_t n)
+{
+	struct mk_rtnl_prefix *have = NULL, p;
+	char buf[INET6_ADDRSTRLEN + 8];
+	size_t n_have = 0, i, j;
+	int rc = -1;
+
+	if (mk_rtnl_addr_list(r, ifindex, &have, &n_have) != 0) {
+		mk_err("%s: cannot list addresses: %s", ifname,
+		    strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < n_have; i++) {
+		if (have[i].family == AF_INET6 && have[i].b[0] == 0xfe &&
+		    (have[i].b[1] & 0xc0) == 0x80)
+			continue;
+		for (j = 0; j < n; j++) {
+			addr_prefix(&p, &addrs[j]);
+			if (mk_rtnl_prefix_equal(&p, &have[i]))
+				break;
+		}
+		if (j < n)
+			continue;
+		mk_info("%s: address del %s", ifname,
+		    prefix_fmt(&have[i], buf, sizeof(buf)));
+		if (mk_rtnl_addr_del(r, ifindex, &have[i]) != 0 &&
+		    errno != EADDRNOTAVAIL) {
+			mk_err("%s: address %s: cannot delete: %s", ifname,
+			    prefix_fmt(&have[i], buf, sizeof(buf)),
+			    strerror(errno));
+			goto out;
+		}
+	}
+	rc = add_addresses(r, ifname, ifindex, addrs, n);
+out:
+	free(have);
+	return rc;
+}
+
 /* Configure a freshly created interface; the caller rolls back. */
 static int
 configure(const char *ifname, const struct plan *pl)
@@ -754,7 +800,7 @@ mesh_edit(const char *ifname, struct mesh_plan *mp)
 		mk_err("%s: %s", ifname, strerror(errno));
 		goto out;
 	}
-	if (add_addresses(r, ifname, l.ifindex, mp->addrs, mp->n_addrs) != 0)
+	if (sync_addresses(r, ifname, l.ifindex, mp->addrs, mp->n_addrs) != 0)
 		goto out;
 	if (routes_for(ifname, h, MK_RTNL_TABLE_MAIN, false) != 0)
 		goto out;

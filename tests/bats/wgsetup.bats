@@ -341,7 +341,7 @@ EOF
 	assert_equal "$(N wg show "${IFP}a" dump | cut -f 1-4,8 | dump_sorted)" "$want"
 }
 
-@test "up --mesh: every other node a peer; an edited mesh.conf adds and removes, the rest untouched" {
+@test "up --mesh: every other node a peer; an edited mesh.conf adds and removes peers and addresses, the rest untouched" {
 	cat >"$BATS_TEST_TMPDIR/mesh.conf" <<EOF
 domain mesh.test
 node a $(cat "$KEYS/a.pub") 100.64.0.1
@@ -374,6 +374,14 @@ EOF
 	run --separate-stderr W -v up "${IFP}m" --mesh "$BATS_TEST_TMPDIR/mesh.conf" --key "$KEYS/b.key"
 	assert_success
 	[[ $stderr == *"0 peers added, 0 removed, 0 changed"* ]]
+	[[ $stderr != *"address del"* ]]
+	# this node's own address moved: the old one goes, the new one comes
+	sed -i 's|^\(node b .*\) 100\.64\.0\.2$|\1 100.64.0.12|' "$BATS_TEST_TMPDIR/mesh.conf"
+	run --separate-stderr W -v up "${IFP}m" --mesh "$BATS_TEST_TMPDIR/mesh.conf" --key "$KEYS/b.key"
+	assert_success
+	[[ $stderr == *"address del 100.64.0.2/32"* ]]
+	assert_equal "$(N ip -j addr show dev "${IFP}m" | jq -r '.[0].addr_info[] | select(.family == "inet") | "\(.local)/\(.prefixlen)"')" \
+		100.64.0.12/32
 	# a key that is no node of the mesh
 	run --separate-stderr W up "${IFP}n" --mesh "$BATS_TEST_TMPDIR/mesh.conf" --key "$KEYS/e.key"
 	assert_failure 2
