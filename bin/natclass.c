@@ -96,20 +96,13 @@ collect_servers(struct mk_nat_target *t, const struct opts *o,
     const struct mk_mesh *mesh, char **argv, int argc)
 {
 	static struct mk_stunlist l;
-	const char *env, *why = NULL;
+	const char *why = NULL;
 	size_t i, n = 0;
-	int rc = 0;
 
-	for (i = 0; i < (size_t)argc && rc == 0; i++)
-		rc = mk_stunlist_add(&l, argv[i], &why);
-	if (rc == 0 && l.n == 0 && (env = getenv("STUNQ_SERVERS")) != NULL)
-		rc = mk_stunlist_from_env(&l, env, &why);
-	if (rc == 0 && l.n == 0 && mesh != NULL)
-		rc = mk_stunlist_from_mesh(&l, mesh, &why);
-	if (rc == 0 && l.n == 0 && o->derpmap == NULL &&
-	    (mesh == NULL || mesh->n_relays == 0))
-		rc = mk_stunlist_builtin(&l, &why);
-	if (rc != 0) {
+	/* With relays to ask, no public server is needed. */
+	if (mk_stunlist_collect(&l, argv, (size_t)argc, mesh,
+	    o->derpmap == NULL && (mesh == NULL || mesh->n_relays == 0),
+	    &why) != 0) {
 		mk_err("%s", why);
 		exit(EXIT_USAGE);
 	}

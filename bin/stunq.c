@@ -82,27 +82,24 @@ collect_servers(struct server *sv, const struct opts *o, char **argv,
     int argc)
 {
 	static struct mk_stunlist l;
-	struct mk_mesh m;
-	const char *env, *path, *why = NULL;
+	struct mk_mesh m, *mp = NULL;
+	const char *path, *why = NULL;
 	char err[512];
 	size_t i;
-	int rc = 0;
+	int rc;
 
-	for (i = 0; i < (size_t)argc && rc == 0; i++)
-		rc = mk_stunlist_add(&l, argv[i], &why);
-	if (rc == 0 && l.n == 0 && (env = getenv("STUNQ_SERVERS")) != NULL)
-		rc = mk_stunlist_from_env(&l, env, &why);
 	path = o->mesh ? o->mesh : mk_mesh_default_path();
-	if (rc == 0 && l.n == 0 && (o->mesh || access(path, F_OK) == 0)) {
+	if (mk_stunlist_wants_mesh((size_t)argc) &&
+	    (o->mesh || access(path, F_OK) == 0)) {
 		if (mk_mesh_load(&m, path, err, sizeof(err)) != 0) {
 			mk_err("%s", err);
 			exit(EXIT_USAGE);
 		}
-		rc = mk_stunlist_from_mesh(&l, &m, &why);
-		mk_mesh_free(&m);
+		mp = &m;
 	}
-	if (rc == 0 && l.n == 0)
-		rc = mk_stunlist_builtin(&l, &why);
+	rc = mk_stunlist_collect(&l, argv, (size_t)argc, mp, true, &why);
+	if (mp != NULL)
+		mk_mesh_free(mp);
 	if (rc != 0) {
 		mk_err("%s", why);
 		exit(EXIT_USAGE);

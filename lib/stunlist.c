@@ -2,9 +2,12 @@
 #include "stunlist.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
+
+#define ENV_SEP	" ,\t\n"
 
 /* Documented in stunq(1) and natclass(1). */
 const char *const mk_stun_builtin_servers[] = {
@@ -33,7 +36,7 @@ int
 mk_stunlist_from_env(struct mk_stunlist *l, const char *value,
     const char **why)
 {
-	const char *p = value, *sep = " ,\t\n";
+	const char *p = value, *sep = ENV_SEP;
 	char tok[MK_STUNLIST_NAMELEN];
 	size_t n;
 
@@ -80,5 +83,36 @@ mk_stunlist_builtin(struct mk_stunlist *l, const char **why)
 		if (mk_stunlist_add(l, mk_stun_builtin_servers[i], why) != 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* A blank $STUNQ_SERVERS names no server, so the lookup goes on. */
+bool
+mk_stunlist_wants_mesh(size_t nargs)
+{
+	const char *env = getenv("STUNQ_SERVERS");
+
+	return nargs == 0 && (env == NULL || env[strspn(env, ENV_SEP)] == '\0');
+}
+
+int
+mk_stunlist_collect(struct mk_stunlist *l, char *const *args, size_t nargs,
+    const struct mk_mesh *mesh, bool builtin, const char **why)
+{
+	const char *env;
+	size_t i;
+
+	l->n = 0;
+	for (i = 0; i < nargs; i++)
+		if (mk_stunlist_add(l, args[i], why) != 0)
+			return -1;
+	if (l->n == 0 && (env = getenv("STUNQ_SERVERS")) != NULL &&
+	    mk_stunlist_from_env(l, env, why) != 0)
+		return -1;
+	if (l->n == 0 && mesh != NULL &&
+	    mk_stunlist_from_mesh(l, mesh, why) != 0)
+		return -1;
+	if (l->n == 0 && builtin)
+		return mk_stunlist_builtin(l, why);
 	return 0;
 }

@@ -7,6 +7,7 @@
 #ifndef MK_STUNLIST_H
 #define MK_STUNLIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "meshconf.h"
@@ -30,5 +31,17 @@ int mk_stunlist_from_env(struct mk_stunlist *l, const char *value,
 int mk_stunlist_from_mesh(struct mk_stunlist *l, const struct mk_mesh *m,
     const char **why);
 int mk_stunlist_builtin(struct mk_stunlist *l, const char **why);
+
+/*
+ * The whole lookup: args, else $STUNQ_SERVERS, else the mesh's stun
+ * lines (mesh may be NULL), else the built-in list if builtin allows it.
+ * 0, or -1 with *why; an empty list is not an error here.
+ */
+int mk_stunlist_collect(struct mk_stunlist *l, char *const *args,
+    size_t nargs, const struct mk_mesh *mesh, bool builtin,
+    const char **why);
+/* Whether mk_stunlist_collect would come to the mesh at all: a caller
+ * need not read (or fail on) a mesh file it will not use. */
+bool mk_stunlist_wants_mesh(size_t nargs);
 
 #endif
