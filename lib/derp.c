@@ -622,9 +622,3 @@ out:
 	json_decref(root);
 	return rc;
 }
-
-bool
-mk_derp_looks_like_disco(const uint8_t *p, size_t len)
-{
-	return len >= 62 && memcmp(p, "TS\xf0\x9f\x92\xac", 6) == 0;
-}

@@ -213,9 +213,6 @@ int mk_derp_client_info_parse(struct mk_derp_client_info *ci,
 int mk_derp_server_info_parse(struct mk_derp_server_info *si,
     const char *json, size_t len, const char **why);
 
-/* Tailscale's LooksLikeDiscoWrapper: "TS💬" magic and at least 62 bytes. */
-bool mk_derp_looks_like_disco(const uint8_t *p, size_t len);
-
 /* 64 hex digits (either case) into 32 bytes, for mesh keys. 0 or -1. */
 int mk_derp_mesh_key_parse(uint8_t out[32], const char *s, size_t len);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "derp.h"
+#include "disco.h"
 #include "derp_conn.h"
 #include "http.h"
 #include "log.h"
@@ -901,7 +902,7 @@ deliver(struct conn *dst, const uint8_t src[32], const uint8_t *pkt,
     size_t len)
 {
 	struct mk_derps *s = dst->srv;
-	bool disco = mk_derp_looks_like_disco(pkt, len);
+	bool disco = mk_disco_looks_like(pkt, len);
 	struct mk_dq *q = disco ? &dst->disco : &dst->data;
 	struct mk_dpkt *p;
 	size_t flen = MK_DERP_PKT_HDR_LEN + len;
@@ -986,7 +987,7 @@ send_packet(struct conn *c, const struct mk_derp_frame *f)
 		return;
 	}
 	drop(s, MK_DERPS_DROP_UNKNOWN_DEST, 1);
-	if (mk_derp_looks_like_disco(f->data, f->data_len))
+	if (mk_disco_looks_like(f->data, f->data_len))
 		not_here(c, f->key);
 }
 
