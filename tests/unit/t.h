@@ -4,8 +4,12 @@
 #ifndef MK_T_H
 #define MK_T_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 static int t_failures;
 static int t_checks;
@@ -58,6 +62,32 @@ t_done(const char *name)
 	else
 		printf("%s: %d checks passed\n", name, t_checks);
 	return t_failures != 0;
+}
+
+/*
+ * A test vector in hex (spaces, tabs and newlines allowed) into out; its
+ * length in bytes. A vector that is not hex or does not fit is a bug in
+ * the test, so the binary stops.
+ */
+static inline size_t
+t_unhex(uint8_t *out, size_t cap, const char *hex)
+{
+	char clean[4096];
+	size_t n = 0;
+
+	for (; *hex != '\0'; hex++) {
+		if (*hex == ' ' || *hex == '\t' || *hex == '\n')
+			continue;
+		if (n == sizeof(clean))
+			break;
+		clean[n++] = *hex;
+	}
+	if (*hex != '\0' || n % 2 != 0 || n / 2 > cap ||
+	    mk_hex_decode(out, n / 2, clean, n) != 0) {
+		fprintf(stderr, "bad test vector: %.40s...\n", clean);
+		exit(2);
+	}
+	return n / 2;
 }
 
 #endif

@@ -15,22 +15,6 @@
 #include "util.h"
 #include "t.h"
 
-static size_t
-unhex(uint8_t *out, size_t cap, const char *s)
-{
-	char clean[4096];
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		if (*s != ' ' && n + 1 < sizeof(clean))
-			clean[n++] = *s;
-	clean[n] = '\0';
-	if (n % 2 != 0 || n / 2 > cap ||
-	    mk_hex_decode(out, n / 2, clean, n) != 0)
-		return 0;
-	return n / 2;
-}
-
 /* Parse one whole frame (header + payload) from a buffer. */
 static int
 parse_whole(struct mk_derp_frame *f, const uint8_t *buf, size_t len)
@@ -53,25 +37,25 @@ test_client_test_vectors(void)
 	struct mk_derp_frame f;
 	size_t n;
 
-	n = unhex(buf, sizeof(buf), "12 00000008 0102030405060708");
+	n = t_unhex(buf, sizeof(buf), "12 00000008 0102030405060708");
 	CHECK(parse_whole(&f, buf, n) == 0);
 	CHECK(f.type == MK_DERP_PING);
 	CHECK(memcmp(f.ping, "\1\2\3\4\5\6\7\10", 8) == 0);
 
-	n = unhex(buf, sizeof(buf), "13 00000008 0102030405060708");
+	n = t_unhex(buf, sizeof(buf), "13 00000008 0102030405060708");
 	CHECK(parse_whole(&f, buf, n) == 0);
 	CHECK(f.type == MK_DERP_PONG);
 	CHECK(memcmp(f.ping, "\1\2\3\4\5\6\7\10", 8) == 0);
 
-	n = unhex(buf, sizeof(buf), "14 00000003 424144");
+	n = t_unhex(buf, sizeof(buf), "14 00000003 424144");
 	CHECK(parse_whole(&f, buf, n) == 0);
 	CHECK(f.data_len == 3 && memcmp(f.data, "BAD", 3) == 0);
 
-	n = unhex(buf, sizeof(buf), "14 00000000");
+	n = t_unhex(buf, sizeof(buf), "14 00000000");
 	CHECK(parse_whole(&f, buf, n) == 0);
 	CHECK(f.type == MK_DERP_HEALTH && f.data_len == 0);
 
-	n = unhex(buf, sizeof(buf), "15 00000008 00000001 00000002");
+	n = t_unhex(buf, sizeof(buf), "15 00000008 00000001 00000002");
 	CHECK(parse_whole(&f, buf, n) == 0);
 	CHECK(f.reconnect_ms == 1 && f.try_for_ms == 2);
 }
@@ -83,22 +67,22 @@ test_encoders_match_vectors(void)
 	uint8_t d[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 	size_t n;
 
-	n = unhex(want, sizeof(want), "12 00000008 0102030405060708");
+	n = t_unhex(want, sizeof(want), "12 00000008 0102030405060708");
 	CHECK(mk_derp_put_ping(buf, d) == n && memcmp(buf, want, n) == 0);
-	n = unhex(want, sizeof(want), "13 00000008 0102030405060708");
+	n = t_unhex(want, sizeof(want), "13 00000008 0102030405060708");
 	CHECK(mk_derp_put_pong(buf, d) == n && memcmp(buf, want, n) == 0);
-	n = unhex(want, sizeof(want), "14 00000003 424144");
+	n = t_unhex(want, sizeof(want), "14 00000003 424144");
 	CHECK(mk_derp_put_health(buf, sizeof(buf), "BAD") == n &&
 	    memcmp(buf, want, n) == 0);
 	CHECK(mk_derp_put_health(buf, 7, "BAD") == 0);
-	n = unhex(want, sizeof(want), "15 00000008 00000001 00000002");
+	n = t_unhex(want, sizeof(want), "15 00000008 00000001 00000002");
 	CHECK(mk_derp_put_restarting(buf, 1, 2) == n &&
 	    memcmp(buf, want, n) == 0);
-	n = unhex(want, sizeof(want), "06 00000000");
+	n = t_unhex(want, sizeof(want), "06 00000000");
 	CHECK(mk_derp_put_keepalive(buf) == n && memcmp(buf, want, n) == 0);
-	n = unhex(want, sizeof(want), "10 00000000");
+	n = t_unhex(want, sizeof(want), "10 00000000");
 	CHECK(mk_derp_put_watch_conns(buf) == n && memcmp(buf, want, n) == 0);
-	n = unhex(want, sizeof(want), "07 00000001 01");
+	n = t_unhex(want, sizeof(want), "07 00000001 01");
 	CHECK(mk_derp_put_note_preferred(buf, true) == n &&
 	    memcmp(buf, want, n) == 0);
 }
@@ -133,7 +117,7 @@ test_keys_and_handshake_vectors(void)
 	CHECK_STR(hex,
 	    "0faa684ed28867b97f4a6a2dee5df8ce974e76b7018e3f22a1c4cf2678570f20");
 
-	n = unhex(want, sizeof(want), "0100000028 44455250f09f9491 "
+	n = t_unhex(want, sizeof(want), "0100000028 44455250f09f9491 "
 	    "0faa684ed28867b97f4a6a2dee5df8ce974e76b7018e3f22a1c4cf2678570f20");
 	CHECK(n == 45);
 	CHECK(mk_derp_put_server_key(buf, &bpub) == 45);
@@ -150,7 +134,7 @@ test_keys_and_handshake_vectors(void)
 
 	for (i = 0; i < 24; i++)
 		nonce[i] = (uint8_t)i;
-	n = unhex(want, sizeof(want), "0200000068 "
+	n = t_unhex(want, sizeof(want), "0200000068 "
 	    "7b4e909bbe7ffe44c465a220037d608ee35897d31ef972f07f74892cb0f73f13 "
 	    "000102030405060708090a0b0c0d0e0f1011121314151617 "
 	    "a858a062bb55fbd0e565bf952225b5e220ae6ff32ce093a7548f0f9efd7331db"

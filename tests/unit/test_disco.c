@@ -19,22 +19,6 @@ static const uint8_t txid[MK_DISCO_TXID_LEN] = {
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 };
 
-static size_t
-unhex(uint8_t *out, size_t cap, const char *s)
-{
-	char clean[1024];
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		if (*s != ' ' && *s != '\n' && n + 1 < sizeof(clean))
-			clean[n++] = *s;
-	clean[n] = '\0';
-	if (n % 2 != 0 || n / 2 > cap ||
-	    mk_hex_decode(out, n / 2, clean, n) != 0)
-		return 0;
-	return n / 2;
-}
-
 static void
 vector_key(struct mk_key *k)
 {
@@ -80,7 +64,7 @@ test_ping_vectors(void)
 	p[2].padding = 3;
 
 	for (i = 0; i < 3; i++) {
-		n = unhex(want, sizeof(want), hex[i]);
+		n = t_unhex(want, sizeof(want), hex[i]);
 		REQUIRE_VOID(n > 0);
 		r = mk_disco_put_ping(out, sizeof(out), &p[i], &why);
 		CHECK(r == (ssize_t)n && memcmp(out, want, n) == 0);
@@ -129,7 +113,7 @@ test_ping_vectors(void)
 	CHECK(m.ping.padding == 8);
 
 	/* Version is ignored for Ping; trailing bytes count as padding. */
-	n = unhex(want, sizeof(want), "0107 0102030405060708090a0b0c ff");
+	n = t_unhex(want, sizeof(want), "0107 0102030405060708090a0b0c ff");
 	CHECK(mk_disco_parse(&m, want, n, NULL, 0, &why) == 0);
 	CHECK(m.type == MK_DISCO_PING && m.version == 7 &&
 	    !m.ping.has_nodekey && m.ping.padding == 1);
@@ -153,7 +137,7 @@ test_pong_vectors(void)
 	memset(&p, 0, sizeof(p));
 	memcpy(p.txid, txid, sizeof(txid));
 	addr(&p.src, "2.3.4.5:1234");
-	n = unhex(vec, sizeof(vec), v4);
+	n = t_unhex(vec, sizeof(vec), v4);
 	CHECK(n == MK_DISCO_PONG_LEN);
 	CHECK(mk_disco_put_pong(out, sizeof(out), &p, &why) ==
 	    MK_DISCO_PONG_LEN && memcmp(out, vec, n) == 0);
@@ -174,7 +158,7 @@ test_pong_vectors(void)
 	    MK_DISCO_PONG_LEN && memcmp(out, vec, n) == 0);
 
 	addr(&p.src, "[fed0::12]:6666");
-	n = unhex(vec, sizeof(vec), v6);
+	n = t_unhex(vec, sizeof(vec), v6);
 	CHECK(mk_disco_put_pong(out, sizeof(out), &p, &why) ==
 	    MK_DISCO_PONG_LEN && memcmp(out, vec, n) == 0);
 	REQUIRE_VOID(mk_disco_parse(&m, vec, n, NULL, 0, &why) == 0);
@@ -226,7 +210,7 @@ test_call_me_maybe_vectors(void)
 
 	addr(&eps[0], "1.2.3.4:567");
 	addr(&eps[1], "[2001::3456]:789");
-	n = unhex(vec, sizeof(vec), two);
+	n = t_unhex(vec, sizeof(vec), two);
 	CHECK(n == 2 + 2 * MK_DISCO_EP_LEN);
 	CHECK(mk_disco_put_call_me_maybe(out, sizeof(out), eps, 2, &why) ==
 	    (ssize_t)n && memcmp(out, vec, n) == 0);
@@ -425,7 +409,7 @@ test_sealed_vector(void)
 	ssize_t ptlen, len, r;
 
 	REQUIRE_VOID(pair_init(&k) == 0);
-	CHECK(unhex(shared, sizeof(shared), "8abe7c8ae6800b76d4f5986b04b77f6e"
+	CHECK(t_unhex(shared, sizeof(shared), "8abe7c8ae6800b76d4f5986b04b77f6e"
 	    "9b4f332403c90df02428336e8bd9b525") == 32);
 	CHECK(memcmp(k.ab.k, shared, 32) == 0);
 	CHECK(memcmp(k.ba.k, shared, 32) == 0);
@@ -437,7 +421,7 @@ test_sealed_vector(void)
 	REQUIRE_VOID(ptlen == 14);
 	for (i = 0; i < sizeof(nonce); i++)
 		nonce[i] = (uint8_t)i;
-	n = unhex(want, sizeof(want), pkt_hex);
+	n = t_unhex(want, sizeof(want), pkt_hex);
 	REQUIRE_VOID(n == 92);
 	len = mk_disco_seal_nonce(pkt, sizeof(pkt), &k.a_pub, &k.ab, nonce,
 	    pt, (size_t)ptlen, &why);

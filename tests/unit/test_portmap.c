@@ -19,16 +19,6 @@
 #include "t.h"
 #include "util.h"
 
-static size_t
-unhex(uint8_t *out, size_t cap, const char *hex)
-{
-	size_t n = strlen(hex) / 2;
-
-	if (n > cap || mk_hex_decode(out, n, hex, strlen(hex)) == -1)
-		return 0;
-	return n;
-}
-
 static void
 v4(struct mk_addr *a, const char *s)
 {
@@ -54,7 +44,7 @@ test_pcp_announce(void)
 	struct mk_addr c;
 
 	v4(&c, "10.9.0.2");
-	REQUIRE_VOID(unhex(want, sizeof(want),
+	REQUIRE_VOID(t_unhex(want, sizeof(want),
 	    "02000000" "00000000" "00000000000000000000ffff0a090002") == 24);
 	CHECK(mk_pcp_encode_announce(out, sizeof(out), &c) == 24);
 	CHECK(memcmp(out, want, 24) == 0);
@@ -79,7 +69,7 @@ test_pcp_map_request(void)
 		q.nonce[i] = (uint8_t)(i + 1);
 	q.protocol = MK_PCP_PROTO_UDP;
 	q.internal_port = 41641;
-	REQUIRE_VOID(unhex(want, sizeof(want),
+	REQUIRE_VOID(t_unhex(want, sizeof(want),
 	    "02010000" "00001c20" "00000000000000000000ffff0a090002"
 	    "0102030405060708090a0b0c" "11000000" "a2a9" "0000"
 	    "00000000000000000000ffff00000000") == 60);
@@ -129,7 +119,7 @@ test_pcp_decode_map(void)
 	const char *why = NULL;
 	size_t n;
 
-	n = unhex(b, sizeof(b), map_ok);
+	n = t_unhex(b, sizeof(b), map_ok);
 	REQUIRE_VOID(n == 60);
 	CHECK(mk_pcp_decode(&r, b, n, &why) == 0);
 	CHECK(r.opcode == MK_PCP_OP_MAP);
@@ -169,7 +159,7 @@ test_pcp_decode_map(void)
 	CHECK(mk_pcp_decode(&r, b, 1104, &why) == -1);
 
 	/* Not a version-2 response. */
-	n = unhex(b, sizeof(b), map_ok);
+	n = t_unhex(b, sizeof(b), map_ok);
 	b[0] = 1;
 	CHECK(mk_pcp_decode(&r, b, n, &why) == -1);
 	b[0] = 2;
@@ -187,14 +177,14 @@ test_pcp_decode_other(void)
 	size_t n;
 
 	/* ANNOUNCE answer (miniupnpd). */
-	n = unhex(b, sizeof(b), "02800000" "00000000" "00000889"
+	n = t_unhex(b, sizeof(b), "02800000" "00000000" "00000889"
 	    "000000000000000000000000");
 	CHECK(mk_pcp_decode(&r, b, n, &why) == 0);
 	CHECK(r.opcode == MK_PCP_OP_ANNOUNCE && r.result == 0);
 	CHECK(r.epoch == 2185 && !r.has_map);
 
 	/* An error may be the header alone (UNSUPP_OPCODE to opcode 5). */
-	n = unhex(b, sizeof(b), "02850004" "00000000" "000009a3"
+	n = t_unhex(b, sizeof(b), "02850004" "00000000" "000009a3"
 	    "000000000000000000000000");
 	CHECK(mk_pcp_decode(&r, b, n, &why) == 0);
 	CHECK(r.opcode == 5 && r.result == MK_PCP_UNSUPP_OPCODE);
@@ -207,7 +197,7 @@ test_pcp_decode_other(void)
 	CHECK(mk_pcp_decode(&r, b, n, &why) == -1);
 
 	/* NOT_AUTHORIZED with the payload: a delete with another nonce. */
-	n = unhex(b, sizeof(b), "02810002" "00000000" "00000889"
+	n = t_unhex(b, sizeof(b), "02810002" "00000000" "00000889"
 	    "000000000000000000000000" "70eedc544d215c12c754642b" "11000000"
 	    "9c400000" "00000000000000000000ffffc6120109");
 	CHECK(mk_pcp_decode(&r, b, n, &why) == 0);
@@ -239,14 +229,14 @@ test_natpmp_decode(void)
 	const char *why;
 	size_t n;
 
-	n = unhex(b, sizeof(b), "00800000" "00000889" "c6120109");
+	n = t_unhex(b, sizeof(b), "00800000" "00000889" "c6120109");
 	CHECK(mk_natpmp_decode(&r, b, n, &why) == 0);
 	CHECK(r.op == MK_NATPMP_OP_PUBLIC && r.result == 0);
 	CHECK(r.epoch == 2185);
 	CHECK_STR(ipstr(&r.external), "198.18.1.9:0");
 	CHECK(mk_natpmp_decode(&r, b, 11, &why) == -1);
 
-	n = unhex(b, sizeof(b), "00810000" "000009a3" "a2a9" "a2a9" "00001c20");
+	n = t_unhex(b, sizeof(b), "00810000" "000009a3" "a2a9" "a2a9" "00001c20");
 	CHECK(mk_natpmp_decode(&r, b, n, &why) == 0);
 	CHECK(r.op == MK_NATPMP_OP_UDP && r.result == 0);
 	CHECK(r.internal_port == 41641 && r.external_port == 41641);
@@ -258,16 +248,16 @@ test_natpmp_decode(void)
 	CHECK(r.op == MK_NATPMP_OP_TCP);
 
 	/* Errors may be the 8-byte common part alone. */
-	n = unhex(b, sizeof(b), "00810002" "00000010");
+	n = t_unhex(b, sizeof(b), "00810002" "00000010");
 	CHECK(mk_natpmp_decode(&r, b, n, &why) == 0);
 	CHECK(r.result == MK_NATPMP_NOT_AUTHORIZED && r.lifetime == 0);
 
 	/* Unknown opcode answer (miniupnpd to opcode 3), a request, v1. */
-	n = unhex(b, sizeof(b), "00830005" "000009a3");
+	n = t_unhex(b, sizeof(b), "00830005" "000009a3");
 	CHECK(mk_natpmp_decode(&r, b, n, &why) == -1);
-	n = unhex(b, sizeof(b), "00010000" "a2a90000" "00001c20");
+	n = t_unhex(b, sizeof(b), "00010000" "a2a90000" "00001c20");
 	CHECK(mk_natpmp_decode(&r, b, n, &why) == -1);
-	n = unhex(b, sizeof(b), "01800000" "00000889" "c6120109");
+	n = t_unhex(b, sizeof(b), "01800000" "00000889" "c6120109");
 	CHECK(mk_natpmp_decode(&r, b, n, &why) == -1);
 	CHECK(mk_natpmp_decode(&r, b, 0, &why) == -1);
 }
@@ -295,7 +285,7 @@ test_natpmp_wire(void)
 	CHECK(sendnewportmappingrequest(&n, NATPMP_PROTOCOL_UDP, 41641, 0,
 	    7200) == 12);
 	len = recv(sv[1], got, sizeof(got), 0);
-	unhex(want, sizeof(want), "00010000a2a9000000001c20");
+	t_unhex(want, sizeof(want), "00010000a2a9000000001c20");
 	CHECK(len == 12 && memcmp(got, want, 12) == 0);
 
 	CHECK(sendpublicaddressrequest(&n) == 2);
@@ -306,14 +296,14 @@ test_natpmp_wire(void)
 	CHECK(sendnewportmappingrequest(&n, NATPMP_PROTOCOL_UDP, 41641, 0,
 	    0) == 12);
 	len = recv(sv[1], got, sizeof(got), 0);
-	unhex(want, sizeof(want), "00010000a2a9000000000000");
+	t_unhex(want, sizeof(want), "00010000a2a9000000000000");
 	CHECK(len == 12 && memcmp(got, want, 12) == 0);
 
 	/* A renewal suggests the current external port. */
 	CHECK(sendnewportmappingrequest(&n, NATPMP_PROTOCOL_UDP, 41641, 50000,
 	    3600) == 12);
 	len = recv(sv[1], got, sizeof(got), 0);
-	unhex(want, sizeof(want), "00010000a2a9c35000000e10");
+	t_unhex(want, sizeof(want), "00010000a2a9c35000000e10");
 	CHECK(len == 12 && memcmp(got, want, 12) == 0);
 
 	closenatpmp(&n);

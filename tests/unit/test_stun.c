@@ -92,24 +92,6 @@ static uint8_t txid_ts[12] = {
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 };
 
-/* Hex (spaces allowed) to bytes; aborts the test binary on bad input. */
-static size_t
-unhex(uint8_t *out, size_t cap, const char *hex)
-{
-	char clean[4096];
-	size_t n = 0;
-
-	for (; *hex != '\0'; hex++)
-		if (*hex != ' ' && n < sizeof(clean))
-			clean[n++] = *hex;
-	if (n % 2 != 0 || n / 2 > cap ||
-	    mk_hex_decode(out, n / 2, clean, n) == -1) {
-		fprintf(stderr, "bad test hex\n");
-		exit(2);
-	}
-	return n / 2;
-}
-
 static const char *
 tohex(const uint8_t *p, size_t n)
 {
@@ -170,7 +152,7 @@ truncations(const char *hex)
 	size_t len, n, off;
 	int r;
 
-	len = unhex(msg, sizeof(msg), hex);
+	len = t_unhex(msg, sizeof(msg), hex);
 	for (n = 0; n < len; n++) {
 		REQUIRE((p = malloc(n + 1)) != NULL);
 		memcpy(p, msg, n);
@@ -210,7 +192,7 @@ test_rfc5769(void)
 
 	/* 2.1: request; PRIORITY (0x0024) is comprehension-required and
 	 * unknown here, ICE-CONTROLLED (0x8029) optional and skipped. */
-	len = unhex(buf, sizeof(buf), rfc_2_1);
+	len = t_unhex(buf, sizeof(buf), rfc_2_1);
 	CHECK(len == 108);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK(m.type == MK_STUN_BINDING_REQUEST);
@@ -230,7 +212,7 @@ test_rfc5769(void)
 	truncations(rfc_2_1);
 
 	/* 2.2: IPv4 response */
-	len = unhex(buf, sizeof(buf), rfc_2_2);
+	len = t_unhex(buf, sizeof(buf), rfc_2_2);
 	CHECK(len == 80);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK(m.type == MK_STUN_BINDING_SUCCESS);
@@ -243,7 +225,7 @@ test_rfc5769(void)
 	truncations(rfc_2_2);
 
 	/* 2.3: IPv6 response */
-	len = unhex(buf, sizeof(buf), rfc_2_3);
+	len = t_unhex(buf, sizeof(buf), rfc_2_3);
 	CHECK(len == 92);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK(mk_addr_family(&m.xor_mapped) == AF_INET6);
@@ -254,7 +236,7 @@ test_rfc5769(void)
 	truncations(rfc_2_3);
 
 	/* 2.4: long-term credentials, no FINGERPRINT */
-	len = unhex(buf, sizeof(buf), rfc_2_4);
+	len = t_unhex(buf, sizeof(buf), rfc_2_4);
 	CHECK(len == 116);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK(bytes_eq(&m.username, rfc_user_2_4));
@@ -292,7 +274,7 @@ rebuild(const char *hex, const char *mapped)
 	const char *why = NULL;
 	size_t wlen, glen, zlen, i, mi, pad_at = 20 + 4 + 11;
 
-	wlen = unhex(want, sizeof(want), hex);
+	wlen = t_unhex(want, sizeof(want), hex);
 	mk_stun_begin(&b, got, sizeof(got), MK_STUN_BINDING_SUCCESS, want + 8,
 	    false);
 	mk_stun_add_bytes(&b, MK_STUN_ATTR_SOFTWARE, "test vector", 11);
@@ -382,19 +364,19 @@ test_tailscale(void)
 	truncations(ts_response);
 
 	/* derper's IPv4-mapped IPv6 answer comes out as plain IPv4. */
-	len = unhex(buf, sizeof(buf), ts_4in6);
+	len = t_unhex(buf, sizeof(buf), ts_4in6);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK(mk_addr_family(&m.xor_mapped) == AF_INET);
 	CHECK_STR(fmt(&m.xor_mapped), "209.180.207.193:60463");
 	truncations(ts_4in6);
 
 	/* Real replies from Tailscale's tests. */
-	len = unhex(buf, sizeof(buf), google_1);
+	len = t_unhex(buf, sizeof(buf), google_1);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK_STR(fmt(&m.xor_mapped), "72.69.33.45:59028");
 
 	/* sipgate: 0x8020 fallback, plus the RFC 3489 address trio. */
-	len = unhex(buf, sizeof(buf), sipgate);
+	len = t_unhex(buf, sizeof(buf), sipgate);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK(m.has & MK_STUN_HAS_XOR_MAPPED);
 	CHECK_STR(fmt(&m.xor_mapped), "72.69.33.45:58539");
@@ -405,7 +387,7 @@ test_tailscale(void)
 	    16) == 0);
 	truncations(sipgate);
 
-	len = unhex(buf, sizeof(buf), powervoip);
+	len = t_unhex(buf, sizeof(buf), powervoip);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK(!(m.has & MK_STUN_HAS_XOR_MAPPED));
 	CHECK(m.has & MK_STUN_HAS_MAPPED);
@@ -413,7 +395,7 @@ test_tailscale(void)
 
 	/* Trailing bytes: the datagram disagrees with the header. Trimmed
 	 * to the header length (the caller's choice), it parses. */
-	len = unhex(buf, sizeof(buf), pion_trailing);
+	len = t_unhex(buf, sizeof(buf), pion_trailing);
 	CHECK(mk_stun_parse(&m, buf, len, false, &why) == -1);
 	CHECK_STR(why, "length mismatch");
 	n = 20 + (size_t)(buf[2] << 8 | buf[3]);
@@ -422,7 +404,7 @@ test_tailscale(void)
 	CHECK(m.has & MK_STUN_HAS_FINGERPRINT);
 	CHECK(bytes_eq(&m.software, "endpointer"));
 
-	len = unhex(buf, sizeof(buf), stuntman_v6);
+	len = t_unhex(buf, sizeof(buf), stuntman_v6);
 	REQUIRE(mk_stun_parse(&m, buf, len, false, &why) == 0);
 	CHECK_STR(fmt(&m.xor_mapped),
 	    "[2602:d1:b4cf:c100:38b2:31ff:feef:96f6]:37070");
@@ -463,8 +445,8 @@ parse_with(const char *attrs_hex, bool allow_3489, const char **why)
 	struct mk_stun_msg m;
 	size_t n;
 
-	n = unhex(buf, sizeof(buf), "000100002112a442b7e7a701bc34d686fa87dfae");
-	n += unhex(buf + n, sizeof(buf) - n, attrs_hex);
+	n = t_unhex(buf, sizeof(buf), "000100002112a442b7e7a701bc34d686fa87dfae");
+	n += t_unhex(buf + n, sizeof(buf) - n, attrs_hex);
 	buf[2] = (uint8_t)((n - 20) >> 8);
 	buf[3] = (uint8_t)(n - 20);
 	return mk_stun_parse(&m, buf, n, allow_3489, why);
@@ -495,7 +477,7 @@ test_malformed(void)
 	size_t len;
 
 	/* header */
-	len = unhex(buf, sizeof(buf), ts_request);
+	len = t_unhex(buf, sizeof(buf), ts_request);
 	why = NULL;
 	CHECK(mk_stun_parse(&m, buf, 19, false, &why) == -1);
 	CHECK_STR(why, "truncated header");
@@ -522,7 +504,7 @@ test_malformed(void)
 	CHECK(mk_stun_parse(&m, buf, 3, false, NULL) == -1);
 	/* longer than this codec accepts */
 	memset(buf, 0, sizeof(buf));
-	len = unhex(buf, sizeof(buf), "000100002112a442b7e7a701bc34d686fa87dfae");
+	len = t_unhex(buf, sizeof(buf), "000100002112a442b7e7a701bc34d686fa87dfae");
 	buf[2] = (MK_STUN_MAX_LEN + 4 - 20) >> 8;
 	buf[3] = (uint8_t)(MK_STUN_MAX_LEN + 4 - 20);
 	buf[20] = 0x80;		/* one big optional attribute */
@@ -533,7 +515,7 @@ test_malformed(void)
 	CHECK_STR(why, "message too long");
 
 	/* fingerprint */
-	len = unhex(buf, sizeof(buf), ts_request);
+	len = t_unhex(buf, sizeof(buf), ts_request);
 	buf[len - 1] ^= 1;
 	CHECK(mk_stun_parse(&m, buf, len, false, &why) == -1);
 	CHECK_STR(why, "bad fingerprint");
@@ -545,7 +527,7 @@ test_malformed(void)
 	CHECK_STR(why, "bad fingerprint length");
 	/* fingerprint not last: a correct one (CRC computed here over the
 	 * final header length) followed by an empty SOFTWARE */
-	len = unhex(buf, sizeof(buf), ts_request);
+	len = t_unhex(buf, sizeof(buf), ts_request);
 	memcpy(buf + len, "\x80\x22\x00\x00", 4);
 	buf[3] += 4;
 	crc = bitwise_crc32(buf, len - 8) ^ MK_STUN_FP_XOR;
@@ -862,7 +844,7 @@ test_rfc3489(void)
 	size_t len;
 
 	/* A classic request: 16-byte id, CHANGE-REQUEST. */
-	len = unhex(buf, sizeof(buf),
+	len = t_unhex(buf, sizeof(buf),
 	    "00010008a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
 	    "0003000400000004");
 	CHECK(mk_stun_parse(&m, buf, len, false, &why) == -1);
@@ -913,7 +895,7 @@ test_rfc3489(void)
 	    true);
 	mk_stun_add_xor_addr(&b, MK_STUN_ATTR_XOR_MAPPED_ADDRESS, &ma);
 	CHECK(mk_stun_end(&b) == 0);
-	len = unhex(buf, sizeof(buf),
+	len = t_unhex(buf, sizeof(buf),
 	    "0101000ca0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
 	    "002000080001a147e112a643");
 	REQUIRE(mk_stun_parse(&m, buf, len, true, &why) == 0);
