@@ -6,6 +6,7 @@
  * Never runs ip or wg.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <net/if.h>
 #include <signal.h>
@@ -1180,11 +1181,32 @@ cmd_show(const char *ifname, const struct opts *o)
 
 /* ---- set ---- */
 
+/* A file with nothing in it at all (/dev/null too). */
+static bool
+file_is_empty(const char *path)
+{
+	char c;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, &c, 1);
+	close(fd);
+	return n == 0;
+}
+
+/* As wg set: an empty file (or /dev/null) removes the key, which is the
+ * all-zero key on the wire for both backends. */
 static int
 set_key_file(struct mk_key *k, const char *path)
 {
 	const char *why;
 
+	if (strcmp(path, "-") != 0 && file_is_empty(path)) {
+		memset(k, 0, sizeof(*k));
+		return 0;
+	}
 	if (mk_key_read_file(k, path, &why) != 0) {
 		mk_err("%s: %s", path, why);
 		return -1;

@@ -281,6 +281,20 @@ EOF
 	run --separate-stderr W set "${IFP}a" private-key "$(cat "$KEYS/b.key")"
 	assert_failure 2
 	refute_output --partial "Operation"
+	# as wg: an empty file removes a key (/dev/null or a file of nothing)
+	W set "${IFP}a" peer "$(cat "$KEYS/b.pub")" preshared-key "$KEYS/psk"
+	assert_equal "$(N wg show "${IFP}a" preshared-keys | grep "^$(cat "$KEYS/b.pub")" | cut -f 2)" "$(cat "$KEYS/psk")"
+	: >"$BATS_TEST_TMPDIR/empty"
+	run --separate-stderr W set "${IFP}a" private-key /dev/null peer "$(cat "$KEYS/b.pub")" \
+		preshared-key "$BATS_TEST_TMPDIR/empty"
+	assert_success
+	assert_equal "$(N wg show "${IFP}a" private-key)" "(none)"
+	assert_equal "$(N wg show "${IFP}a" preshared-keys | grep "^$(cat "$KEYS/b.pub")" | cut -f 2)" "(none)"
+	# a file of blanks is no key and not empty: an error
+	echo "  " >"$BATS_TEST_TMPDIR/blank"
+	run --separate-stderr W set "${IFP}a" private-key "$BATS_TEST_TMPDIR/blank"
+	assert_failure 2
+	assert_equal "$stderr" "wgsetup: $BATS_TEST_TMPDIR/blank: key file is empty"
 }
 
 @test "endpoints: PUBKEY IP:PORT lines move peers as they arrive" {
