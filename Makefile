@@ -116,7 +116,7 @@ lint:
 		lib bin tests/unit tests/fuzz bench
 
 bats: all
-	MK_BIN=$(CURDIR)/bin bats tests/bats
+	MK_BIN=$(CURDIR)/bin bats --timing tests/bats
 
 # Sanitized programs through a representative part of the suite: every
 # program's loopback tests and natclass's lab tests (the whole suite twice
@@ -128,7 +128,7 @@ bats-san: san
 	MK_BIN=$(CURDIR)/build/san/bin \
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		bats $(SAN_BATS)
+		bats --timing $(SAN_BATS)
 
 check: need-root all lint unit san fuzz bats bats-san
 
