@@ -65,9 +65,10 @@ q() {
 }
 
 @test "UDP blocked: exit 3 within the timeout" {
-	SECONDS=0
+	t0=$(date +%s%3N)
 	run -3 --separate-stderr q h-block -t 1 "$STUN_IP1" "$STUN_IP2"
-	[ "$SECONDS" -le 3 ]
+	# -t 1, not the default 3 s (the margin is for a loaded machine)
+	[ $(($(date +%s%3N) - t0)) -lt 2500 ]
 	assert_equal "${lines[0]}" '-'
 	assert_equal "${lines[1]}" '-'
 }
