@@ -4,8 +4,9 @@
 # The lab checks itself before any program is judged by it: every router's mapping and filtering, probed
 # with raw UDP and TCP (tests/lab/probe.py), not with a classifier. Linux conntrack filtering is
 # address-and-port-dependent; fullcone and rcone widen it with nft sets (see tests/lab/lab.sh), and only
-# hair hairpins. Every probe gives up after 1 s, and the "all" probes 0.3 s after the first answer;
-# nothing sleeps.
+# hair hairpins. nat64's IPv6-only host reaches the IPv4 stun host through NAT64 (tayga, 64:ff9b::/96)
+# and the same EIM masquerade as eim1. Every probe gives up after 1 s, and the "all" probes 0.3 s after
+# the first answer; nothing sleeps.
 
 setup_file() {
 	[ "$(id -u)" = 0 ] || { echo "the lab needs root" >&2; return 1; }
@@ -30,6 +31,7 @@ teardown() {
 	if [ -e "$BATS_TEST_TMPDIR/routes" ]; then
 		ip -n "$LAB_PREFIX-pub" route flush root 10.0.0.0/8
 		ip -n "$LAB_PREFIX-pub" route flush root 100.64.0.0/10
+		ip -n "$LAB_PREFIX-pub" route flush root 192.168.0.0/16
 	fi
 	if [ -e "$BATS_TEST_TMPDIR/upnp" ]; then "$LAB" miniupnpd stop; fi
 	if [ -e "$BATS_TEST_TMPDIR/lab2" ]; then LAB_PREFIX=$(cat "$BATS_TEST_TMPDIR/lab2") "$LAB" down; fi
@@ -114,6 +116,19 @@ assert_edm() {
 	[ "$(awk '{print $2}' <<<"$output" | sort -u | wc -l)" -ge 2 ]
 }
 
+# Address $1 in the NAT64 prefix (RFC 6052, a /96): 198.18.0.10 -> 64:ff9b::c612:a, as probe.py prints it.
+nat64() {
+	local IFS=.
+	# shellcheck disable=SC2086
+	set -- $1
+	printf '%s%x:%x\n' "${NAT64_PREFIX%/96}" $(($1 << 8 | $2)) $(($3 << 8 | $4))
+}
+
+# tayga runs, by its pid file, in lab $1's nat64 namespace.
+tayga_in_ns() {
+	[ -s "/run/meshkit-lab/$1/tayga.pid" ] && in_ns "$1-nat64" "$(cat "/run/meshkit-lab/$1/tayga.pid")"
+}
+
 # The sources the NAT admits (sorted) after the host sent to STUN_IP1:3478 alone; the stun host answers
 # from all its sockets.
 admitted() {
@@ -127,26 +142,33 @@ admitted() {
 	for v in LAB_PREFIX STUN_IP1 STUN_IP2 STUN_IP6_1 STUN_IP6_2 STUN2_IP RELAY_IP PUB_IP PUB_IP6 \
 	    EIM1_WAN EIM2_WAN EDM1_WAN EDM2_WAN CGNAT_WAN HOME_WAN BLOCK_WAN FULL_WAN RCONE_WAN UPNP_WAN \
 	    HAIR_WAN H_EIM1_IP H_EIM2_IP H_EDM1_IP H_EDM2_IP H_DBL_IP H_BLOCK_IP H_FULL_IP H_RCONE_IP \
-	    H_UPNP_IP H_HAIR_IP UPNP_LAN_GW UPNP_LEASE_FILE; do
+	    H_UPNP_IP H_HAIR_IP UPNP_LAN_GW UPNP_LEASE_FILE NAT64_WAN NAT64_LAN H_V6ONLY_IP6 NAT64_PREFIX \
+	    NAT64_POOL; do
 		[ -n "${!v:-}" ] || { echo "$v is not exported"; return 1; }
 	done
 	[[ $HOME_WAN == 100.64.* ]]
 	[ "$("$LAB" ns h-eim1)" = "$LAB_PREFIX-h-eim1" ]
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 26 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 28 ]
 	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
 	# IPv6 only where it is wanted.
 	[ "$("$LAB" exec h-eim1 cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6)" = 1 ]
 	[ "$("$LAB" exec eim1 cat /proc/sys/net/ipv6/conf/wan0/disable_ipv6)" = 1 ]
+	[ "$("$LAB" exec nat64 cat /proc/sys/net/ipv6/conf/wan0/disable_ipv6)" = 1 ]
+	[ "$("$LAB" exec nat64 cat /proc/sys/net/ipv6/conf/lan0/disable_ipv6)" = 0 ]
 	"$LAB" exec pub ip -6 addr show dev eth0 | grep -q "inet6 $PUB_IP6/"
+	[ "$NAT64_PREFIX" = 64:ff9b::/96 ]
+	tayga_in_ns "$LAB_PREFIX"
 	# A second up of the same lab refuses and leaves it alone.
 	run "$LAB" up
 	[ "$status" -eq 1 ]
 	[[ $output == *"already up"* ]]
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 26 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 28 ]
 	run "$LAB" status
 	[ "$status" -eq 0 ]
 	[[ $(tr -s ' ' <<<"$output") == *"fullcone full $FULL_WAN/15 $FULL_LAN/24 h-full $H_FULL_IP/24 "* ]]
 	[[ $(tr -s ' ' <<<"$output") == *"hair hair $HAIR_WAN/15 $HAIR_LAN/24 h-hair $H_HAIR_IP/24 "* ]]
+	[[ $(tr -s ' ' <<<"$output") == *"nat64 nat64 $NAT64_WAN/15 $NAT64_LAN/64 h-v6only $H_V6ONLY_IP6/64 "* ]]
+	[[ $output == *"tayga: running (pid $(cat "/run/meshkit-lab/$LAB_PREFIX/tayga.pid"))"* ]]
 }
 
 @test "probe: a closed port answers with ICMP, so silence elsewhere is a drop" {
@@ -256,6 +278,56 @@ $STUN_IP1:3479" ]
 	[ ! -s "$BATS_TEST_TMPDIR/home" ]
 }
 
+@test "nat64: h-v6only has IPv6 only, and through 64:ff9b::/96 EIM on the WAN, APD filtering" {
+	local s1 s2
+	s1=$(nat64 "$STUN_IP1") s2=$(nat64 "$STUN_IP2")
+	[ "$s1" = 64:ff9b::c612:a ]
+	# No IPv4 but loopback's: no address, no route, nothing routable.
+	[ -z "$("$LAB" exec h-v6only ip -4 addr show scope global)" ]
+	[ -z "$("$LAB" exec h-v6only ip -4 route show table main)" ]
+	run "$LAB" exec h-v6only ip route get "$STUN_IP1"
+	[ "$status" -ne 0 ]
+	[[ $output == *"Network is unreachable"* ]]
+	"$LAB" exec h-v6only ip -6 addr show dev eth0 | grep -q "inet6 $H_V6ONLY_IP6/64 "
+	[[ $("$LAB" exec h-v6only ip -6 route show default) == "default via $NAT64_LAN dev eth0 "* ]]
+	# One socket, three endpoints: one mapping, on the WAN, the source port kept.
+	run probe h-v6only map --from-port 40009 "[$s1]:3478" "[$s2]:3478" "[$s1]:3479"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "[$s1]:3478 $NAT64_WAN:40009
+[$s2]:3478 $NAT64_WAN:40009
+[$s1]:3479 $NAT64_WAN:40009" ]
+	# Only the endpoint it sent to gets back in.
+	[ "$(probe h-v6only filter "[$s1]:3478")" = "[$s1]:3478" ]
+	# ICMP errors come back translated (so silence is a drop here too); no native IPv6 out, and
+	# non-global IPv4 in the well-known prefix is refused.
+	run probe h-v6only map "[$s1]:9" "[$STUN_IP6_1]:3478" "[$(nat64 "$H_EIM1_IP")]:3478"
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[ "$output" = "[$s1]:9 unreachable
+[$STUN_IP6_1]:3478 unreachable
+[$(nat64 "$H_EIM1_IP")]:3478 unreachable" ]
+}
+
+@test "nat64: unsolicited inbound is dropped silently, to its WAN and routed to tayga's pool" {
+	local pool
+	run probe h-v6only map --from-port 40010 "[$(nat64 "$STUN_IP1")]:3478"
+	[ "$status" -eq 0 ]
+	# tayga gave the host an address from its pool; the router's conntrack shows it.
+	pool=$("$LAB" exec nat64 conntrack -L -f ipv4 -p udp --orig-port-src 40010 2>/dev/null |
+	    grep -o 'src=[0-9.]*' | head -n 1)
+	pool=${pool#src=}
+	echo "pool address: $pool"
+	[[ $pool == "${NAT64_POOL%.0/24}".* ]]
+	touch "$BATS_TEST_TMPDIR/routes"
+	ip -n "$LAB_PREFIX-pub" route add "$NAT64_POOL" via "$NAT64_WAN"
+	# Nobody listens on 5555; 40010 is the host's live mapping, from its inside.
+	run probe pub map "$NAT64_WAN:5555" "$pool:5555" "$pool:40010" "${NAT64_POOL%.0/24}.1:5555"
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[ -z "$output" ]
+}
+
 # A new socket sends to the mapping of another: hair hands the packet back from the sender's own mapping
 # (RFC 4787 REQ-9), eim1 (the same NAT without the hairpin rules) lets it reach the router itself, which
 # answers port unreachable.
@@ -318,15 +390,16 @@ $STUN_IP1:3479" ]
 	local p2="${LAB_PREFIX}b" pid ns pids
 	echo "$p2" >"$BATS_TEST_TMPDIR/lab2"
 	LAB_PREFIX=$p2 "$LAB" up >/dev/null
-	[ "$(lab_ns "$p2" | wc -l)" -eq 26 ]
+	[ "$(lab_ns "$p2" | wc -l)" -eq 28 ]
 	LAB_PREFIX=$p2 "$LAB" miniupnpd start
 	LAB_PREFIX=$p2 "$LAB" exec pub sleep 60 </dev/null >/dev/null 3>&- &
 	pid=$!
 	poll 100 in_ns "$p2-pub" "$pid"
-	# sleep, miniupnpd, coturn
+	# sleep, miniupnpd, coturn, tayga
 	mapfile -t pids < <(for ns in $(lab_ns "$p2"); do ip netns pids "$ns"; done)
 	echo "${pids[@]}"
-	[ "${#pids[@]}" -eq 3 ]
+	[ "${#pids[@]}" -eq 4 ]
+	tayga_in_ns "$p2"
 	LAB_PREFIX=$p2 "$LAB" down
 	[ -z "$(lab_ns "$p2")" ]
 	[ ! -e "/run/meshkit-lab/$p2" ]
@@ -337,7 +410,8 @@ $STUN_IP1:3479" ]
 	run env LAB_PREFIX="$p2" "$LAB" env
 	[ "$status" -eq 1 ]
 	# The first lab is untouched.
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 26 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 28 ]
+	tayga_in_ns "$LAB_PREFIX"
 	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
 }
 
@@ -352,4 +426,44 @@ $STUN_IP1:3479" ]
 	[[ $output == *"up failed"* ]]
 	[ -z "$(lab_ns "$p3")" ]
 	[ ! -e "/run/meshkit-lab/$p3" ]
+}
+
+@test "an up interrupted while tayga starts removes everything, tayga by its pid" {
+	local p4="${LAB_PREFIX}i" up pid rc
+	mkdir "$BATS_TEST_TMPDIR/bin"
+	# A tayga that never makes its TUN: up waits for it until interrupted.
+	printf '#!/bin/sh\nexec sleep 60\n' >"$BATS_TEST_TMPDIR/bin/tayga"
+	chmod +x "$BATS_TEST_TMPDIR/bin/tayga"
+	echo "$p4" >"$BATS_TEST_TMPDIR/lab2"
+	PATH="$BATS_TEST_TMPDIR/bin:$PATH" LAB_PREFIX=$p4 "$LAB" up </dev/null >/dev/null \
+	    2>"$BATS_TEST_TMPDIR/up.err" 3>&- &
+	up=$!
+	poll 1000 tayga_in_ns "$p4"
+	pid=$(cat "/run/meshkit-lab/$p4/tayga.pid")
+	kill -TERM "$up"
+	rc=0
+	wait "$up" || rc=$?
+	cat "$BATS_TEST_TMPDIR/up.err"
+	[ "$rc" -eq 143 ]
+	grep -q "up failed" "$BATS_TEST_TMPDIR/up.err"
+	[ -z "$(lab_ns "$p4")" ]
+	[ ! -e "/run/meshkit-lab/$p4" ]
+	gone "$pid"
+}
+
+@test "a tayga that will not start fails up at once, with its log, and leaves nothing" {
+	local p5="${LAB_PREFIX}t"
+	mkdir "$BATS_TEST_TMPDIR/bin"
+	printf '#!/bin/sh\necho "tayga: no good" >&2\nexit 1\n' >"$BATS_TEST_TMPDIR/bin/tayga"
+	chmod +x "$BATS_TEST_TMPDIR/bin/tayga"
+	echo "$p5" >"$BATS_TEST_TMPDIR/lab2"
+	SECONDS=0
+	run env PATH="$BATS_TEST_TMPDIR/bin:$PATH" LAB_PREFIX="$p5" "$LAB" up
+	echo "$output"
+	[ "$status" -eq 1 ]
+	# Not the whole wait for a TUN that will never come.
+	[ "$SECONDS" -lt 8 ]
+	[[ $output == *"tayga: no good"*"tayga did not start"*"up failed"* ]]
+	[ -z "$(lab_ns "$p5")" ]
+	[ ! -e "/run/meshkit-lab/$p5" ]
 }

@@ -25,6 +25,7 @@
 #   rcone    198.18.1.8   10.8.0.1/24    h-rcone EIM, address-dependent filtering (emulated)
 #   upnp     198.18.1.9   10.9.0.1/24    h-upnp  EIM masquerade plus miniupnpd (UPnP-IGD, NAT-PMP, PCP)
 #   hair     198.18.1.10  10.10.0.1/24   h-hair  EIM masquerade that hairpins UDP (NAT loopback, emulated)
+#   nat64    198.18.1.11  fd64:64::1/64  h-v6only  NAT64 (tayga) for an IPv6-only LAN, then EIM masquerade
 #
 # Every router has policy-drop input and forward chains (unsolicited inbound vanishes: no ICMP), forwards
 # only between its LAN and WAN, and does not hairpin, except hair. Linux conntrack filters
@@ -37,13 +38,32 @@
 # and preserved ports, which is what this lab has. A packet to a router's own WAN address that no
 # hairpin takes reaches the router itself, which answers ICMP port unreachable.
 #
-# IPv6 is on only in inet's hosts that need it (stun, relay, pub); no NAT66.
+# nat64's LAN is IPv6 only: h-v6only has no IPv4 address (but loopback's) and no IPv4 route, only
+# fd64:64::2/64 and a default route to fd64:64::1. A ULA, outside inet's 2001:db8::/64 (and the
+# 2001:db8::/32 the design keeps for the fake internet): the LAN's addresses are on no route of the fake
+# internet, as none of its IPv6 goes there (no NAT66, no IPv6 on any WAN). Its one way out is NAT64 to
+# IPv4: RFC 6052's well-known prefix 64:ff9b::/96 (64:ff9b::198.18.0.10 is the stun host). tayga
+# (in the router's namespace, on the TUN nat64) translates to IPv4 from a pool of its own,
+# 192.168.255.0/24, seen nowhere outside the router, and that pool is masqueraded onto the WAN like
+# eim1: EIM, address-and-port-dependent filtering, source port kept. tayga 0.9.2 refuses the well-known
+# prefix for non-global IPv4 addresses (RFC 6052 section 3.1), and all of the fake internet is
+# 198.18.0.0/15; so tayga translates a network-specific prefix of the router's own, fd64:64:0:ff9b::/96,
+# and the router maps 64:ff9b::198.18.0.0/111 onto it address for address (an nft prefix DNAT in
+# prerouting, undone on the replies): the LAN sees a well-known-prefix NAT64 for which the fake internet
+# is the global internet. Other well-known-prefix addresses (64:ff9b::10.1.0.2) get ICMPv6 unreachable
+# from the router, as a NAT64 refuses non-global IPv4 there. tayga's own prefix is not open to the LAN:
+# with two prefixes, one socket sending to one IPv4 endpoint by both would get two mappings. `up` starts
+# tayga in the foreground, tracked by its pid file in the state dir (tayga.pid, tayga.log, its config and
+# data dir), and `down` stops it by that pid.
+#
+# IPv6 is on only in inet's hosts that need it (stun, relay, pub) and on nat64's LAN side (its lan0,
+# its TUN, h-v6only); no NAT66.
 #
 # `up` does not start miniupnpd: its ext_perform_stun check needs a STUN server that honours
 # CHANGE-REQUEST. `lab.sh miniupnpd start` starts its own coturn on the stun host, on STUN_IP1/STUN_IP2
 # ports 3490 and 3491 (so 3478/3479 stay free for tests' servers), then miniupnpd on the upnp router;
-# `lab.sh miniupnpd stop` stops both. State (pid files, configs, logs, lease file) lives in
-# /run/meshkit-lab/$LAB_PREFIX/.
+# `lab.sh miniupnpd stop` stops both. State (pid files, configs, logs, lease file, tayga's config and
+# data dir) lives in /run/meshkit-lab/$LAB_PREFIX/.
 set -eu -o pipefail
 
 prog=lab.sh
@@ -79,8 +99,9 @@ PUBLIC=(
 	"relay 198.18.0.20             2001:db8::20"
 	"pub   198.18.0.30             2001:db8::30"
 )
-# Routers: name, type, variable stem (of the exported names), parent namespace, WAN address, LAN /24
-# (without .0), the one host behind it. A router behind another router has that one's LAN .2 as its WAN.
+# Routers: name, type, variable stem (of the exported names), parent namespace, WAN address, LAN (a /24
+# without .0, or an IPv6 /64 as its prefix ending in ::), the one host behind it. A router behind another
+# router has that one's LAN .2 as its WAN.
 ROUTERS=(
 	"eim1     eim   EIM1   inet  198.18.1.1 10.1.0   h-eim1"
 	"eim2     eim   EIM2   inet  198.18.1.2 10.2.0   h-eim2"
@@ -93,9 +114,18 @@ ROUTERS=(
 	"rcone    rcone RCONE  inet  198.18.1.8 10.8.0   h-rcone"
 	"upnp     upnp  UPNP   inet  198.18.1.9 10.9.0   h-upnp"
 	"hair     hair  HAIR   inet  198.18.1.10 10.10.0  h-hair"
+	"nat64    nat64 NAT64  inet  198.18.1.11 fd64:64:: h-v6only"
 )
 PUBLIC_NET4=15
 PUBLIC_NET6=64
+# nat64 (see the head of this script): the prefix its LAN uses, the one tayga translates, tayga's IPv4
+# pool and its own addresses (the sources of the ICMP errors it makes).
+NAT64_PREFIX=64:ff9b::/96
+NAT64_NSP=fd64:64:0:ff9b::/96
+# The fake internet's 198.18.0.0/15 in the well-known prefix.
+NAT64_INET=64:ff9b::c612:0/111
+NAT64_POOL=192.168.255.0/24
+TAYGA4=192.168.255.1 TAYGA6=fd64:64:0:1::1
 
 nsname() { printf '%s-%s\n' "$LAB_PREFIX" "$1"; }
 
@@ -123,6 +153,13 @@ router_get() {
 	done
 	die "no router $1"
 }
+# Set REPLY to the address of host number $2 on LAN $1 (a router's LAN field), PLEN to its prefix length.
+lan_addr() {
+	case $1 in
+	*::)	REPLY=$1$2 PLEN=64 ;;
+	*)	REPLY=$1.$2 PLEN=24 ;;
+	esac
+}
 
 lab_env() {
 	local p r name v4 v6 typ stem parent wan lan child hv
@@ -141,15 +178,22 @@ lab_env() {
 	done
 	for r in "${ROUTERS[@]}"; do
 		read -r name typ stem parent wan lan child <<<"$r"
-		echo "export ${stem}_WAN=$wan ${stem}_LAN=$lan.1"
+		lan_addr "$lan" 1
+		echo "export ${stem}_WAN=$wan ${stem}_LAN=$REPLY"
 		if ! is_router "$child"; then
 			hv=${child^^}
-			echo "export ${hv//-/_}_IP=$lan.2"
+			lan_addr "$lan" 2
+			if [ "$PLEN" = 64 ]; then
+				echo "export ${hv//-/_}_IP6=$REPLY"
+			else
+				echo "export ${hv//-/_}_IP=$REPLY"
+			fi
 		fi
 	done
 	router_get upnp
 	echo "export UPNP_LAN_GW=$lan.1 UPNP_URL=http://$lan.1:$UPNP_HTTP_PORT/rootDesc.xml"
 	echo "export UPNP_LEASE_FILE=$STATE/upnp.leases"
+	echo "export NAT64_PREFIX=$NAT64_PREFIX NAT64_POOL=$NAT64_POOL"
 }
 
 # The nftables ruleset of one router; $1 type, $2 LAN host address, $3 WAN address.
@@ -173,6 +217,16 @@ router_nft() {
 		fwd_pre='iifname "lan0" oifname "wan0" meta l4proto udp update @adf { ip daddr . udp sport timeout 60s }'
 		fwd_in='iifname "wan0" oifname "lan0" ct status dnat accept'
 		pre="iifname \"wan0\" ip saddr . udp dport @adf dnat ip to $host"
+		;;
+	nat64)
+		# The fake internet's part of the well-known prefix becomes tayga's own prefix (see the head
+		# of this script); the LAN reaches tayga only that way, and tayga's IPv4 (from its pool) goes
+		# only out of the WAN. The TUN is LAN side: a packet to the WAN address reaches the router
+		# itself, as from eim1's LAN.
+		fwd_out="iifname \"lan0\" oifname \"nat64\" ip6 daddr $NAT64_NSP ct status dnat accept
+		iifname \"nat64\" oifname \"wan0\" ip saddr $NAT64_POOL accept"
+		pre="iifname \"lan0\" ip6 daddr $NAT64_INET dnat ip6 prefix to $NAT64_NSP"
+		in_extra='iifname "nat64" accept'
 		;;
 	hair)
 		# Hairpinning: the host sending to the WAN address and a port it is mapped on (one it used
@@ -243,6 +297,10 @@ ns_sysctls() {
 		# an ICMP redirect; a NAT sends none.
 		[ "${2:-}" != hair ] ||
 		    echo "echo 0 >$s/ipv4/conf/all/send_redirects; echo 0 >$s/ipv4/conf/default/send_redirects"
+		# nat64 routes IPv6 between its LAN and tayga's TUN; IPv6 is switched on for those two once
+		# they exist (nat64_finish), so wan0 stays IPv4 only.
+		[ "${2:-}" != nat64 ] ||
+		    echo "echo 1 >$s/ipv6/conf/all/forwarding; echo 0 >$s/ipv6/conf/default/accept_dad"
 	else
 		echo "echo 0 >$s/ipv4/ip_forward"
 	fi
@@ -280,6 +338,7 @@ lab_up() {
 	local p r name v4 v6 typ stem parent wan lan child a role inet_ns ns b
 	[ "$(id -u)" = 0 ] || die "the lab needs root (network namespaces)"
 	command -v nft >/dev/null || die "nft not found (apt-get install nftables)"
+	command -v tayga >/dev/null || die "tayga not found (apt-get install tayga)"
 	lab_exists && die "lab $LAB_PREFIX is already up (run: LAB_PREFIX=$LAB_PREFIX $0 down)"
 	trap up_failed EXIT
 	trap 'exit 130' INT
@@ -301,11 +360,16 @@ lab_up() {
 		read -r name typ stem parent wan lan child <<<"$r"
 		ns=$(nsname "$name")
 		ip netns add "$ns"
-		router_nft "$typ" "$lan.2" "$wan" |
+		lan_addr "$lan" 2
+		router_nft "$typ" "$REPLY" "$wan" |
 		    ip netns exec "$ns" sh -ec "$(ns_sysctls router "$typ"); exec nft -f -"
+		# tayga makes its TUN itself; it starts now and is waited for at the end.
+		[ "$typ" != nat64 ] || tayga_start "$ns"
 		if ! is_router "$child"; then
+			role=host
+			[ "$typ" != nat64 ] || role=v6
 			ip netns add "$(nsname "$child")"
-			ip netns exec "$(nsname "$child")" sh -ec "$(ns_sysctls host)"
+			ip netns exec "$(nsname "$child")" sh -ec "$(ns_sysctls $role)"
 		fi
 	done
 
@@ -350,7 +414,9 @@ route add default dev eth0"
 		b="link set lo up
 link add lan0 type veth peer name $(uplink "$child") netns $(nsname "$child")
 link set wan0 up
-link set lan0 up
+link set lan0 up"
+		# nat64's LAN address waits until lan0 has IPv6 (nat64_finish).
+		[ "$typ" = nat64 ] || b+="
 addr add $lan.1/24 dev lan0"
 		if [ "$parent" = inet ]; then
 			b+="
@@ -363,18 +429,87 @@ route add default via ${wan%.*}.1"
 		fi
 		ip -n "$ns" -batch - <<<"$b"
 		if ! is_router "$child"; then
+			lan_addr "$lan" 2
+			a="$REPLY/$PLEN dev eth0"
+			[ "$PLEN" = 24 ] || a+=" nodad"
+			lan_addr "$lan" 1
 			ip -n "$(nsname "$child")" -batch - <<EOF
 link set lo up
 link set eth0 up
-addr add $lan.2/24 dev eth0
-route add default via $lan.1
+addr add $a
+route add default via $REPLY
 EOF
 		fi
 	done
+	nat64_finish
 
 	lab_env >"$STATE/env"
 	trap - EXIT INT TERM
 	cat "$STATE/env"
+}
+
+# Write tayga's config and start it in the foreground in namespace $1, in the background of this script.
+tayga_start() {
+	mkdir -p "$STATE/tayga"
+	cat >"$STATE/tayga.conf" <<EOF
+tun-device nat64
+ipv4-addr $TAYGA4
+ipv6-addr $TAYGA6
+prefix $NAT64_NSP
+dynamic-pool $NAT64_POOL
+data-dir $STATE/tayga
+EOF
+	# -d logs to stdout (not syslog), which stdbuf keeps line-buffered: the log shows the pool address
+	# tayga gives each IPv6 host.
+	ip netns exec "$1" stdbuf -oL tayga -c "$STATE/tayga.conf" --nodetach -d \
+	    </dev/null >"$STATE/tayga.log" 2>&1 3>&- &
+	echo $! >"$STATE/tayga.pid"
+}
+
+# Once tayga's TUN is there: IPv6 on it and on lan0, the LAN address, the TUN up, and the routes to
+# tayga (its pool, its prefix, its own IPv6 address).
+nat64_finish() {
+	local name typ stem parent wan lan child ns pid n=1000 s=/proc/sys/net/ipv6/conf
+	router_get nat64
+	ns=$(nsname "$name")
+	pid=$(cat "$STATE/tayga.pid")
+	until ip -n "$ns" link show dev nat64 >/dev/null 2>&1; do
+		if ! running "$pid" || [ "$n" -eq 0 ]; then
+			cat "$STATE/tayga.log" >&2
+			die "tayga did not start"
+		fi
+		n=$((n - 1))
+		sleep 0.01
+	done
+	lan_addr "$lan" 1
+	ip netns exec "$ns" sh -ec "echo 0 >$s/lan0/disable_ipv6; echo 0 >$s/nat64/disable_ipv6
+exec ip -batch -" <<EOF
+addr add $REPLY/$PLEN dev lan0 nodad
+link set nat64 up
+route add $NAT64_POOL dev nat64
+route add $NAT64_NSP dev nat64
+route add $TAYGA6 dev nat64
+EOF
+}
+
+# Stop tayga by its pid: only a pid that lives in this lab's nat64 namespace, or that this very script
+# started (an `up` that fails may not have let it enter the namespace yet).
+tayga_stop() {
+	local pid st
+	[ -f "$STATE/tayga.pid" ] || return 0
+	pid=$(cat "$STATE/tayga.pid")
+	st=$(cat "/proc/$pid/stat" 2>/dev/null) || st=
+	st=${st##*) }
+	read -r _ st _ <<<"$st"
+	if [[ $pid =~ ^[0-9]+$ ]] && { [ "$st" = $$ ] ||
+	    grep -qx -- "$pid" <<<"$(ip netns pids "$(nsname nat64)" 2>/dev/null)"; }; then
+		kill -TERM "$pid" 2>/dev/null || true
+		if ! poll 300 gone "$pid"; then
+			kill -KILL "$pid" 2>/dev/null || true
+			poll 100 gone "$pid" || echo "$prog: tayga (pid $pid) would not die" >&2
+		fi
+	fi
+	rm -f "$STATE/tayga.pid"
 }
 
 # True if pid $1 runs. A zombie does not count: what this script started in the background is reaped by
@@ -403,6 +538,7 @@ gone() {
 
 lab_down() {
 	local ns pids=() mine=()
+	tayga_stop
 	mapfile -t mine < <(lab_namespaces)
 	for ns in "${mine[@]}"; do
 		mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns")
@@ -429,9 +565,11 @@ conntrack_count() {
 	ip netns exec "$(nsname "$1")" conntrack -C 2>/dev/null || echo '?'
 }
 
-# The IPv4 address (with prefix length) of interface $2 in host $1.
-addr4() {
-	ip -n "$(nsname "$1")" -4 -br addr show dev "$2" | awk '{print $3}'
+# The first address (with prefix length) of interface $2 in host $1 that is not link-local: the IPv4
+# address, or on nat64's LAN the IPv6 one.
+if_addr() {
+	ip -n "$(nsname "$1")" -br addr show dev "$2" |
+	    awk '{ for (i = 3; i <= NF; i++) if ($i !~ /^fe80:/) { print $i; exit } }'
 }
 
 lab_status() {
@@ -450,15 +588,21 @@ lab_status() {
 	printf '%-9s %-6s %-14s %-14s %-8s %-14s %s\n' ROUTER TYPE WAN LAN HOST HOST-ADDR CONNTRACK
 	for r in "${ROUTERS[@]}"; do
 		read -r name typ stem parent wan lan child <<<"$r"
-		printf '%-9s %-6s %-14s %-14s %-8s %-14s %s\n' "$name" "$typ" "$(addr4 "$name" wan0)" \
-		    "$(addr4 "$name" lan0)" "$child" "$(addr4 "$child" "$(uplink "$child")")" \
-		    "$(conntrack_count "$name")"
+		printf '%-9s %-6s %-14s %-14s %-8s %-14s %s\n' "$name" "$typ" \
+		    "$(if_addr "$name" wan0)" "$(if_addr "$name" lan0)" "$child" \
+		    "$(if_addr "$child" "$(uplink "$child")")" "$(conntrack_count "$name")"
 	done
 	echo
 	if [ -f "$STATE/miniupnpd.pid" ] && running "$(cat "$STATE/miniupnpd.pid")"; then
 		echo "miniupnpd: running (pid $(cat "$STATE/miniupnpd.pid")), leases $STATE/upnp.leases"
 	else
 		echo "miniupnpd: stopped (lab.sh miniupnpd start)"
+	fi
+	if [ -f "$STATE/tayga.pid" ] && running "$(cat "$STATE/tayga.pid")"; then
+		echo "tayga: running (pid $(cat "$STATE/tayga.pid")) on nat64: $NAT64_INET as $NAT64_NSP," \
+		    "pool $NAT64_POOL"
+	else
+		echo "tayga: stopped (see $STATE/tayga.log)"
 	fi
 }
 
