@@ -109,8 +109,11 @@ send_one(int fd, int sock_family, struct mk_stunc_txn *t,
 	if (sendto(fd, req, len, 0, &dst.sa, dst.len) < 0) {
 		t->last_errno = errno;
 		/* A full buffer or a transient error: the next retransmit
-		 * tries again. No route or a wrong family will not heal. */
-		if (errno == EAFNOSUPPORT || errno == EINVAL) {
+		 * tries again. A wrong family will not heal, and neither,
+		 * within a transaction's few seconds, will a host without
+		 * any route there (an IPv6-only host asking an IPv4 server). */
+		if (errno == EAFNOSUPPORT || errno == EINVAL ||
+		    errno == ENETUNREACH) {
 			t->state = MK_STUNC_FAILED;
 			return;
 		}

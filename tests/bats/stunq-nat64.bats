@@ -72,7 +72,11 @@ for k in ("server", "local", "mapped", "response_origin"):
 	assert_line "response_origin $STUN_IP1:3478"
 }
 
-@test "IPv6-only host: an IPv4 server is unreachable, exit 3" {
-	run -3 --separate-stderr q h-v6only -t 0.5 "$STUN_IP1"
+@test "IPv6-only host: an IPv4 server is unreachable at once, exit 3" {
+	t0=$(date +%s%3N)
+	run -3 --separate-stderr q h-v6only -t 5 "$STUN_IP1"
 	assert_equal "$output" '-'
+	[[ $stderr == *"$STUN_IP1: cannot send: Network is unreachable"* ]]
+	# no route will not come within the timeout: no waiting it out
+	[ $(($(date +%s%3N) - t0)) -lt 2500 ]
 }
