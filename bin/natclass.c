@@ -403,6 +403,16 @@ print_json(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 		mk_json_kstr(&j, "mapped", fmt(&r->global6, a, sizeof(a)));
 		mk_json_obj_end(&j);
 	}
+	mk_json_key(&j, "nat64");
+	if (!r->nat64)
+		mk_json_null(&j);
+	else {
+		char pfx[MK_ADDRSTRLEN + 4];
+
+		snprintf(pfx, sizeof(pfx), "%s/96", mk_addr_fmt_ip(
+		    &r->nat64_prefix, a, sizeof(a)));
+		mk_json_str(&j, pfx);
+	}
 	mk_json_key(&j, "nat");
 	if (r->global4.len == 0)
 		mk_json_null(&j);
@@ -499,9 +509,10 @@ print_report(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 	printf("\t* Verdict: %s\n", mk_nat_word(r));
 	printf("\t* UDP: %s\n", r->udp ? "true" : "false");
 	if (r->global4.len)
-		printf("\t* IPv4: yes, %s (local %s)\n",
+		printf("\t* IPv4: yes, %s (local %s%s)\n",
 		    mk_addr_fmt(&r->global4, a, sizeof(a)),
-		    mk_addr_fmt(&r->local4, b, sizeof(b)));
+		    mk_addr_fmt(&r->local4, b, sizeof(b)),
+		    r->nat64 ? ", through NAT64" : "");
 	else
 		printf("\t* IPv4: (no addr found)\n");
 	if (!r->v6_tried)
@@ -511,6 +522,9 @@ print_report(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 		    sizeof(a)));
 	else
 		printf("\t* IPv6: no\n");
+	if (r->nat64)
+		printf("\t* NAT64: yes, prefix %s/96\n",
+		    mk_addr_fmt_ip(&r->nat64_prefix, a, sizeof(a)));
 	printf("\t* NAT: %s\n", r->global4.len == 0 ? "unknown" :
 	    r->no_nat ? "no" : "yes");
 	printf("\t* Mapping: %s%s%s%s\n", mk_nat_behaviour_name(r->mapping),

@@ -21,6 +21,37 @@
 #define HAIRPIN_WAIT_MS		200
 #define TCP_CHECK_MS		1500
 
+/* Where an IPv4 address is, seen from this host: itself, or behind NAT64
+ * its RFC 6052 form in the /96 of the server that showed the NAT64. */
+static void
+v4_dest(const struct mk_nat_report *r, const struct mk_addr *v4,
+    struct mk_addr *out)
+{
+	uint8_t ip[16];
+
+	if (!r->nat64 || mk_addr_family(v4) != AF_INET) {
+		*out = *v4;
+		return;
+	}
+	memcpy(ip, &r->nat64_prefix.sin6.sin6_addr, 12);
+	memcpy(ip + 12, &v4->sin.sin_addr, 4);
+	mk_addr_from_v6(out, ip, mk_addr_port(v4));
+}
+
+/* Is this answer one of the IPv4 path's: an IPv4 server's, or behind
+ * NAT64 an IPv6 server's that mapped us to IPv4? */
+static bool
+on_v4_path(const struct mk_nat_report *r, const struct mk_nat_target *t,
+    const struct mk_nat_result *res)
+{
+	if (res->state != MK_STUNC_DONE)
+		return false;
+	if (!r->nat64)
+		return mk_addr_family(&t->addr) == AF_INET;
+	return mk_addr_family(&t->addr) == AF_INET6 &&
+	    mk_addr_family(&res->mapped) == AF_INET;
+}
+
 /* Transactions of one socket, and where each result goes. */
 struct batch {
 	struct mk_stunc_txn *t;
@@ -149,23 +180,26 @@ out:
 	return rc;
 }
 
-/* The first answered result of a family, servers before relays. */
+/* The first answer from a server of family tf that saw us from an address
+ * of family mf, servers before relays. */
 static const struct mk_nat_result *
 first_answer(const struct mk_nat_report *r, const struct mk_nat_opts *o,
-    int family, const struct mk_nat_target **target)
+    int tf, int mf, const struct mk_nat_target **target)
 {
 	size_t i;
 
 	for (i = 0; i < r->n_servers; i++) {
 		if (r->servers[i].state == MK_STUNC_DONE &&
-		    mk_addr_family(&o->servers[i].addr) == family) {
+		    mk_addr_family(&o->servers[i].addr) == tf &&
+		    mk_addr_family(&r->servers[i].mapped) == mf) {
 			*target = &o->servers[i];
 			return &r->servers[i];
 		}
 	}
 	for (i = 0; i < r->n_relays; i++) {
 		if (r->relays[i].state == MK_STUNC_DONE &&
-		    mk_addr_family(&o->relays[i].addr) == family) {
+		    mk_addr_family(&o->relays[i].addr) == tf &&
+		    mk_addr_family(&r->relays[i].mapped) == mf) {
 			*target = &o->relays[i];
 			return &r->relays[i];
 		}
@@ -174,7 +208,7 @@ first_answer(const struct mk_nat_report *r, const struct mk_nat_opts *o,
 }
 
 /*
- * netcheck's MappingVariesByDestIP over the IPv4 answers of servers with
+ * netcheck's MappingVariesByDestIP over the IPv4 path's answers of servers with
  * different addresses: the STUN servers when there are any, else relays.
  * Returns how many distinct server addresses answered.
  */
@@ -187,8 +221,7 @@ compare_servers(struct mk_nat_report *r, const struct mk_nat_opts *o)
 	const struct mk_addr *first = NULL;
 
 	for (i = 0; i < n; i++) {
-		if (res[i].state != MK_STUNC_DONE ||
-		    mk_addr_family(&tg[i].addr) != AF_INET)
+		if (!on_v4_path(r, &tg[i], &res[i]))
 			continue;
 		for (j = 0; j < i; j++) {
 			if (res[j].state == MK_STUNC_DONE &&
@@ -218,13 +251,14 @@ rfc5780_server(const struct mk_nat_report *r, const struct mk_nat_opts *o)
 
 	for (i = 0; i < r->n_servers; i++) {
 		const struct mk_addr *srv = &o->servers[i].addr;
-		const struct mk_addr *alt = &r->servers[i].other_address;
+		struct mk_addr alt;
 
-		if (r->servers[i].state == MK_STUNC_DONE &&
-		    mk_addr_family(srv) == AF_INET &&
-		    mk_addr_family(alt) == AF_INET &&
-		    !mk_addr_same_ip(srv, alt) &&
-		    mk_addr_port(srv) != mk_addr_port(alt))
+		if (!on_v4_path(r, &o->servers[i], &r->servers[i]) ||
+		    mk_addr_family(&r->servers[i].other_address) != AF_INET)
+			continue;
+		v4_dest(r, &r->servers[i].other_address, &alt);
+		if (!mk_addr_same_ip(srv, &alt) &&
+		    mk_addr_port(srv) != mk_addr_port(&alt))
 			return (int)i;
 	}
 	return -1;
@@ -238,14 +272,13 @@ rfc5780_server(const struct mk_nat_report *r, const struct mk_nat_opts *o)
  */
 static int
 behaviour_discovery(struct mk_nat_report *r, const struct mk_nat_opts *o,
-    int fd4, int si)
+    int fd, int si)
 {
 	const struct mk_addr *p = &o->servers[si].addr;
-	const struct mk_addr *alt = &r->servers[si].other_address;
 	struct mk_stunc_txn *t;
 	struct mk_stunc_group g[2];
 	struct mk_stunc_sched sm, sf;
-	struct mk_addr a2, a3, any;
+	struct mk_addr alt, a2, a3, any;
 	const struct mk_addr *m1 = &r->servers[si].mapped;
 	const char *why;
 	int fdb, rc = -1;
@@ -253,26 +286,27 @@ behaviour_discovery(struct mk_nat_report *r, const struct mk_nat_opts *o,
 	t = calloc(5, sizeof(*t));
 	if (t == NULL)
 		return -1;
-	mk_addr_any(&any, AF_INET, 0);
+	v4_dest(r, &r->servers[si].other_address, &alt);
+	mk_addr_any(&any, mk_addr_family(p), 0);
 	fdb = mk_udp_bind(&any, 0, &why);
 	if (fdb < 0)
 		goto out;
-	a2 = *alt;				/* alternate IP, primary port */
+	a2 = alt;				/* alternate IP, primary port */
 	mk_addr_set_port(&a2, mk_addr_port(p));
-	a3 = *alt;				/* alternate IP and port */
+	a3 = alt;				/* alternate IP and port */
 	t[0].server = a2;
 	t[1].server = a3;
 	t[2].server = *p;			/* filtering I */
 	t[3].server = *p;			/* II: change IP and port */
 	t[3].change = MK_STUN_CHANGE_IP | MK_STUN_CHANGE_PORT;
-	t[3].accept_from = *alt;
+	t[3].accept_from = alt;
 	t[4].server = *p;			/* III: change port */
 	t[4].change = MK_STUN_CHANGE_PORT;
 	t[4].accept_from = *p;
-	mk_addr_set_port(&t[4].accept_from, mk_addr_port(alt));
+	mk_addr_set_port(&t[4].accept_from, mk_addr_port(&alt));
 	sched(&sm, o, o->timeout_us);
 	sched(&sf, o, o->filter_wait_us);
-	g[0] = (struct mk_stunc_group){ fd4, &t[0], 2, &sm, 0 };
+	g[0] = (struct mk_stunc_group){ fd, &t[0], 2, &sm, 0 };
 	g[1] = (struct mk_stunc_group){ fdb, &t[2], 3, &sf, 0 };
 	if (mk_stunc_exchange_groups(g, 2) < 0)
 		goto out;
@@ -322,12 +356,12 @@ probe_hairpin(struct mk_nat_report *r, int fd4)
 	int fdb, i;
 	ssize_t n;
 
-	mk_addr_any(&any, AF_INET, 0);
+	v4_dest(r, &r->global4, &dst);
+	mk_addr_any(&any, mk_addr_family(&dst), 0);
 	fdb = mk_udp_bind(&any, 0, &why);
 	if (fdb < 0)
 		return;
 	randombytes_buf(marker, sizeof(marker));
-	dst = r->global4;
 	r->hairpin = 0;
 	for (i = 0; i < HAIRPIN_TRIES && r->hairpin == 0; i++) {
 		uint64_t end = mk_now_ms() + HAIRPIN_WAIT_MS, now;
@@ -691,7 +725,7 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 	const struct mk_nat_result *first;
 	const struct mk_nat_target *ft = NULL;
 	struct mk_addr any;
-	int fd4 = -1, fd6 = -1, si, rc = -1;
+	int fd4 = -1, fd6 = -1, fdp, si, rc = -1;
 
 	memset(r, 0, sizeof(*r));
 	r->varies_by_dest = r->port_preserved = r->hairpin = r->tcp443 = -1;
@@ -723,17 +757,26 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 		goto out;
 	}
 
-	first = first_answer(r, o, AF_INET, &ft);
-	r->udp = first != NULL;
 	r->junk = any_junk(r);
+	first = first_answer(r, o, AF_INET, AF_INET, &ft);
+	fdp = fd4;
+	if (first == NULL &&
+	    (first = first_answer(r, o, AF_INET6, AF_INET, &ft)) != NULL) {
+		r->nat64 = true;
+		r->nat64_prefix = ft->addr;
+		mk_addr_set_port(&r->nat64_prefix, 0);
+		memset((uint8_t *)&r->nat64_prefix.sin6.sin6_addr + 12, 0, 4);
+		fdp = fd6;
+	}
+	r->udp = first != NULL;
 	if (first != NULL) {
 		r->global4 = first->mapped;
-		local_towards(fd4, &ft->addr, &r->local4);
+		local_towards(fdp, &ft->addr, &r->local4);
 		r->no_nat = mk_addr_equal(&r->global4, &r->local4);
 		r->port_preserved = mk_addr_port(&r->global4) ==
 		    mk_addr_port(&r->local4);
 	}
-	first = first_answer(r, o, AF_INET6, &ft);
+	first = first_answer(r, o, AF_INET6, AF_INET6, &ft);
 	if (first != NULL) {
 		r->udp = true;
 		r->global6 = first->mapped;
@@ -745,7 +788,7 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 
 		si = rfc5780_server(r, o);
 		if (si >= 0) {
-			if (behaviour_discovery(r, o, fd4, si) != 0) {
+			if (behaviour_discovery(r, o, fdp, si) != 0) {
 				*why = "behaviour discovery";
 				goto out;
 			}
@@ -757,7 +800,7 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 		if (r->no_nat && r->mapping != MK_NAT_DEPENDENT)
 			r->mapping = MK_NAT_NONE;
 		if (o->hairpin && !r->no_nat)
-			probe_hairpin(r, fd4);
+			probe_hairpin(r, fdp);
 	}
 	if (!r->udp)
 		probe_tcp(r, o);

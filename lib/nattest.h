@@ -4,7 +4,9 @@
  * comparison) from one socket: mapping, filtering, port preservation,
  * hairpinning, "no NAT", "UDP blocked", and STUN round trips to relays.
  * Blocking; it takes about one round trip plus the filtering wait (half a
- * second) when the servers answer. Shared by natclass and, later, punch.
+ * second) when the servers answer. An IPv6-only host behind NAT64 gets
+ * the same tests through the NAT64's prefix. Shared by natclass and,
+ * later, punch.
  */
 #ifndef MK_NATTEST_H
 #define MK_NATTEST_H
@@ -68,6 +70,12 @@ struct mk_nat_report {
 	struct mk_addr local6;
 	struct mk_addr global6;
 	bool no_nat;
+	/* IPv4 reached only through NAT64: an IPv6 server saw us from an
+	 * IPv4 address. global4 is then that address, and the tests of the
+	 * IPv4 path go over IPv6 to the server's /96 (RFC 6052) with the
+	 * IPv4 addresses the server names embedded in it. */
+	bool nat64;
+	struct mk_addr nat64_prefix;	/* the server's address, port 0 */
 	int varies_by_dest;		/* -1 unknown, 0 false, 1 true */
 	int port_preserved;		/* -1 unknown */
 	int hairpin;			/* -1 not checked */

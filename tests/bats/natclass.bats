@@ -279,6 +279,28 @@ assert o["ipv6"]["reachable"] is False, o
 '
 }
 
+@test "IPv6-only host behind NAT64: the IPv4 path through 64:ff9b::/96, RFC 5780 tests included" {
+	run --separate-stderr nc h-v6only --hairpin --json "[64:ff9b::$STUN_IP1]:3478"
+	assert_success
+	echo "$output" | NAT64_WAN=$NAT64_WAN $PY -c '
+import json, os, sys
+o = json.load(sys.stdin)
+assert o["verdict"] == "EIM", o
+assert o["nat64"] == "64:ff9b::/96", o
+assert o["mapped"].startswith(os.environ["NAT64_WAN"] + ":"), o
+assert o["local"].startswith("[fd64:64::2]:"), o
+assert o["mapping"] == "endpoint-independent" and o["mapping_method"] == "rfc5780", o
+assert o["filtering"] == "address-and-port-dependent", o
+assert o["hairpin"] is False and o["ipv6"]["reachable"] is False, o
+'
+	run --separate-stderr nc h-v6only -v "[64:ff9b::$STUN_IP1]:3478"
+	assert_line --partial '* NAT64: yes, prefix 64:ff9b::/96'
+	assert_line --partial "* IPv4: yes, $NAT64_WAN:"
+	# with native IPv4 there is no NAT64 to speak of
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json nat64)" None
+}
+
 @test "--lifetime finds the router's UDP timeout, with progress on stderr" {
 	"$LAB" exec eim1 sysctl -qw net.netfilter.nf_conntrack_udp_timeout=3
 	run --separate-stderr nc h-eim1 --json --lifetime=20 "$STUN_IP1"
