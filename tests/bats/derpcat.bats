@@ -45,6 +45,19 @@ free_port() {
 	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# wait_count FILE PATTERN N SECONDS: until N lines match (bounded).
+wait_count() {
+	local f=$1 re=$2 n=$3 limit=$4 i=0
+	while [ "$(grep -Ec -- "$re" "$f" 2>/dev/null)" -lt "$n" ]; do
+		i=$((i + 1))
+		if [ "$i" -gt $((limit * 20)) ]; then
+			echo "timed out waiting for $n lines /$re/ in $f" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
 # wait_file FILE PATTERN [SECONDS]: until grep finds PATTERN (bounded).
 wait_file() {
 	local f=$1 re=$2 limit=${3:-10} i=0
@@ -171,13 +184,16 @@ wait_pid() {
 }
 
 @test "--lines sends a packet per line; --raw moves bare packets both ways" {
-	start_relay srv --http
+	start_relay srv --http -v
 	url=http://127.0.0.1:$PORT
 	t=$BATS_TEST_TMPDIR
 	mkfifo "$t/in"
 	exec 7<>"$t/in"
 	derpcat --raw --lines -k "$KEYS/b.key" "$url" "$(pub a)" <"$t/in" >"$t/b.out" 2>"$t/b.err" &
 	echo $! >>"$t/.pids"
+	# raw packets to a key the relay does not know yet are dropped (as
+	# derper does): b must be there before a sends
+	wait_log srv "$(pub b | sed 's/[+/]/./g') connected" 20
 	# a sends three lines and its end; raw has no end of stream: -N
 	# makes a exit once they are out
 	printf 'one\ntwo\nthree' | timeout 30 derpcat --raw --lines -N -k "$KEYS/a.key" \
@@ -189,7 +205,8 @@ wait_pid() {
 	# the other way, to a raw reader without --lines: bytes as sent
 	derpcat --raw -k "$KEYS/a.key" "$url" "$(pub b)" </dev/null >"$t/a2.out" 2>&1 &
 	echo $! >>"$t/.pids"
-	sleep 0.5
+	# a's second connection
+	wait_count "$BATS_TEST_TMPDIR/srv.log" "$(pub a | sed 's/[+/]/./g') connected" 2 20
 	printf 'back\n' >&7
 	wait_file "$t/a2.out" '^back$' 20
 	exec 7>&-
