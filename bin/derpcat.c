@@ -25,6 +25,7 @@
 #include "derp_stream.h"
 #include "derpmap.h"
 #include "key.h"
+#include "cli.h"
 #include "log.h"
 #include "loop.h"
 #include "sock.h"
@@ -34,9 +35,6 @@
 #include "util.h"
 #include "version.h"
 
-#define EXIT_NO 1
-#define EXIT_USAGE 2
-#define EXIT_FAIL 3
 
 #define MAX_MESH	16
 #define MAX_TARGETS	16
@@ -94,16 +92,6 @@ usage(FILE *f)
 "               [--state dir] [--hostname name] [--stun-port port]\n"
 "               [--verify-clients file] [--mesh-key file] [--mesh-with url]\n"
 "               [--max-conns n]\n");
-}
-
-static void __attribute__((noreturn))
-usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "derpcat: ");
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(EXIT_USAGE);
 }
 
 /* ---- files ---- */
@@ -393,16 +381,16 @@ run_server(const struct opts *o)
 	char a[MK_ADDRSTRLEN], kb[MK_KEY_B64LEN + 1], err[600];
 	const char *why;
 	size_t i;
-	int rc = EXIT_FAIL;
+	int rc = MK_EXIT_FAIL;
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
 	if (parse_listen(o->listen, &la) != 0)
-		usage_error("bad listen address: %s", o->listen);
+		mk_usage_error("bad listen address: %s", o->listen);
 	mk_derps_config_init(&cfg);
 	if (mk_loop_init(&s.loop) != 0) {
 		mk_err("event loop: %s", strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (o->state != NULL && mkdir(o->state, 0700) != 0 && errno != EEXIST) {
 		mk_err("%s: %s", o->state, strerror(errno));
@@ -414,7 +402,7 @@ run_server(const struct opts *o)
 		if (load_allowlist(o->verify, &s.allow, &s.n_allow, err,
 		    sizeof(err)) != 0) {
 			mk_err("%s", err);
-			rc = EXIT_USAGE;
+			rc = MK_EXIT_USAGE;
 			goto out;
 		}
 		cfg.admit = admit;
@@ -431,7 +419,7 @@ run_server(const struct opts *o)
 	cfg.mesh_insecure = o->insecure;
 	if (o->pin != NULL) {
 		if (mk_tls_pin_parse(cfg.mesh_pin, o->pin) != 0)
-			usage_error("bad pin: %s", o->pin);
+			mk_usage_error("bad pin: %s", o->pin);
 		cfg.mesh_has_pin = true;
 	}
 	if (o->max_conns_set) {
@@ -473,7 +461,7 @@ run_server(const struct opts *o)
 	for (i = 0; i < o->n_mesh; i++)
 		if (mk_derps_mesh_with(s.srv, o->mesh_with[i], &why) != 0) {
 			mk_err("--mesh-with %s: %s", o->mesh_with[i], why);
-			rc = EXIT_USAGE;
+			rc = MK_EXIT_USAGE;
 			goto out;
 		}
 	mk_key_to_base64(kb, mk_derps_public(s.srv));
@@ -897,7 +885,7 @@ ds_error(void *arg, const char *why)
 	struct client *c = arg;
 
 	mk_err("%s", why);
-	stop(c, EXIT_FAIL);
+	stop(c, MK_EXIT_FAIL);
 }
 
 static void
@@ -937,7 +925,7 @@ dc_disconnected(struct mk_derpc *dc, void *arg, int kind, const char *why)
 	if (kind == MK_DERPC_ERR_TLS || kind == MK_DERPC_ERR_REFUSED ||
 	    (kind == MK_DERPC_ERR_PROTO && !c->ever_up)) {
 		mk_err("%s: %s", mk_derpc_target(dc)->url.url, why);
-		stop(c, EXIT_FAIL);
+		stop(c, MK_EXIT_FAIL);
 		return;
 	}
 	if (c->ever_up)
@@ -1109,7 +1097,7 @@ on_tick(struct mk_loop *l, struct mk_timer *t)
 	if (w != 0 && !c->ever_up && now - c->start_us >= w) {
 		mk_err("%s: could not connect within %llu ms", c->url,
 		    (unsigned long long)c->o->wait_ms);
-		stop(c, EXIT_FAIL);
+		stop(c, MK_EXIT_FAIL);
 		return;
 	}
 	if (w != 0 && c->ever_up && now - c->activity_us >= w &&
@@ -1167,30 +1155,30 @@ client_targets(const struct opts *o, const char *url,
 		memset(t, 0, sizeof(*t));
 		if (mk_url_parse(&t->url, url, MK_URL_RELAY, &why) != 0) {
 			mk_err("bad relay URL %s: %s", url, why);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 		*n = 1;
 	} else {
 		if (mk_derpmap_load(&m, o->derpmap, err, sizeof(err)) != 0) {
 			mk_err("%s", err);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 		if ((r = mk_derpmap_region(&m, (int)o->region)) == NULL) {
 			mk_err("%s: no region %lld", o->derpmap, o->region);
 			mk_derpmap_free(&m);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 		*n = mk_derpmap_targets(r, t, MAX_TARGETS);
 		mk_derpmap_free(&m);
 		if (*n == 0) {
 			mk_err("%s: region %lld has no node to dial",
 			    o->derpmap, o->region);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 	}
 	for (i = 0; i < *n && o->pin != NULL; i++) {
 		if (mk_tls_pin_parse(t[i].pin, o->pin) != 0)
-			usage_error("bad pin: %s", o->pin);
+			mk_usage_error("bad pin: %s", o->pin);
 		t[i].has_pin = true;
 	}
 	return 0;
@@ -1209,7 +1197,7 @@ open_udp(struct client *c, const char *spec)
 	else
 		snprintf(buf, sizeof(buf), "%s", spec);
 	if (mk_addr_parse(&a, buf, 0, MK_ADDR_NEED_PORT, &why) != 0)
-		usage_error("bad --udp address: %s", spec);
+		mk_usage_error("bad --udp address: %s", spec);
 	if ((c->ufd = mk_udp_bind(&a, 0, &why)) < 0) {
 		mk_err("%s %s: %s", why, spec, strerror(errno));
 		return -1;
@@ -1264,11 +1252,11 @@ run_client(const struct opts *o, const char *url, const char *peer)
 	/* --watch names no peer (peer is NULL then); every other mode does */
 	if (c->mode != M_WATCH && (peer == NULL ||
 	    mk_key_parse(&c->peer, peer, &why) != 0))
-		usage_error("bad peer key: %s", peer ? peer : "(none)");
+		mk_usage_error("bad peer key: %s", peer ? peer : "(none)");
 	if (o->keyfile != NULL) {
 		if (mk_key_read_file(&c->priv, o->keyfile, &why) != 0) {
 			mk_err("%s: %s", o->keyfile, why);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 	} else {
 		struct mk_key pub;
@@ -1281,7 +1269,7 @@ run_client(const struct opts *o, const char *url, const char *peer)
 	if (o->mesh_key != NULL) {
 		if (read_mesh_key(o->mesh_key, cfg.mesh_key, &why) != 0) {
 			mk_err("%s: %s", o->mesh_key, why);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 		cfg.has_mesh_key = true;
 	}
@@ -1296,11 +1284,11 @@ run_client(const struct opts *o, const char *url, const char *peer)
 	cfg.no_proxy = NULL;	/* mk_derpc_proxy_from_env applied it */
 	if (mk_loop_init(&c->loop) != 0) {
 		mk_err("event loop: %s", strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (mk_derpc_new(&c->dc, &c->loop, &cfg, &cb, c, &why) != 0) {
 		mk_err("%s", why);
-		rc = EXIT_USAGE;
+		rc = MK_EXIT_USAGE;
 		goto out;
 	}
 	if (cfg.proxy != NULL)
@@ -1312,7 +1300,7 @@ run_client(const struct opts *o, const char *url, const char *peer)
 	if (c->mode == M_STREAM && mk_dstream_new(&c->ds, &c->priv, &c->peer,
 	    &dcb, c) != 0) {
 		mk_err("cannot set up the stream");
-		rc = EXIT_FAIL;
+		rc = MK_EXIT_FAIL;
 		goto out;
 	}
 	if (c->mode == M_STREAM || c->mode == M_RAW) {
@@ -1324,14 +1312,14 @@ run_client(const struct opts *o, const char *url, const char *peer)
 		}
 	}
 	if (c->mode == M_UDP && open_udp(c, o->udp) != 0) {
-		rc = EXIT_FAIL;
+		rc = MK_EXIT_FAIL;
 		goto out;
 	}
 	c->start_us = c->activity_us = mk_now_us();
 	mk_timer_in(&c->loop, &c->tick, TICK_US);
 	mk_derpc_start(c->dc);
 	sync_state(c);
-	c->rc = EXIT_FAIL;
+	c->rc = MK_EXIT_FAIL;
 	if (mk_loop_run(&c->loop) != 0) {
 		mk_err("event loop: %s", strerror(errno));
 		goto out;
@@ -1432,27 +1420,27 @@ check_modes(const struct opts *o)
 	    o->max_conns_set;
 
 	if (o->listen != NULL && client)
-		usage_error("%s", "client options given with -l");
+		mk_usage_error("%s", "client options given with -l");
 	if (o->listen == NULL && server)
-		usage_error("%s", "server options need -l");
+		mk_usage_error("%s", "server options need -l");
 	if ((o->lines || o->raw || o->udp) && o->watch)
-		usage_error("%s", "--watch moves no data");
+		mk_usage_error("%s", "--watch moves no data");
 	if (o->raw + (o->udp != NULL) > 1 ||
 	    (o->udp != NULL && o->lines))
-		usage_error("%s", "--raw, --udp and --lines: choose one "
+		mk_usage_error("%s", "--raw, --udp and --lines: choose one "
 		    "(--lines may go with --raw)");
 	if (o->watch && o->mesh_key == NULL)
-		usage_error("%s", "--watch needs --mesh-key");
+		mk_usage_error("%s", "--watch needs --mesh-key");
 	if ((o->derpmap != NULL) != o->region_set)
-		usage_error("%s", "--derpmap and --region go together");
+		mk_usage_error("%s", "--derpmap and --region go together");
 	if (o->http && (o->cert || o->certkey))
-		usage_error("%s", "--http serves no certificate");
+		mk_usage_error("%s", "--http serves no certificate");
 	if ((o->cert != NULL) != (o->certkey != NULL))
-		usage_error("%s", "--cert and --certkey go together");
+		mk_usage_error("%s", "--cert and --certkey go together");
 	if (o->n_mesh > 0 && o->mesh_key == NULL)
-		usage_error("%s", "--mesh-with needs --mesh-key");
+		mk_usage_error("%s", "--mesh-with needs --mesh-key");
 	if (o->insecure && (o->pin || o->cafile))
-		usage_error("%s", "--insecure checks nothing: no --pin or "
+		mk_usage_error("%s", "--insecure checks nothing: no --pin or "
 		    "--cafile with it");
 }
 
@@ -1465,6 +1453,7 @@ main(int argc, char *argv[])
 	uint64_t ms;
 
 	memset(&o, 0, sizeof(o));
+	mk_cli_init("derpcat", usage);
 	while ((ch = getopt_long(argc, argv, "dhk:l:NqvVw:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -1495,7 +1484,7 @@ main(int argc, char *argv[])
 		case 'w':
 			if (mk_parse_seconds_ms(optarg, 86400000, &ms) != 0 ||
 			    ms == 0)
-				usage_error("bad wait: %s", optarg);
+				mk_usage_error("bad wait: %s", optarg);
 			o.wait_ms = ms;
 			break;
 		case OPT_LINES:
@@ -1518,7 +1507,7 @@ main(int argc, char *argv[])
 				uint8_t pin[MK_TLS_PIN_LEN];
 
 				if (mk_tls_pin_parse(pin, optarg) != 0)
-					usage_error("bad pin: %s (want "
+					mk_usage_error("bad pin: %s (want "
 					    "sha256-raw:<64 hex digits>)",
 					    optarg);
 			}
@@ -1532,7 +1521,7 @@ main(int argc, char *argv[])
 			break;
 		case OPT_REGION:
 			if (mk_strtonum(optarg, 1, INT32_MAX, &v) != 0)
-				usage_error("bad region: %s", optarg);
+				mk_usage_error("bad region: %s", optarg);
 			o.region = v;
 			o.region_set = true;
 			break;
@@ -1553,7 +1542,7 @@ main(int argc, char *argv[])
 			break;
 		case OPT_STUN_PORT:
 			if (mk_strtonum(optarg, 0, 65535, &o.stun_port) != 0)
-				usage_error("bad port: %s", optarg);
+				mk_usage_error("bad port: %s", optarg);
 			o.stun_port_set = true;
 			break;
 		case OPT_VERIFY:
@@ -1564,17 +1553,17 @@ main(int argc, char *argv[])
 			break;
 		case OPT_MESH_WITH:
 			if (o.n_mesh == MAX_MESH)
-				usage_error("%s", "too many --mesh-with");
+				mk_usage_error("%s", "too many --mesh-with");
 			o.mesh_with[o.n_mesh++] = optarg;
 			break;
 		case OPT_MAX_CONNS:
 			if (mk_strtonum(optarg, 0, 1000000, &o.max_conns) != 0)
-				usage_error("bad connection limit: %s", optarg);
+				mk_usage_error("bad connection limit: %s", optarg);
 			o.max_conns_set = true;
 			break;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 	}
 	argc -= optind;
@@ -1586,25 +1575,25 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	if (mk_key_init() != 0) {
 		mk_err("cannot initialise libsodium");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (o.listen != NULL) {
 		if (argc > 0)
-			usage_error("unexpected argument with -l: %s", argv[0]);
+			mk_usage_error("unexpected argument with -l: %s", argv[0]);
 		return run_server(&o);
 	}
 	if (o.watch) {
 		if (argc != 1)
-			usage_error("%s", "--watch takes one relay URL");
+			mk_usage_error("%s", "--watch takes one relay URL");
 		return run_client(&o, argv[0], NULL);
 	}
 	if (o.derpmap != NULL) {
 		if (argc != 1)
-			usage_error("%s", "with --derpmap, give only the peer "
+			mk_usage_error("%s", "with --derpmap, give only the peer "
 			    "key");
 		return run_client(&o, NULL, argv[0]);
 	}
 	if (argc != 2)
-		usage_error("%s", "give a relay URL and the peer's key");
+		mk_usage_error("%s", "give a relay URL and the peer's key");
 	return run_client(&o, argv[0], argv[1]);
 }

@@ -34,6 +34,7 @@
 #include "dnsresolv.h"
 #include "dnstab.h"
 #include "hosts.h"
+#include "cli.h"
 #include "log.h"
 #include "loop.h"
 #include "meshconf.h"
@@ -42,9 +43,6 @@
 #include "util.h"
 #include "version.h"
 
-#define EXIT_NO		1
-#define EXIT_USAGE	2
-#define EXIT_FAIL	3
 
 #define SERVICE_V4	"100.100.100.100"
 #define SERVICE_V6	"fd7a:115c:a1e0::53"
@@ -175,16 +173,6 @@ usage(FILE *f)
 "                [--rate n] [--resolv-conf file] [--state-dir dir]\n"
 "                [--user user]\n"
 "       magicdns --uninstall [-qv] [--resolv-conf file] [--state-dir dir]\n");
-}
-
-static void __attribute__((noreturn))
-usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "magicdns: ");
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(EXIT_USAGE);
 }
 
 /* ---- the name table ---- */
@@ -1312,15 +1300,15 @@ run_uninstall(const struct opts *o)
 	memset(&s, 0, sizeof(s));
 	s.o = o;
 	if (backup_path(&s) != 0)
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	r = mk_resolv_uninstall(o->resolv, s.backup, err, sizeof(err));
 	if (r < 0) {
 		mk_err("%s", err);
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (r == 1) {
 		mk_warn("nothing to restore: no %s", s.backup);
-		return EXIT_NO;
+		return MK_EXIT_NO;
 	}
 	mk_info("%s restored from %s", o->resolv, s.backup);
 	return 0;
@@ -1388,7 +1376,7 @@ serve(struct server *s)
 	const char *why;
 	char a[MK_ADDRSTRLEN];
 	size_t i;
-	int rc = EXIT_FAIL;
+	int rc = MK_EXIT_FAIL;
 
 	mk_timer_init(&s->reaper, on_reaper, s);
 	mk_timer_init(&s->reload_timer, on_reload_timer, s);
@@ -1490,17 +1478,17 @@ run_privsep(struct server *s, uid_t uid, gid_t gid)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	if ((pid = fork()) < 0) {
 		mk_err("fork: %s", strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
-			_exit(EXIT_FAIL);
+			_exit(MK_EXIT_FAIL);
 		for (i = 0; i < s->n_li; i++)
 			s->li[i].added = false;	/* the parent undoes */
 		s->installed = false;
 		if (drop_privileges(uid, gid) != 0)
-			_exit(EXIT_FAIL);
+			_exit(MK_EXIT_FAIL);
 		rc = serve(s);
 		close_listeners(s);
 		mk_dnstab_free(s->tab);
@@ -1527,7 +1515,7 @@ run_privsep(struct server *s, uid_t uid, gid_t gid)
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	mk_err("server process killed by signal %d", WTERMSIG(status));
-	return EXIT_FAIL;
+	return MK_EXIT_FAIL;
 }
 
 /* ---- main ---- */
@@ -1544,7 +1532,7 @@ run(const struct opts *o)
 	uid_t uid = 0;
 	gid_t gid = 0;
 	size_t i;
-	int rc = EXIT_FAIL;
+	int rc = MK_EXIT_FAIL;
 
 	s.o = o;
 	s.ino_fd = -1;
@@ -1559,20 +1547,20 @@ run(const struct opts *o)
 	mk_dnsacl_init(&s.acl);
 	for (i = 0; i < o->n_allow; i++)
 		if (mk_dnsacl_allow(&s.acl, o->allow[i], &why) != 0)
-			usage_error("bad --allow prefix: %s", o->allow[i]);
+			mk_usage_error("bad --allow prefix: %s", o->allow[i]);
 	for (i = 0; i < o->n_listen; i++)
 		if (mk_addr_parse(&la, o->listen[i], 53, 0, &why) != 0)
-			usage_error("bad listen address: %s", o->listen[i]);
+			mk_usage_error("bad listen address: %s", o->listen[i]);
 	for (i = 0; i < o->n_upstream; i++)
 		if (mk_dnsfwd_upstream_parse(&u, o->upstream[i], &why) != 0)
-			usage_error("bad upstream: %s", o->upstream[i]);
+			mk_usage_error("bad upstream: %s", o->upstream[i]);
 	if (o->user != NULL && lookup_user(o->user, &uid, &gid) != 0) {
-		rc = EXIT_USAGE;
+		rc = MK_EXIT_USAGE;
 		goto out;
 	}
 	if (load_table(o, &s.tab, err, sizeof(err)) != 0) {
 		mk_err("%s", err);
-		rc = EXIT_USAGE;
+		rc = MK_EXIT_USAGE;
 		goto out;
 	}
 	if (mk_dnsacl_allow_defaults(&s.acl) != 0)
@@ -1656,12 +1644,13 @@ main(int argc, char *argv[])
 	int ch, quiet = 0, verbose = 0;
 	bool serve_opts = false;
 
+	mk_cli_init("magicdns", usage);
 	while ((ch = getopt_long(argc, argv, "a:c:d:hH:l:qu:vV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			if (o.n_allow == MAX_ALLOW)
-				usage_error("%s", "too many --allow");
+				mk_usage_error("%s", "too many --allow");
 			o.allow[o.n_allow++] = optarg;
 			serve_opts = true;
 			break;
@@ -1682,7 +1671,7 @@ main(int argc, char *argv[])
 			break;
 		case 'l':
 			if (o.n_listen == MAX_LISTEN)
-				usage_error("%s", "too many --listen");
+				mk_usage_error("%s", "too many --listen");
 			o.listen[o.n_listen++] = optarg;
 			serve_opts = true;
 			break;
@@ -1694,7 +1683,7 @@ main(int argc, char *argv[])
 				o.no_upstream = true;
 			} else {
 				if (o.n_upstream == MK_DNSFWD_MAX_UPSTREAMS)
-					usage_error("%s",
+					mk_usage_error("%s",
 					    "too many --upstream");
 				o.upstream[o.n_upstream++] = optarg;
 			}
@@ -1719,7 +1708,7 @@ main(int argc, char *argv[])
 			break;
 		case OPT_RATE:
 			if (mk_strtonum(optarg, 0, 1000000, &o.rate) != 0)
-				usage_error("bad rate: %s", optarg);
+				mk_usage_error("bad rate: %s", optarg);
 			serve_opts = true;
 			break;
 		case OPT_RESOLV:
@@ -1734,23 +1723,23 @@ main(int argc, char *argv[])
 			break;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 	}
 	if (optind < argc)
-		usage_error("unexpected argument: %s", argv[optind]);
+		mk_usage_error("unexpected argument: %s", argv[optind]);
 	mk_log_init("magicdns", quiet ? MK_LOG_ERR : MK_LOG_WARN + verbose);
 	if (o.uninstall) {
 		if (serve_opts)
-			usage_error("%s", "--uninstall takes only "
+			mk_usage_error("%s", "--uninstall takes only "
 			    "--resolv-conf and --state-dir");
 		return run_uninstall(&o);
 	}
 	if (o.no_upstream && o.n_upstream > 0)
-		usage_error("%s", "--upstream none with other upstreams");
+		mk_usage_error("%s", "--upstream none with other upstreams");
 	if (o.mesh == NULL && o.hosts == NULL)
 		o.mesh = mk_mesh_default_path();
 	if (o.cacert != NULL && access(o.cacert, R_OK) != 0)
-		usage_error("cannot read --cacert %s", o.cacert);
+		mk_usage_error("cannot read --cacert %s", o.cacert);
 	return run(&o);
 }

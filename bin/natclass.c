@@ -17,6 +17,7 @@
 #include "derpmap.h"
 #include "json.h"
 #include "key.h"
+#include "cli.h"
 #include "log.h"
 #include "loop.h"
 #include "meshconf.h"
@@ -27,9 +28,6 @@
 #include "util.h"
 #include "version.h"
 
-#define EXIT_NO 1
-#define EXIT_USAGE 2
-#define EXIT_FAIL 3
 
 #define MAX_RELAYS 64
 
@@ -64,16 +62,6 @@ usage(FILE *f)
 "                [--via upnp|natpmp|pcp]\n");
 }
 
-static void __attribute__((noreturn))
-usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "natclass: ");
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(EXIT_USAGE);
-}
-
 /* Resolve a target; a malformed one is bad input (exit 2), one that does
  * not resolve is skipped with a warning. */
 static bool
@@ -86,7 +74,7 @@ resolve_target(struct mk_nat_target *t, const char *name, uint16_t port,
 	if (mk_addr_resolve(&t->addr, name, port, family, &why) == 0)
 		return true;
 	if (strcmp(why, "malformed address") == 0 || strcmp(why, "bad port") == 0)
-		usage_error("bad server: %s", name);
+		mk_usage_error("bad server: %s", name);
 	mk_warn("%s: %s", name, why);
 	return false;
 }
@@ -104,7 +92,7 @@ collect_servers(struct mk_nat_target *t, const struct opts *o,
 	    o->derpmap == NULL && (mesh == NULL || mesh->n_relays == 0),
 	    &why) != 0) {
 		mk_err("%s", why);
-		exit(EXIT_USAGE);
+		exit(MK_EXIT_USAGE);
 	}
 	for (i = 0; i < l.n; i++) {
 		if (resolve_target(&t[n], l.name[i], 3478, o->family))
@@ -168,7 +156,7 @@ collect_relays(struct mk_nat_target *t, const struct opts *o,
 	if (o->derpmap != NULL) {
 		if (mk_derpmap_load(&dm, o->derpmap, err, sizeof(err)) != 0) {
 			mk_err("%s", err);
-			exit(EXIT_USAGE);
+			exit(MK_EXIT_USAGE);
 		}
 		for (i = 0; i < dm.n_regions && n < MAX_RELAYS; i++) {
 			if (dm.regions[i].no_measure_no_home)
@@ -616,7 +604,7 @@ run_portmap_only(const struct opts *o)
 	if (!portmap.probed || portmap.why != NULL) {
 		mk_err("port mapping probe: %s", portmap.why ? portmap.why :
 		    "failed");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	return 0;
 }
@@ -655,17 +643,17 @@ run_map(const struct opts *o)
 	if (mk_pm_probe(&probe, o->map_via ? o->map_via : MK_PM_ALL, 1000000,
 	    &why) != 0) {
 		mk_err("port mapping: %s", why);
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if ((probe.found & (o->map_via ? o->map_via : MK_PM_ALL)) == 0) {
 		mk_err("no %s on the gateway", o->map_via ?
 		    mk_pm_name(o->map_via) : "UPnP, NAT-PMP or PCP");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (mk_pm_map(&m, &probe, o->map_via, (uint16_t)o->map_port,
 	    (uint32_t)(o->map_lifetime_ms / 1000), &why) != 0) {
 		mk_err("--map %lld: %s", o->map_port, why);
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	mk_info("mapped %s via %s for %u s", mk_addr_fmt(&m.external, a,
 	    sizeof(a)), mk_pm_name(m.via), m.lifetime);
@@ -689,7 +677,7 @@ run_map(const struct opts *o)
 				mk_warn("renewal failed: %s", why);
 				if (mk_now_us() >= (uint64_t)m.expires_at_us) {
 					mk_err("mapping expired");
-					return EXIT_FAIL;
+					return MK_EXIT_FAIL;
 				}
 				/* try again in a few seconds */
 				m.renew_at_us = mk_now_us() + 5000000;
@@ -702,7 +690,7 @@ run_map(const struct opts *o)
 	if (!o->keep) {
 		if (mk_pm_unmap(&m, &why) != 0) {
 			mk_err("deleting the mapping: %s", why);
-			rc = EXIT_FAIL;
+			rc = MK_EXIT_FAIL;
 		} else
 			mk_info("mapping deleted");
 	}
@@ -760,6 +748,7 @@ main(int argc, char *argv[])
 	char err[512];
 	int ch, quiet = 0, verbose = 0, rc;
 
+	mk_cli_init("natclass", usage);
 	while ((ch = getopt_long(argc, argv, "46c:hjp:qt:vV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -780,7 +769,7 @@ main(int argc, char *argv[])
 			break;
 		case 'p':
 			if (mk_strtonum(optarg, 0, 65535, &o.port) != 0)
-				usage_error("bad port: %s", optarg);
+				mk_usage_error("bad port: %s", optarg);
 			break;
 		case 'q':
 			quiet++;
@@ -788,7 +777,7 @@ main(int argc, char *argv[])
 		case 't':
 			if (mk_parse_seconds_ms(optarg, 3600000, &o.timeout_ms)
 			    != 0 || o.timeout_ms == 0)
-				usage_error("bad timeout: %s", optarg);
+				mk_usage_error("bad timeout: %s", optarg);
 			break;
 		case 'v':
 			verbose++;
@@ -801,7 +790,7 @@ main(int argc, char *argv[])
 			break;
 		case OPT_FD:
 			if (mk_fd_parse(optarg, &o.fd) != 0)
-				usage_error("bad descriptor: %s", optarg);
+				mk_usage_error("bad descriptor: %s", optarg);
 			break;
 		case OPT_HAIRPIN:
 			o.hairpin = true;
@@ -811,7 +800,7 @@ main(int argc, char *argv[])
 			if (optarg != NULL && (mk_parse_seconds_ms(optarg,
 			    3600000, &o.lifetime_max_ms) != 0 ||
 			    o.lifetime_max_ms < 2000))
-				usage_error("bad lifetime limit (2 s to 1 h): "
+				mk_usage_error("bad lifetime limit (2 s to 1 h): "
 				    "%s", optarg);
 			break;
 		case OPT_KEEP:
@@ -820,15 +809,15 @@ main(int argc, char *argv[])
 		case OPT_LIFETIME_MAP:
 			if (mk_parse_seconds_ms(optarg, 86400000,
 			    &o.map_lifetime_ms) != 0 || o.map_lifetime_ms < 1000)
-				usage_error("bad mapping lifetime: %s", optarg);
+				mk_usage_error("bad mapping lifetime: %s", optarg);
 			break;
 		case OPT_MAP:
 			if (mk_strtonum(optarg, 1, 65535, &o.map_port) != 0)
-				usage_error("bad port: %s", optarg);
+				mk_usage_error("bad port: %s", optarg);
 			break;
 		case OPT_VIA:
 			if (mk_pm_parse_via(optarg, &o.map_via) != 0)
-				usage_error("--via wants upnp, natpmp or pcp: %s",
+				mk_usage_error("--via wants upnp, natpmp or pcp: %s",
 				    optarg);
 			break;
 		case OPT_NO_PORTMAP:
@@ -842,7 +831,7 @@ main(int argc, char *argv[])
 			break;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 	}
 	argc -= optind;
@@ -852,47 +841,47 @@ main(int argc, char *argv[])
 	mk_log_init("natclass", quiet ? MK_LOG_ERR :
 	    verbose > 1 ? MK_LOG_WARN + verbose - 1 : MK_LOG_WARN);
 	if (o.json && o.report)
-		usage_error("%s", "-v and --json are two forms of the report: "
+		mk_usage_error("%s", "-v and --json are two forms of the report: "
 		    "choose one");
 	if (o.fd >= 0 && o.port != 0)
-		usage_error("%s", "--fd cannot be combined with -p");
+		mk_usage_error("%s", "--fd cannot be combined with -p");
 	if (o.map_port == 0 && (o.map_via || o.keep || o.map_lifetime_ms))
-		usage_error("%s", "--via, --keep and --lifetime-map need --map");
+		mk_usage_error("%s", "--via, --keep and --lifetime-map need --map");
 	if (o.map_port != 0) {
 		if (argc > 0 || o.json || o.no_portmap ||
 		    o.no_stun || o.hairpin || o.lifetime_max_ms || o.derpmap ||
 		    o.mesh || o.fd >= 0 || o.port)
-			usage_error("%s", "--map takes only -q, -v, --via, "
+			mk_usage_error("%s", "--map takes only -q, -v, --via, "
 			    "--keep and --lifetime-map");
 		mk_log_init("natclass", quiet ? MK_LOG_ERR :
 		    MK_LOG_WARN + verbose);
 		return run_map(&o);
 	}
 	if (o.no_stun && o.no_portmap)
-		usage_error("%s", "--no-stun with --no-portmap leaves nothing "
+		mk_usage_error("%s", "--no-stun with --no-portmap leaves nothing "
 		    "to do");
 	if (o.no_stun)
 		return run_portmap_only(&o);
 	if (o.fd >= 0) {
 		if (mk_udp_adopt(o.fd, &why) != 0) {
 			mk_err("--fd %d: %s", o.fd, why);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 		if (mk_sock_family(o.fd) != AF_INET) {
 			mk_err("--fd %d: not an IPv4 socket", o.fd);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 	}
 	if (mk_key_init() != 0) {
 		mk_err("cannot initialise libsodium");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 
 	path = o.mesh ? o.mesh : mk_mesh_default_path();
 	if (o.mesh || access(path, F_OK) == 0) {
 		if (mk_mesh_load(&mesh, path, err, sizeof(err)) != 0) {
 			mk_err("%s", err);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 		meshp = &mesh;
 	}
@@ -905,7 +894,7 @@ main(int argc, char *argv[])
 		mk_mesh_free(meshp);
 	if (no.n_servers + no.n_relays == 0) {
 		mk_err("no server to ask");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	no.fd = o.fd;
 	no.port = (uint16_t)o.port;
@@ -918,7 +907,7 @@ main(int argc, char *argv[])
 	if (mk_nat_classify(&r, &no, &why) != 0) {
 		mk_err("%s: %s", why, strerror(errno));
 		mk_pm_async_free(pm);
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	portmap_finish(pm);
 	warn_failures(&r, &no);
@@ -931,11 +920,11 @@ main(int argc, char *argv[])
 		printf("%s\n", mk_nat_word(&r));
 	/* "blocked" is an answer (1); servers talking nonsense are a
 	 * failure to learn anything (3). */
-	rc = r.udp ? 0 : r.junk ? EXIT_FAIL : EXIT_NO;
+	rc = r.udp ? 0 : r.junk ? MK_EXIT_FAIL : MK_EXIT_NO;
 	mk_nat_report_free(&r);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		mk_err("stdout: %s", strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	return rc;
 }

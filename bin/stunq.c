@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "json.h"
 #include "key.h"
+#include "cli.h"
 #include "log.h"
 #include "loop.h"
 #include "meshconf.h"
@@ -24,9 +25,6 @@
 #include "util.h"
 #include "version.h"
 
-#define EXIT_NO 1
-#define EXIT_USAGE 2
-#define EXIT_FAIL 3
 
 #define DEFAULT_TIMEOUT_MS 3000
 
@@ -53,16 +51,6 @@ usage(FILE *f)
 "usage: stunq [-46jqv] [--rfc] [--fd n] [-c mesh.conf] [-p port] [-s addr]\n"
 "             [-t seconds] [server[:port] ...]\n"
 "       stunq -l addr[:port] [-qv] [--alt addr] [--alt-port port]\n");
-}
-
-static void __attribute__((noreturn))
-usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "stunq: ");
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(EXIT_USAGE);
 }
 
 /* ---- client ---- */
@@ -93,7 +81,7 @@ collect_servers(struct server *sv, const struct opts *o, char **argv,
 	    (o->mesh || access(path, F_OK) == 0)) {
 		if (mk_mesh_load(&m, path, err, sizeof(err)) != 0) {
 			mk_err("%s", err);
-			exit(EXIT_USAGE);
+			exit(MK_EXIT_USAGE);
 		}
 		mp = &m;
 	}
@@ -102,7 +90,7 @@ collect_servers(struct server *sv, const struct opts *o, char **argv,
 		mk_mesh_free(mp);
 	if (rc != 0) {
 		mk_err("%s", why);
-		exit(EXIT_USAGE);
+		exit(MK_EXIT_USAGE);
 	}
 	for (i = 0; i < l.n; i++)
 		snprintf(sv[i].name, sizeof(sv[i].name), "%s", l.name[i]);
@@ -140,14 +128,14 @@ open_client_socket(const struct opts *o, const struct server *sv, size_t n,
 	if (o->fd >= 0) {
 		if (mk_udp_adopt(o->fd, &why) != 0) {
 			mk_err("--fd %d: %s", o->fd, why);
-			exit(EXIT_USAGE);
+			exit(MK_EXIT_USAGE);
 		}
 		return o->fd;
 	}
 	if (o->source != NULL) {
 		if (mk_addr_parse(&local, o->source, (uint16_t)o->port,
 		    MK_ADDR_NO_PORT, &why) != 0)
-			usage_error("bad source address: %s", o->source);
+			mk_usage_error("bad source address: %s", o->source);
 		family = mk_addr_family(&local);
 	} else {
 		family = socket_family(sv, n, o->family);
@@ -166,7 +154,7 @@ open_client_socket(const struct opts *o, const struct server *sv, size_t n,
 
 		mk_err("%s %s: %s", why, mk_addr_fmt(&local, a, sizeof(a)),
 		    strerror(errno));
-		exit(EXIT_FAIL);
+		exit(MK_EXIT_FAIL);
 	}
 	return fd;
 }
@@ -269,7 +257,7 @@ run_client(const struct opts *o, char **argv, int argc)
 
 		if (mk_udp_adopt(o->fd, &w) != 0) {
 			mk_err("--fd %d: %s", o->fd, w);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 		family_filter = mk_sock_family(o->fd);
 	}
@@ -280,7 +268,7 @@ run_client(const struct opts *o, char **argv, int argc)
 			 * does not resolve is a network failure. */
 			if (strcmp(why, "malformed address") == 0 ||
 			    strcmp(why, "bad port") == 0)
-				usage_error("bad server: %s", sv[i].name);
+				mk_usage_error("bad server: %s", sv[i].name);
 			mk_warn("%s: %s", sv[i].name, why);
 			continue;
 		}
@@ -309,7 +297,7 @@ run_client(const struct opts *o, char **argv, int argc)
 	answered = mk_stunc_exchange(fd, txn, n, &sched);
 	if (answered < 0) {
 		mk_err("poll: %s", strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 
 	mk_json_init(&j);
@@ -330,11 +318,11 @@ run_client(const struct opts *o, char **argv, int argc)
 	mk_json_free(&j);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		mk_err("stdout: %s", strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (answered == 0) {
 		mk_err("no answer from any server");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	return 0;
 }
@@ -370,21 +358,21 @@ run_server(const struct opts *o)
 	struct mk_loop loop;
 	const char *why;
 	char a[MK_ADDRSTRLEN], b[MK_ADDRSTRLEN];
-	int rc = EXIT_FAIL;
+	int rc = MK_EXIT_FAIL;
 
 	if (mk_addr_parse(&primary, o->listen, MK_STUN_PORT, 0, &why) != 0)
-		usage_error("bad listen address: %s", o->listen);
+		mk_usage_error("bad listen address: %s", o->listen);
 	if (o->alt != NULL && mk_addr_parse(&alt, o->alt, 0, MK_ADDR_NO_PORT,
 	    &why) != 0)
-		usage_error("bad alternate address: %s", o->alt);
+		mk_usage_error("bad alternate address: %s", o->alt);
 	if (mk_stunsrv_open(&srv, &primary, o->alt ? &alt : NULL,
 	    (uint16_t)o->alt_port, &why) != 0) {
 		if (errno == EINVAL) {
 			mk_err("%s", why);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 		mk_err("%s %s: %s", why, o->listen, strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (mk_loop_init(&loop) != 0 ||
 	    mk_loop_signals(&loop, sigs, MK_ARRAY_LEN(sigs), on_signal,
@@ -448,6 +436,7 @@ main(int argc, char *argv[])
 	};
 	int ch, quiet = 0;
 
+	mk_cli_init("stunq", usage);
 	while ((ch = getopt_long(argc, argv, "46c:hjl:p:qs:t:vV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -471,7 +460,7 @@ main(int argc, char *argv[])
 			break;
 		case 'p':
 			if (mk_strtonum(optarg, 0, 65535, &o.port) != 0)
-				usage_error("bad port: %s", optarg);
+				mk_usage_error("bad port: %s", optarg);
 			break;
 		case 'q':
 			quiet++;
@@ -482,7 +471,7 @@ main(int argc, char *argv[])
 		case 't':
 			if (mk_parse_seconds_ms(optarg, 3600000, &o.timeout_ms)
 			    != 0 || o.timeout_ms == 0)
-				usage_error("bad timeout: %s", optarg);
+				mk_usage_error("bad timeout: %s", optarg);
 			o.timeout_set = true;
 			break;
 		case 'v':
@@ -496,18 +485,18 @@ main(int argc, char *argv[])
 			break;
 		case OPT_FD:
 			if (mk_fd_parse(optarg, &o.fd) != 0)
-				usage_error("bad descriptor: %s", optarg);
+				mk_usage_error("bad descriptor: %s", optarg);
 			break;
 		case OPT_ALT:
 			o.alt = optarg;
 			break;
 		case OPT_ALT_PORT:
 			if (mk_strtonum(optarg, 1, 65535, &o.alt_port) != 0)
-				usage_error("bad port: %s", optarg);
+				mk_usage_error("bad port: %s", optarg);
 			break;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 	}
 	argc -= optind;
@@ -516,19 +505,19 @@ main(int argc, char *argv[])
 	mk_log_init("stunq", quiet ? MK_LOG_ERR : MK_LOG_WARN + o.verbose);
 	if (o.listen != NULL) {
 		if (argc > 0)
-			usage_error("unexpected argument with -l: %s", argv[0]);
+			mk_usage_error("unexpected argument with -l: %s", argv[0]);
 		if (o.json || o.rfc || o.fd >= 0 || o.source || o.port ||
 		    o.mesh || o.family != AF_UNSPEC || o.timeout_set)
-			usage_error("%s", "client options given with -l");
+			mk_usage_error("%s", "client options given with -l");
 		return run_server(&o);
 	}
 	if (o.alt != NULL || o.alt_port != 0)
-		usage_error("%s", "--alt and --alt-port need -l");
+		mk_usage_error("%s", "--alt and --alt-port need -l");
 	if (o.fd >= 0 && (o.port != 0 || o.source != NULL))
-		usage_error("%s", "--fd cannot be combined with -p or -s");
+		mk_usage_error("%s", "--fd cannot be combined with -p or -s");
 	if (mk_key_init() != 0) {
 		mk_err("cannot initialise libsodium");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	return run_client(&o, argv, argc);
 }

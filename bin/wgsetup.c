@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "json.h"
 #include "key.h"
+#include "cli.h"
 #include "log.h"
 #include "meshconf.h"
 #include "rtnl.h"
@@ -30,9 +31,6 @@
 #include "wgconf.h"
 #include "wgdev.h"
 
-#define EXIT_NO		1
-#define EXIT_USAGE	2
-#define EXIT_FAIL	3
 
 #define DEFAULT_MTU	1280	/* Tailscale's: fits any path (net/tstun) */
 #define IMPL_ENV	"WG_QUICK_USERSPACE_IMPLEMENTATION"
@@ -68,23 +66,13 @@ usage(FILE *f)
 "       wgsetup endpoints [-qv] interface\n");
 }
 
-static void __attribute__((noreturn))
-usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "wgsetup: ");
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(EXIT_USAGE);
-}
-
 /* stdout must have taken everything: a full disk is a failure. */
 static int
 finish_stdout(void)
 {
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		mk_err("stdout: %s", strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	return 0;
 }
@@ -94,7 +82,7 @@ finish_stdout(void)
 static int
 fail_code(int err)
 {
-	return err == ENODEV || err == EINVAL ? EXIT_USAGE : EXIT_FAIL;
+	return err == ENODEV || err == EINVAL ? MK_EXIT_USAGE : MK_EXIT_FAIL;
 }
 
 /* ---- keys ---- */
@@ -138,12 +126,12 @@ cmd_pubkey(void)
 
 	if (mk_key_read_fd(&priv, STDIN_FILENO, &why) != 0) {
 		mk_err("pubkey: stdin: %s", why);
-		return EXIT_USAGE;
+		return MK_EXIT_USAGE;
 	}
 	if (mk_key_public(&pub, &priv) != 0) {
 		mk_key_wipe(&priv);
 		mk_err("pubkey: degenerate private key");
-		return EXIT_USAGE;
+		return MK_EXIT_USAGE;
 	}
 	mk_key_wipe(&priv);
 	mk_key_to_base64(b64, &pub);
@@ -552,8 +540,8 @@ create_and_configure(const char *ifname, const struct opts *o,
 		saved = errno;
 		hold_signals(&set, false);
 		mk_err("%s: %s", ifname, err);
-		return saved == EEXIST || saved == EINVAL ? EXIT_USAGE :
-		    EXIT_FAIL;
+		return saved == EEXIST || saved == EINVAL ? MK_EXIT_USAGE :
+		    MK_EXIT_FAIL;
 	}
 	if (used == MK_WG_USERSPACE)
 		mk_info("%s: userspace, %s pid %ld", ifname, co.impl ? co.impl :
@@ -566,7 +554,7 @@ create_and_configure(const char *ifname, const struct opts *o,
 			mk_err("%s: rollback: %s: %s", ifname, why,
 			    strerror(errno));
 		hold_signals(&set, false);
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	hold_signals(&set, false);
 	return 0;
@@ -584,12 +572,12 @@ up_config(const char *ifname, const char *path, const struct opts *o)
 	if (mk_wgconf_load(&c, path, MK_WGCONF_RESOLVE, err,
 	    sizeof(err)) != 0) {
 		mk_err("%s", err);
-		return EXIT_USAGE;
+		return MK_EXIT_USAGE;
 	}
 	if (mk_wg_exists(ifname)) {
 		mk_wgconf_free(&c);
 		mk_err("%s: already exists", ifname);
-		return EXIT_USAGE;
+		return MK_EXIT_USAGE;
 	}
 	pl.dev = &c.dev;
 	pl.addrs = c.addrs;
@@ -646,17 +634,17 @@ mesh_load(struct mesh_plan *mp, const struct opts *o)
 	memset(mp, 0, sizeof(*mp));
 	if (mk_mesh_load(&mp->m, o->mesh, err, sizeof(err)) != 0) {
 		mk_err("%s", err);
-		return EXIT_USAGE;
+		return MK_EXIT_USAGE;
 	}
 	if (mk_key_read_file(&priv, o->key, &why) != 0) {
 		mk_err("%s: %s", o->key, why);
-		return EXIT_USAGE;
+		return MK_EXIT_USAGE;
 	}
 	if (mk_key_public(&pub, &priv) != 0 ||
 	    (self = mk_mesh_find_key(&mp->m, &pub)) == NULL) {
 		mk_key_wipe(&priv);
 		mk_err("%s: this key is no node of %s", o->key, o->mesh);
-		return EXIT_USAGE;
+		return MK_EXIT_USAGE;
 	}
 	mp->dev.private_key = priv;
 	mp->dev.public_key = pub;
@@ -685,7 +673,7 @@ mesh_load(struct mesh_plan *mp, const struct opts *o)
 	return 0;
 nomem:
 	mk_err("out of memory");
-	return EXIT_FAIL;
+	return MK_EXIT_FAIL;
 }
 
 static void
@@ -778,7 +766,7 @@ mesh_edit(const char *ifname, struct mesh_plan *mp)
 	struct mk_rtnl_link l;
 	size_t added, removed, changed;
 	const char *why;
-	int rc = EXIT_FAIL;
+	int rc = MK_EXIT_FAIL;
 
 	if (mk_wg_open(&h, ifname, &why) != 0 || mk_wg_get(h, &cur,
 	    &why) != 0) {
@@ -823,7 +811,7 @@ up_mesh(const char *ifname, const struct opts *o)
 
 	if ((mp = calloc(1, sizeof(*mp))) == NULL) {
 		mk_err("out of memory");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if ((rc = mesh_load(mp, o)) != 0)
 		goto out;
@@ -1166,7 +1154,7 @@ cmd_show(const char *ifname, const struct opts *o)
 	}
 	if (mk_wg_list(&names, &n) != 0) {
 		mk_err("cannot list interfaces: %s", strerror(errno));
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	for (i = 0; i < n; i++) {
 		if (i > 0 && !o->dump && !o->json)
@@ -1338,10 +1326,10 @@ cmd_set(const char *ifname, int argc, char **argv, const struct opts *o)
 	const char *why;
 	uint32_t table;
 	bool named;
-	int rc = EXIT_USAGE;
+	int rc = MK_EXIT_USAGE;
 
 	if (parse_table(o->table, &table, &named) != 0)
-		usage_error("bad table: %s", o->table);
+		mk_usage_error("bad table: %s", o->table);
 	if (parse_set(&dev, argc, argv) != 0)
 		goto out;
 	if (mk_wg_open(&h, ifname, &why) != 0) {
@@ -1354,7 +1342,7 @@ cmd_set(const char *ifname, int argc, char **argv, const struct opts *o)
 		rc = fail_code(errno);
 		goto out;
 	}
-	rc = routes_for(ifname, h, table, named) != 0 ? EXIT_FAIL : 0;
+	rc = routes_for(ifname, h, table, named) != 0 ? MK_EXIT_FAIL : 0;
 out:
 	mk_wg_close(h);
 	mk_wg_device_clear(&dev);
@@ -1373,7 +1361,7 @@ cmd_setconf(const char *ifname, const char *path)
 	if (mk_wgconf_load(&c, path, MK_WGCONF_RESOLVE, err,
 	    sizeof(err)) != 0) {
 		mk_err("%s", err);
-		return EXIT_USAGE;
+		return MK_EXIT_USAGE;
 	}
 	c.dev.flags |= MK_WG_DEV_REPLACE_PEERS;
 	if (mk_wg_open(&h, ifname, &why) != 0) {
@@ -1492,7 +1480,7 @@ cmd_endpoints(const char *ifname)
 	free(line);
 	mk_wg_close(h);
 	mk_wg_device_clear(&cur);
-	rc = fatal ? EXIT_FAIL : bad ? EXIT_USAGE : 0;
+	rc = fatal ? MK_EXIT_FAIL : bad ? MK_EXIT_USAGE : 0;
 	return rc;
 }
 
@@ -1528,34 +1516,34 @@ check_opts(const char *cmd, const struct opts *o)
 	bool up = strcmp(cmd, "up") == 0;
 
 	if (o->userspace && !up)
-		usage_error("%s", "--userspace goes with up");
+		mk_usage_error("%s", "--userspace goes with up");
 	if ((o->mesh || o->key || o->port_set) && !up)
-		usage_error("%s", "--mesh, --key and -p go with up");
+		mk_usage_error("%s", "--mesh, --key and -p go with up");
 	if ((o->mesh == NULL) != (o->key == NULL))
-		usage_error("%s", "--mesh and --key go together");
+		mk_usage_error("%s", "--mesh and --key go together");
 	if (o->port_set && o->mesh == NULL)
-		usage_error("%s", "-p goes with --mesh (a config file has "
+		mk_usage_error("%s", "-p goes with --mesh (a config file has "
 		    "ListenPort)");
 	if ((o->dump || o->json) && strcmp(cmd, "show") != 0)
-		usage_error("%s", "--dump and --json go with show");
+		mk_usage_error("%s", "--dump and --json go with show");
 	if (o->dump && o->json)
-		usage_error("%s", "--dump or --json, not both");
+		mk_usage_error("%s", "--dump or --json, not both");
 	if (o->table && strcmp(cmd, "set") != 0)
-		usage_error("%s", "-t goes with set");
+		mk_usage_error("%s", "-t goes with set");
 }
 
 static void
 want_args(int argc, int min, int max, const char *cmd)
 {
 	if (argc < min || argc > max)
-		usage_error("wrong number of arguments for %s", cmd);
+		mk_usage_error("wrong number of arguments for %s", cmd);
 }
 
 static const char *
 ifname_arg(const char *s)
 {
 	if (!mk_wg_ifname_valid(s))
-		usage_error("bad interface name: %s", s);
+		mk_usage_error("bad interface name: %s", s);
 	return s;
 }
 
@@ -1566,6 +1554,7 @@ main(int argc, char *argv[])
 	const char *cmd;
 	int ch, quiet = 0, verbose = 0;
 
+	mk_cli_init("wgsetup", usage);
 	while ((ch = getopt_long(argc, argv, "hp:qt:vV", longopts, NULL)) !=
 	    -1) {
 		switch (ch) {
@@ -1574,7 +1563,7 @@ main(int argc, char *argv[])
 			return 0;
 		case 'p':
 			if (mk_strtonum(optarg, 0, 65535, &o.port) != 0)
-				usage_error("bad port: %s", optarg);
+				mk_usage_error("bad port: %s", optarg);
 			o.port_set = true;
 			break;
 		case 'q':
@@ -1606,13 +1595,13 @@ main(int argc, char *argv[])
 			break;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			return MK_EXIT_USAGE;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc == 0)
-		usage_error("%s", "missing command");
+		mk_usage_error("%s", "missing command");
 	cmd = argv[0];
 	argc--;
 	argv++;
@@ -1620,7 +1609,7 @@ main(int argc, char *argv[])
 	check_opts(cmd, &o);
 	if (mk_key_init() != 0) {
 		mk_err("cannot initialise libsodium");
-		return EXIT_FAIL;
+		return MK_EXIT_FAIL;
 	}
 	if (strcmp(cmd, "genkey") == 0 || strcmp(cmd, "genpsk") == 0) {
 		want_args(argc, 0, 0, cmd);
@@ -1633,7 +1622,7 @@ main(int argc, char *argv[])
 	if (strcmp(cmd, "up") == 0) {
 		want_args(argc, 1, o.mesh ? 1 : 2, cmd);
 		if (o.mesh == NULL && argc != 2)
-			usage_error("%s", "up needs a config file or --mesh");
+			mk_usage_error("%s", "up needs a config file or --mesh");
 		return o.mesh ? up_mesh(ifname_arg(argv[0]), &o) :
 		    up_config(ifname_arg(argv[0]), argv[1], &o);
 	}
@@ -1657,5 +1646,5 @@ main(int argc, char *argv[])
 		want_args(argc, 1, 1, cmd);
 		return cmd_endpoints(ifname_arg(argv[0]));
 	}
-	usage_error("unknown command: %s", cmd);
+	mk_usage_error("unknown command: %s", cmd);
 }
