@@ -148,8 +148,13 @@ install: all
 print-progs:
 	@echo $(PROGS)
 
+# Exactly what install put there: programs, pages, completions.
 uninstall:
 	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%) $(SCRIPTS:%=$(DESTDIR)$(BINDIR)/%)
+	for m in $(notdir $(MANPAGES)); do s=$${m##*.}; \
+		rm -f $(DESTDIR)$(MANDIR)/man$$s/$$m; done
+	rm -f $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(notdir $(wildcard completions/bash/*)))
+	rm -f $(addprefix $(DESTDIR)$(ZSHCOMPDIR)/,$(notdir $(wildcard completions/zsh/*)))
 
 clean:
 	rm -rf build $(PROGS:%=bin/%)

@@ -19,5 +19,9 @@ load helpers
 	assert_line --regexp '^ +h-hair +EIM +port-restricted cone +true$'
 	assert_line --regexp '^ +h-block +blocked +UDP blocked +-$'
 	assert_line '   h-edm1 got: hello from behind a UDP block'
+	# behind the UDP block: stunq fails (3), natclass answers "blocked" (1)
+	assert_line --partial '   (exit 3: no server answered'
+	assert_line '   blocked'
+	assert_line --partial '   (exit 1: natclass'
 	[ -z "$(ip netns list | grep '^mkdemo')" ]
 }

@@ -6,8 +6,11 @@
 load helpers
 
 # The SYNOPSIS section of a page, rendered, as one line of single spaces.
+# mandoc's ASCII output marks bold and underline by overstriking (X, BS, X);
+# sed drops each character-backspace pair (col -b would, but col is not on a
+# fresh Debian).
 synopsis() {
-	MANWIDTH=200 mandoc -T ascii "$1" | col -b |
+	MANWIDTH=200 mandoc -T ascii "$1" | sed 's/.\x08//g' |
 		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \t\n' '   ' |
 		sed 's/^ //; s/ $//'
 }
@@ -71,4 +74,14 @@ usage_text() {
 	[ -f "$d/opt/mk/share/bash-completion/completions/stunq" ]
 	[ -f "$d/opt/mk/share/zsh/site-functions/_stunq" ]
 	"$d/opt/mk/bin/stunq" --version
+}
+
+@test "make uninstall removes everything make install put there" {
+	d=$BATS_TEST_TMPDIR/root
+	run make -s -C "$TOP" install DESTDIR="$d" PREFIX=/opt/mk
+	assert_success
+	run make -s -C "$TOP" uninstall DESTDIR="$d" PREFIX=/opt/mk
+	assert_success
+	run find "$d" -type f
+	assert_output ""
 }
