@@ -576,11 +576,11 @@ upnp_job_run(void *p)
 		    &j->ext, &j->why);
 }
 
-static struct mk_pm_task *
+static struct mk_task *
 upnp_start(const struct mk_pm_probe *r, uint64_t deadline, const char **why)
 {
 	struct upnp_job *j;
-	struct mk_pm_task *t;
+	struct mk_task *t;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		*why = "UPnP: out of memory";
@@ -590,15 +590,15 @@ upnp_start(const struct mk_pm_probe *r, uint64_t deadline, const char **why)
 	j->self = r->self;
 	j->deadline_us = deadline;
 	j->rc = -1;
-	if ((t = mk_pm_task_start(upnp_job_run, j, why)) == NULL)
+	if ((t = mk_task_start(upnp_job_run, j, why)) == NULL)
 		free(j);
 	return t;
 }
 
 static void
-upnp_collect(struct mk_pm_probe *r, const struct mk_pm_task *t)
+upnp_collect(struct mk_pm_probe *r, const struct mk_task *t)
 {
-	const struct upnp_job *j = mk_pm_task_arg(t);
+	const struct upnp_job *j = mk_task_arg(t);
 
 	r->upnp_igd_status = j->igd;
 	memcpy(r->upnp_desc_url, j->desc_url, sizeof(r->upnp_desc_url));
@@ -679,7 +679,7 @@ mk_pm_probe_at(struct mk_pm_probe *r, const struct mk_addr *gw,
     unsigned which, uint64_t timeout_us, const char **why)
 {
 	struct sess s;
-	struct mk_pm_task *ut = NULL;
+	struct mk_task *ut = NULL;
 	uint64_t start = mk_now_us(), deadline;
 	bool udp = false;
 	int stage = PCP_DONE, ev;
@@ -727,20 +727,20 @@ mk_pm_probe_at(struct mk_pm_probe *r, const struct mk_addr *gw,
 	while (ut != NULL || (udp && (s.pmp_on || stage != PCP_DONE))) {
 		if (udp && (s.pmp_on || stage != PCP_DONE))
 			ev = sess_wait(&s, deadline,
-			    ut != NULL ? mk_pm_task_fd(ut) : -1);
+			    ut != NULL ? mk_task_fd(ut) : -1);
 		else
-			ev = wait_fd(mk_pm_task_fd(ut), deadline);
+			ev = wait_fd(mk_task_fd(ut), deadline);
 		if (ev == EV_TIMEOUT)
 			break;
 		if (ev == EV_PMP) {
 			probe_natpmp(r, &s);
 		} else if (ev == EV_PCP) {
 			stage = probe_pcp(r, &s, stage);
-		} else if (ev == EV_EXTRA && mk_pm_task_done(ut)) {
+		} else if (ev == EV_EXTRA && mk_task_done(ut)) {
 			/* The flag's acquire makes the job's writes ours; the
 			 * eventfd only woke us (it is written after). */
 			upnp_collect(r, ut);
-			mk_pm_task_put(ut);
+			mk_task_put(ut);
 			ut = NULL;
 		} else if (ev == EV_REFUSED) {
 			if (s.pmp_on)
@@ -764,7 +764,7 @@ mk_pm_probe_at(struct mk_pm_probe *r, const struct mk_addr *gw,
 	if (ut != NULL) {
 		/* Its thread finishes on its own and frees what it holds. */
 		r->why_upnp = "UPnP: no answer in time";
-		mk_pm_task_put(ut);
+		mk_task_put(ut);
 	}
 	if (udp)
 		sess_close(&s);
@@ -953,7 +953,7 @@ static int
 soap_bounded(struct mk_pm_mapping *m, uint32_t life, const char **why)
 {
 	struct soap_job *j;
-	struct mk_pm_task *t;
+	struct mk_task *t;
 	int rc;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
@@ -964,23 +964,23 @@ soap_bounded(struct mk_pm_mapping *m, uint32_t life, const char **why)
 	j->life = life;
 	j->rc = -1;
 	j->why = "UPnP: request failed";
-	if ((t = mk_pm_task_start(soap_run, j, why)) == NULL) {
+	if ((t = mk_task_start(soap_run, j, why)) == NULL) {
 		free(j);
 		return -1;
 	}
-	if (wait_fd(mk_pm_task_fd(t), mk_now_us() + MK_PM_SOAP_TIMEOUT_US) ==
-	    EV_TIMEOUT || !mk_pm_task_done(t)) {
-		mk_pm_task_put(t);
+	if (wait_fd(mk_task_fd(t), mk_now_us() + MK_PM_SOAP_TIMEOUT_US) ==
+	    EV_TIMEOUT || !mk_task_done(t)) {
+		mk_task_put(t);
 		*why = "UPnP: no answer in time";
 		return -1;
 	}
-	j = mk_pm_task_arg(t);
+	j = mk_task_arg(t);
 	rc = j->rc;
 	if (rc == 0)
 		*m = j->m;
 	else
 		*why = j->why;
-	mk_pm_task_put(t);
+	mk_task_put(t);
 	return rc;
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Inside the port-mapping module (lib/portmap*.c): helper threads, UPnP
+ * Inside the port-mapping module (lib/portmap*.c): UPnP
  * through miniupnpc, and the SSDP codec. Programs use lib/portmap.h; unit
  * tests and the fuzz target use this too.
  */
@@ -13,23 +13,8 @@
 
 #include "addr.h"
 #include "portmap.h"
+#include "task.h"
 
-/*
- * One call of fn(arg) on a detached thread with every signal blocked.
- * The task owns arg (heap memory, freed with free()). When fn returns,
- * the task's eventfd becomes readable and mk_pm_task_done turns true;
- * only then may the caller read arg. Whoever drops the last reference
- * (the caller with mk_pm_task_put, or the thread when it ends after the
- * caller gave up) frees arg and closes the eventfd.
- */
-struct mk_pm_task;
-
-struct mk_pm_task *mk_pm_task_start(void (*fn)(void *), void *arg,
-    const char **why);
-int mk_pm_task_fd(const struct mk_pm_task *t);
-bool mk_pm_task_done(const struct mk_pm_task *t);
-void *mk_pm_task_arg(const struct mk_pm_task *t);
-void mk_pm_task_put(struct mk_pm_task *t);
 
 /* SSDP (UPnP Device Architecture 1.1 section 1.3) */
 #define MK_SSDP_PORT	1900

@@ -565,7 +565,7 @@ readable(int fd, int ms)
 static void
 test_async(void)
 {
-	struct mk_pm_task *t;
+	struct mk_task *t;
 	struct mk_pm_async *a;
 	struct mk_pm_job job, out;
 	const char *why = NULL;
@@ -573,16 +573,16 @@ test_async(void)
 
 	REQUIRE_VOID((v = malloc(sizeof(*v))) != NULL);
 	*v = 21;
-	REQUIRE_VOID((t = mk_pm_task_start(task_fn, v, &why)) != NULL);
-	CHECK(readable(mk_pm_task_fd(t), 5000));
-	CHECK(mk_pm_task_done(t));
-	CHECK(*(int *)mk_pm_task_arg(t) == 42 && task_ran);
-	mk_pm_task_put(t);
+	REQUIRE_VOID((t = mk_task_start(task_fn, v, &why)) != NULL);
+	CHECK(readable(mk_task_fd(t), 5000));
+	CHECK(mk_task_done(t));
+	CHECK(*(int *)mk_task_arg(t) == 42 && task_ran);
+	mk_task_put(t);
 
 	/* Given up while running: the thread frees its own. */
 	REQUIRE_VOID((v = malloc(sizeof(*v))) != NULL);
-	REQUIRE_VOID((t = mk_pm_task_start(slow_fn, v, &why)) != NULL);
-	mk_pm_task_put(t);
+	REQUIRE_VOID((t = mk_task_start(slow_fn, v, &why)) != NULL);
+	mk_task_put(t);
 
 	/* The async interface with calls that need no network. */
 	memset(&job, 0, sizeof(job));
