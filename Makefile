@@ -122,7 +122,8 @@ bats: all
 # program's loopback tests and natclass's lab tests (the whole suite twice
 # would not fit CI's budget; the lab selftest exercises no program of ours).
 SAN_BATS ?= tests/bats/stunq.bats tests/bats/natclass.bats \
-	tests/bats/wgsetup.bats tests/bats/magicdns.bats tests/bats/derpcat.bats
+	tests/bats/wgsetup.bats tests/bats/magicdns.bats tests/bats/derpcat.bats \
+	tests/bats/punch.bats
 
 bats-san: san
 	MK_BIN=$(CURDIR)/build/san/bin \

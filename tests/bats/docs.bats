@@ -85,3 +85,10 @@ usage_text() {
 	run find "$d" -type f
 	assert_output ""
 }
+
+@test "punch: usage equals the man page SYNOPSIS" {
+	run synopsis "$TOP/man/punch.1"
+	syn=$output
+	run usage_text punch
+	assert_equal "$output" "$syn"
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# punch on loopback: two nodes through a local relay, and an independent
+# disco sender (tests/tools/discopeer.py, PyNaCl) that tries to fool it.
+
+load helpers
+
+DISCOPEER="$PY $TOP/tests/tools/discopeer.py"
+
+setup_file() {
+	export KEYS=$BATS_FILE_TMPDIR/keys
+	mkdir -p "$KEYS"
+	"$TOP/tests/tools/derpcat-keygen" "$KEYS" a b c
+}
+
+teardown() {
+	bg_stop_all
+}
+
+pub() { cat "$KEYS/$1.pub"; }
+
+# start_relay: derpcat -l on 127.0.0.1 (plain HTTP), no STUN; sets RELAY.
+start_relay() {
+	bg_start relay derpcat -l 127.0.0.1:0 --http --stun-port 0
+	wait_log relay 'listening on' 20
+	RELAY=http://127.0.0.1:$(listen_port relay)
+}
+
+@test "--help is the usage on stdout, exit 0; --version" {
+	run -0 punch --help
+	assert_line --index 0 --partial 'usage: punch -k keyfile'
+	run -0 punch --version
+	assert_output --regexp '^punch [0-9]'
+}
+
+@test "two nodes on one host: a direct path, printed as LOCALPORT REMOTE_IP:PORT RTT_MS" {
+	start_relay
+	bg_start b punch -v -k "$KEYS/b.key" --relay "$RELAY" "$(pub a)"
+	run -0 --separate-stderr timeout 30 punch -k "$KEYS/a.key" --relay "$RELAY" "$(pub b)"
+	assert_output --regexp '^[0-9]+ [^ ]+:[0-9]+ [0-9]+\.[0-9]{3}$'
+	wait "$(bg_pid b)"
+	grep -Eq '^[0-9]+ [^ ]+:[0-9]+ [0-9.]+$' "$BATS_TEST_TMPDIR/b.log"
+}
+
+@test "--json: the same result as one object" {
+	start_relay
+	bg_start b punch -k "$KEYS/b.key" --relay "$RELAY" "$(pub a)"
+	run -0 --separate-stderr timeout 30 punch -j -k "$KEYS/a.key" --relay "$RELAY" "$(pub b)"
+	"$PY" -c 'import json, sys
+r = json.loads(sys.argv[1])
+assert set(r) == {"local_port", "remote", "rtt_ms"}, r
+assert isinstance(r["local_port"], int) and r["rtt_ms"] >= 0' "$output"
+}
+
+@test "forged, replayed and misdirected disco never make a path" {
+	start_relay
+	# a waits for b, which never comes to the relay; the attacker
+	# holds c's key, and for the right-key cases b's own
+	bg_start a punch -vv -k "$KEYS/a.key" --relay "$RELAY" -w 4 -4 "$(pub b)"
+	wait_log a 'UDP port'
+	port=$(sed -n 's/.*UDP port \([0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/a.log")
+	dst=127.0.0.1:$port
+	# a ping claiming to be b, sealed with c's key: does not open
+	$DISCOPEER "$KEYS/c.key" "$(pub a)" "$dst" forged-ping "$(pub b)"
+	# c's own ping: not the peer's key
+	$DISCOPEER "$KEYS/c.key" "$(pub a)" "$dst" ping
+	# b's key, a pong for a TxID a never sent
+	$DISCOPEER "$KEYS/b.key" "$(pub a)" "$dst" pong 0102030405060708090a0b0c "$dst"
+	# b's key, a call-me-maybe over UDP instead of the relay
+	$DISCOPEER "$KEYS/b.key" "$(pub a)" "$dst" cmm 127.0.0.1:9
+	# b's key, one ping sent twice with the same nonce
+	$DISCOPEER "$KEYS/b.key" "$(pub a)" "$dst" ping --count 2 \
+		--nonce 000102030405060708090a0b0c0d0e0f1011121314151617
+	wait_log a 'replayed disco message: dropped'
+	rc=0
+	wait "$(bg_pid a)" || rc=$?
+	# the one genuine ping came from a socket that is gone: no path
+	assert_equal "$rc" 1
+	log=$(bg_log a)
+	echo "$log" >&2
+	[[ $log == *'disco: does not open: dropped'* ]]
+	[[ $log == *'disco from a key that is not the peer: dropped'* ]]
+	[[ $log == *'pong with a TxID we never sent'* ]]
+	[[ $log == *'call-me-maybe over UDP from 127.0.0.1:'*': dropped'* ]]
+	[ "$(grep -c 'pong to 127.0.0.1' <<<"$log")" = 1 ]
+	[[ $log == *'no direct path opened'* ]]
+	run grep -E '^[0-9]+ [^ ]+:[0-9]+ ' <<<"$log"
+	assert_failure
+}
+
+@test "a waiting punch uses no CPU" {
+	start_relay
+	bg_start a punch -v -k "$KEYS/a.key" --relay "$RELAY" -w 30 "$(pub c)"
+	wait_log a 'on the relay' 10
+	pid=$(bg_pid a)
+	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	sleep 3
+	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	# clock ticks (1/100 s): pings and call-me-maybe every second cost
+	# well under 1 % of a core
+	[ $((t1 - t0)) -le 3 ] || { echo "used $((t1 - t0)) ticks in 3 s" >&2; false; }
+}
