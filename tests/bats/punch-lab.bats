@@ -109,6 +109,30 @@ replied() {
 	replied edm1 "$EDM1_WAN" "$FULL_WAN"
 }
 
+@test "double NAT (behind a carrier-grade NAT) <-> EIM: direct through both" {
+	pn a h-dbl a b
+	pn b h-eim1 b a
+	pn_rc a 0
+	pn_rc b 0
+	run cat "$BATS_TEST_TMPDIR/b.out"
+	assert_output --regexp "^[0-9]+ $CGNAT_WAN:[0-9]+ [0-9.]+$"
+	replied eim1 "$EIM1_WAN" "$CGNAT_WAN"
+}
+
+@test "-c mesh.conf: the relay, its pin and the peer by node name" {
+	m=$BATS_TEST_TMPDIR/mesh.conf
+	printf 'relay %s %s\nnode alice %s 100.64.0.1\nnode bob %s 100.64.0.2\n' \
+		"$RELAY" "$PIN" "$(pub a)" "$(pub b)" >"$m"
+	"$LAB" exec h-eim1 timeout 60 "$MK_BIN/punch" -k "$KEYS/a.key" -c "$m" bob \
+		>"$BATS_TEST_TMPDIR/a.out" 2>"$BATS_TEST_TMPDIR/a.log" &
+	pa=$!
+	run -0 --separate-stderr "$LAB" exec h-eim2 timeout 60 "$MK_BIN/punch" \
+		-k "$KEYS/b.key" -c "$m" ALICE
+	assert_output --regexp "^[0-9]+ $EIM1_WAN:[0-9]+ [0-9.]+$"
+	wait "$pa"
+	grep -Eq "^[0-9]+ $EIM2_WAN:[0-9]+ " "$BATS_TEST_TMPDIR/a.out"
+}
+
 @test "EDM <-> EDM: no direct path, exit 1 with the reason; the relay carried the rendezvous" {
 	pn a h-edm1 a b -w 6 --stun "$RELAY_IP:3478" --stun "$PUB_IP:3478"
 	pn b h-edm2 b a -w 6 --stun "$RELAY_IP:3478" --stun "$PUB_IP:3478"
