@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * punch: authenticated UDP hole punching between two nodes, as Tailscale's
- * magicsock does it. Both ends meet on a DERP relay, tell each other their
- * candidate addresses (CallMeMaybe, sealed between the node keys), and ping
- * every candidate at once, so that packets leave each NAT before the
- * other's arrive. A Pong from the peer's key to a ping we sent proves a
- * path. One-shot mode prints the best path and exits, or hands the socket
- * to a command.
+ * punch: authenticated UDP hole punching between nodes, as Tailscale's
+ * magicsock does it, and the node's packet path for WireGuard.
+ *
+ * Nodes meet on a DERP relay, tell each other their candidate addresses
+ * (CallMeMaybe, sealed between the node keys), and ping every candidate at
+ * once, so that packets leave each NAT before the other's arrive. A Pong
+ * from the peer's key to a ping we sent proves a path.
+ *
+ * One-shot mode prints the best path to one peer and exits, or hands the
+ * socket to a command. Node mode owns the node's public sockets and
+ * carries WireGuard's packets: each peer gets a loopback socket that
+ * WireGuard uses as the peer's endpoint; what WireGuard sends there goes
+ * over the relay from the first moment, and over the direct path as soon
+ * as one is proven, and back, without the WireGuard session noticing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +24,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -25,6 +34,7 @@
 #include "cli.h"
 #include "derp_client.h"
 #include "disco.h"
+#include "json.h"
 #include "key.h"
 #include "log.h"
 #include "lookup.h"
@@ -38,22 +48,34 @@
 #include "url.h"
 #include "util.h"
 #include "version.h"
+#include "wgdev.h"
+#include "wgendpoint.h"
 
 #define MAX_RELAYS	8
 #define MAX_STUN	8
 #define MAX_OWN		32	/* our candidates */
-#define MAX_CANDS	32	/* the peer's */
-#define MAX_PINGS	128	/* pings awaiting a pong */
-#define NONCE_CACHE	512	/* disco nonces seen: replays are dropped */
+#define MAX_CANDS	32	/* one peer's */
+#define MAX_PINGS	64	/* pings awaiting a pong, per peer */
+#define NONCE_CACHE	512	/* disco nonces seen per peer: replays drop */
+#define MAX_STATUS	8	/* status connections at once */
+#define BATCH		32
+#define PKT_MAX		2048	/* above any tunnel MTU we carry */
 
+/* magicsock's timers (protocols.md 3.5) */
 #define CMM_EVERY_US	5000000	/* CallMeMaybe again until direct */
 #define CMM_ANSWER_US	1000000	/* answer one only if ours is older */
 #define PING_EVERY_US	1000000	/* re-ping candidates without a pong */
+#define HEARTBEAT_US	3000000	/* ping the chosen path while active */
+#define TRUST_US	6500000	/* a pong makes the path exclusive */
+#define ACTIVE_US	45000000 /* traffic this recent keeps heartbeats */
 #define PING_TIMEOUT_US	5000000	/* a ping's TxID expires */
-#define LINGER_US	1000000	/* keep answering after success */
+#define LINGER_US	1000000	/* one-shot: answer a while after success */
+#define RESTUN_MIN_US	20000000 /* learn our mapping again, 20-26 s */
 #define STUN_TRIES	3
-#define DISCO_RATE	100	/* disco messages per second per peer */
+#define DISCO_RATE	100	/* disco messages a second, per peer */
 #define DISCO_BURST	200
+
+#define STATUS_DIR	"/run/meshkit"
 
 struct opts {
 	const char	*keyfile;
@@ -73,9 +95,11 @@ struct opts {
 	bool		 json;
 	char		*peer;
 	char		**cmd;		/* after --, or NULL */
+	const char	*node;		/* --node mesh.conf: node mode */
+	const char	*wg;		/* --wg interface */
 };
 
-/* One of our UDP sockets: one per family, on the same port. */
+/* One of our public UDP sockets: one per family, on the same port. */
 struct usock {
 	struct mk_io	 io;
 	int		 family;
@@ -85,6 +109,8 @@ struct usock {
 struct stun_server {
 	char		 name[300];
 	struct mk_lookup *lookup;
+	struct mk_io	 lio;
+	struct punch	*p;
 	struct mk_addr	 addr;		/* len 0 until resolved */
 	uint8_t		 txid[2][MK_STUN_TXID_LEN];	/* per socket */
 	int		 tries;
@@ -104,25 +130,14 @@ struct cand {
 	bool		 ponged;
 };
 
-struct punch {
-	const struct opts *o;
-	struct mk_loop	 loop;
-	struct mk_key	 priv, pub, peer;
+enum path_kind { PATH_NONE, PATH_RELAY, PATH_DIRECT };
+
+struct peer {
+	struct punch	*p;
+	struct mk_key	 key;
+	char		 name[MK_MESH_NAME_MAX + 1];	/* or "" */
 	struct mk_disco_shared shared;
-	struct mk_derpc	*dc;
-	struct usock	 socks[2];
-	size_t		 n_socks;
-	uint16_t	 port;
-	struct mk_udpbatch rx;
-
-	struct stun_server stun[MAX_STUN];
-	size_t		 n_stun;
-	struct mk_timer	 stun_timer;
-	struct mk_io	 lookup_io[MAX_STUN];
-
-	struct mk_addr	 own[MAX_OWN];
-	size_t		 n_own;
-	bool		 own_edm;	/* our mapping varies by destination */
+	bool		 removed;
 
 	struct cand	 cands[MAX_CANDS];
 	size_t		 n_cands;
@@ -133,17 +148,73 @@ struct punch {
 	double		 tokens;
 	uint64_t	 tokens_us;
 
-	struct mk_path	 best;
-	int		 best_family;
-	bool		 relay_up, relay_ever;
-	bool		 peer_seen;	/* any authenticated disco from it */
-	bool		 got_ping;	/* the peer reached us directly */
-	bool		 got_cmm;	/* a call-me-maybe from the peer */
+	struct mk_path	 best;		/* addr.len 0: no direct path */
+	uint64_t	 trust_until_us;
+	bool		 seen;		/* any authenticated disco from it */
+	bool		 got_ping;	/* it reached us directly */
+	bool		 got_cmm;
 	uint64_t	 cmm_sent_us;
 	size_t		 cmm_sent_count;
-	struct mk_timer	 cmm_timer, ping_timer, deadline, linger;
+	uint64_t	 last_keepalive_us;
+	struct mk_timer	 cmm_timer, heartbeat;
+
+	/* node mode: WireGuard's endpoint for this peer */
+	struct mk_io	 lo;
+	uint16_t	 lo_port;
+	uint64_t	 last_tx_us, last_rx_us;
+	uint64_t	 tx_direct, tx_relay, rx_direct, rx_relay;
+	enum path_kind	 reported;
+	struct mk_addr	 reported_addr;
+};
+
+struct status_conn {
+	struct mk_io	 io;
+	struct punch	*p;
+	char		 req[64];
+	size_t		 req_len;
+	char		*out;
+	size_t		 out_len, out_off;
+	struct mk_timer	 timeout;
+	bool		 used;
+};
+
+struct punch {
+	const struct opts *o;
+	struct mk_loop	 loop;
+	struct mk_key	 priv, pub;
+	struct mk_derpc	*dc;
+	struct usock	 socks[2];
+	size_t		 n_socks;
+	uint16_t	 port;
+	struct mk_udpbatch rx, tx;
+
+	struct stun_server stun[MAX_STUN];
+	size_t		 n_stun;
+	struct mk_timer	 stun_timer, restun_timer;
+
+	struct mk_addr	 own[MAX_OWN];
+	size_t		 n_own;
+	bool		 own_edm;	/* our mapping varies by destination */
+
+	struct peer	**peers;
+	size_t		 n_peers;
+
+	bool		 relay_up, relay_ever;
+	char		 relay_url[320];
+	uint64_t	 keepalive_us;
+
+	/* one-shot */
+	struct mk_timer	 deadline, linger;
 	int		 rc;
 	bool		 done;
+
+	/* node mode */
+	bool		 node;
+	char		 self_name[MK_MESH_NAME_MAX + 1];
+	struct mk_addr	 wg_addr;	/* 127.0.0.1:WireGuard's port */
+	struct mk_io	 status_io;
+	char		 status_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct status_conn status[MAX_STATUS];
 };
 
 static void
@@ -154,7 +225,23 @@ usage(FILE *f)
 "             [--cafile file] [--pin sha256-raw:hex] [--insecure]\n"
 "             [--stun host:port] [-p port] [-w seconds]\n"
 "             [--fd n [--endpoint ip:port]] peerkey | nodename\n"
-"             [-- command [arg ...]]\n");
+"             [-- command [arg ...]]\n"
+"       punch --node mesh.conf -k keyfile --wg interface [-46qv]\n"
+"             [--cafile file] [--insecure] [--stun host:port] [-p port]\n"
+"       punch status [-i interface] [-j]\n");
+}
+
+static const char *
+peer_label(const struct peer *pe, char *buf, size_t n)
+{
+	char k[MK_KEY_B64LEN + 1];
+
+	mk_key_to_base64(k, &pe->key);
+	if (pe->name[0] != '\0')
+		snprintf(buf, n, "%s", pe->name);
+	else
+		snprintf(buf, n, "%.8s", k);
+	return buf;
 }
 
 /* ---- our candidates ---- */
@@ -201,50 +288,7 @@ own_local(struct punch *p)
 	}
 }
 
-/* ---- sending disco ---- */
-
-static bool
-nonce_seen(struct punch *p, const uint8_t *pkt)
-{
-	const uint8_t *nonce = pkt + MK_DISCO_MAGIC_LEN + MK_KEY_LEN;
-	size_t i, n = p->n_nonces < NONCE_CACHE ? p->n_nonces : NONCE_CACHE;
-
-	for (i = 0; i < n; i++)
-		if (memcmp(p->nonces[i], nonce, MK_DISCO_NONCE_LEN) == 0)
-			return true;
-	memcpy(p->nonces[p->n_nonces++ % NONCE_CACHE], nonce,
-	    MK_DISCO_NONCE_LEN);
-	return false;
-}
-
-/* A token bucket, so a flood of (even authentic) disco costs little. */
-static bool
-disco_allowed(struct punch *p)
-{
-	uint64_t now = mk_now_us();
-
-	p->tokens += (double)(now - p->tokens_us) * DISCO_RATE / 1e6;
-	if (p->tokens > DISCO_BURST)
-		p->tokens = DISCO_BURST;
-	p->tokens_us = now;
-	if (p->tokens < 1)
-		return false;
-	p->tokens -= 1;
-	return true;
-}
-
-static ssize_t
-seal(struct punch *p, uint8_t *out, size_t cap, const uint8_t *pt,
-    size_t len)
-{
-	const char *why;
-	ssize_t n;
-
-	n = mk_disco_seal(out, cap, &p->pub, &p->shared, pt, len, &why);
-	if (n < 0)
-		mk_warn("cannot seal a disco message: %s", why);
-	return n;
-}
+/* ---- sending ---- */
 
 static void
 udp_send(struct punch *p, const struct mk_addr *to, const void *buf,
@@ -262,11 +306,25 @@ udp_send(struct punch *p, const struct mk_addr *to, const void *buf,
 		    strerror(errno));
 }
 
-static void
-send_ping(struct punch *p, const struct mk_addr *to)
+static ssize_t
+seal(struct punch *p, const struct peer *pe, uint8_t *out, size_t cap,
+    const uint8_t *pt, size_t len)
 {
+	const char *why;
+	ssize_t n;
+
+	n = mk_disco_seal(out, cap, &p->pub, &pe->shared, pt, len, &why);
+	if (n < 0)
+		mk_warn("cannot seal a disco message: %s", why);
+	return n;
+}
+
+static void
+send_ping(struct peer *pe, const struct mk_addr *to)
+{
+	struct punch *p = pe->p;
 	struct mk_disco_ping ping;
-	struct ping *pg = &p->pings[p->next_ping++ % MAX_PINGS];
+	struct ping *pg = &pe->pings[pe->next_ping++ % MAX_PINGS];
 	uint8_t pt[MK_DISCO_PING_LEN], pkt[MK_DISCO_PING_SIZE];
 	char s[MK_ADDRSTRLEN];
 	const char *why;
@@ -277,7 +335,7 @@ send_ping(struct punch *p, const struct mk_addr *to)
 	ping.has_nodekey = true;
 	ping.nodekey = p->pub;
 	if ((n = mk_disco_put_ping(pt, sizeof(pt), &ping, &why)) < 0 ||
-	    (n = seal(p, pkt, sizeof(pkt), pt, (size_t)n)) < 0)
+	    (n = seal(p, pe, pkt, sizeof(pkt), pt, (size_t)n)) < 0)
 		return;
 	memcpy(pg->txid, ping.txid, sizeof(pg->txid));
 	pg->to = *to;
@@ -287,20 +345,22 @@ send_ping(struct punch *p, const struct mk_addr *to)
 	udp_send(p, to, pkt, (size_t)n);
 }
 
+/* Ping every candidate; all, or only those that never answered. */
 static void
-ping_all(struct punch *p)
+ping_cands(struct peer *pe, bool all)
 {
 	size_t i;
 
-	for (i = 0; i < p->n_cands; i++)
-		if (!p->cands[i].ponged)
-			send_ping(p, &p->cands[i].addr);
+	for (i = 0; i < pe->n_cands; i++)
+		if (all || !pe->cands[i].ponged)
+			send_ping(pe, &pe->cands[i].addr);
 }
 
 /* Our candidates to the peer, through the relay. */
 static void
-send_cmm(struct punch *p)
+send_cmm(struct peer *pe)
 {
+	struct punch *p = pe->p;
 	uint8_t pt[2 + MAX_OWN * MK_DISCO_EP_LEN];
 	uint8_t pkt[sizeof(pt) + MK_DISCO_OVERHEAD];
 	const char *why;
@@ -309,37 +369,102 @@ send_cmm(struct punch *p)
 	if (!p->relay_up)
 		return;
 	if ((n = mk_disco_put_call_me_maybe(pt, sizeof(pt), p->own, p->n_own,
-	    &why)) < 0 || (n = seal(p, pkt, sizeof(pkt), pt, (size_t)n)) < 0)
+	    &why)) < 0 ||
+	    (n = seal(p, pe, pkt, sizeof(pkt), pt, (size_t)n)) < 0)
 		return;
-	if (mk_derpc_send(p->dc, &p->peer, pkt, (size_t)n) != 0) {
+	if (mk_derpc_send(p->dc, &pe->key, pkt, (size_t)n) != 0) {
 		mk_debug("call-me-maybe not sent: %s", strerror(errno));
 		return;
 	}
-	p->cmm_sent_us = mk_now_us();
-	p->cmm_sent_count = p->n_own;
-	mk_info("call-me-maybe sent (%zu candidates)", p->n_own);
+	pe->cmm_sent_us = mk_now_us();
+	pe->cmm_sent_count = p->n_own;
+	mk_debug("call-me-maybe sent (%zu candidates)", p->n_own);
 }
+
+static void
+send_cmm_all(struct punch *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_peers; i++)
+		send_cmm(p->peers[i]);
+}
+
+static bool
+trusted(const struct peer *pe)
+{
+	return pe->best.addr.len != 0 && mk_now_us() < pe->trust_until_us;
+}
+
+/* ---- path events (node mode) ---- */
+
+static void
+report_path(struct peer *pe)
+{
+	struct punch *p = pe->p;
+	char k[MK_KEY_B64LEN + 1], s[MK_ADDRSTRLEN];
+	enum path_kind now = trusted(pe) ? PATH_DIRECT : PATH_RELAY;
+
+	if (!p->node)
+		return;
+	if (now == pe->reported && (now != PATH_DIRECT ||
+	    mk_addr_equal(&pe->reported_addr, &pe->best.addr)))
+		return;
+	pe->reported = now;
+	pe->reported_addr = pe->best.addr;
+	mk_key_to_base64(k, &pe->key);
+	if (now == PATH_DIRECT)
+		printf("%s direct %s %.3f\n", k, mk_addr_fmt(&pe->best.addr, s,
+		    sizeof(s)), (double)pe->best.latency_us / 1000);
+	else
+		printf("%s relay %s\n", k, p->relay_url);
+	fflush(stdout);
+}
+
+/* ---- timers per peer ---- */
 
 static void
 on_cmm_timer(struct mk_loop *l, struct mk_timer *t)
 {
-	struct punch *p = t->arg;
+	struct peer *pe = t->arg;
 
-	if (p->best.addr.len == 0 || !p->got_ping)
-		send_cmm(p);
+	/* until direct both ways; a node mode peer stays reachable later
+	 * too, since our candidates may change under it */
+	if (!trusted(pe) || !pe->got_ping)
+		send_cmm(pe);
 	mk_timer_in(l, t, CMM_EVERY_US);
 }
 
 static void
-on_ping_timer(struct mk_loop *l, struct mk_timer *t)
+on_heartbeat(struct mk_loop *l, struct mk_timer *t)
 {
-	struct punch *p = t->arg;
+	struct peer *pe = t->arg;
+	struct punch *p = pe->p;
+	uint64_t now = mk_now_us();
+	bool active = now - pe->last_tx_us < ACTIVE_US ||
+	    now - pe->last_rx_us < ACTIVE_US;
 
-	ping_all(p);
-	mk_timer_in(l, t, PING_EVERY_US);
+	if (!p->node) {
+		ping_cands(pe, false);
+		mk_timer_in(l, t, PING_EVERY_US);
+		return;
+	}
+	if (pe->best.addr.len != 0 && (active ||
+	    now - pe->last_keepalive_us >= p->keepalive_us)) {
+		/* the chosen path, to keep it trusted and its NAT mapping
+		 * alive; while it answers, nothing else */
+		send_ping(pe, &pe->best.addr);
+		pe->last_keepalive_us = now;
+	}
+	if (!trusted(pe)) {
+		ping_cands(pe, true);
+		report_path(pe);
+	}
+	mk_timer_in(l, t, trusted(pe) || !active ? HEARTBEAT_US :
+	    PING_EVERY_US);
 }
 
-/* ---- the result ---- */
+/* ---- one-shot result ---- */
 
 static void
 finish(struct punch *p, int rc)
@@ -357,11 +482,13 @@ on_linger(struct mk_loop *l, struct mk_timer *t)
 }
 
 static void
-maybe_done(struct punch *p)
+maybe_done(struct peer *pe)
 {
+	struct punch *p = pe->p;
+
 	/* Our pong proves both directions for us; the peer's ping to us
 	 * says it is punching too. Linger, answering, so it finishes. */
-	if (p->best.addr.len != 0 && p->got_ping &&
+	if (!p->node && pe->best.addr.len != 0 && pe->got_ping &&
 	    !mk_timer_armed(&p->linger))
 		mk_timer_in(&p->loop, &p->linger, LINGER_US);
 }
@@ -370,89 +497,123 @@ static void
 on_deadline(struct mk_loop *l, struct mk_timer *t)
 {
 	struct punch *p = t->arg;
+	struct peer *pe = p->peers[0];
 
 	(void)l;
-	if (p->best.addr.len != 0) {
+	if (pe->best.addr.len != 0) {
 		finish(p, MK_EXIT_OK);
 		return;
 	}
 	if (!p->relay_ever && p->o->endpoint == NULL) {
 		mk_err("relay never answered");
 		finish(p, MK_EXIT_FAIL);
-	} else if (!p->peer_seen && p->o->endpoint == NULL) {
+	} else if (!pe->seen && p->o->endpoint == NULL) {
 		mk_err("peer never appeared on the relay");
 		finish(p, MK_EXIT_FAIL);
-	} else if (p->n_cands == 0) {
+	} else if (pe->n_cands == 0) {
 		mk_err("no direct path: the peer offered no candidate");
 		finish(p, MK_EXIT_NO);
 	} else {
 		mk_err("no direct path opened: %zu candidate%s of the peer "
-		    "never answered%s", p->n_cands, p->n_cands == 1 ? "" : "s",
-		    p->own_edm ? "; our NAT maps endpoint-dependently, so the "
-		    "peer's replies find no mapping unless its NAT admits any "
-		    "source" : "");
+		    "never answered%s", pe->n_cands, pe->n_cands == 1 ? "" :
+		    "s", p->own_edm ? "; our NAT maps endpoint-dependently, "
+		    "so the peer's replies find no mapping unless its NAT "
+		    "admits any source" : "");
 		finish(p, MK_EXIT_NO);
 	}
 }
 
 /* ---- receiving disco ---- */
 
-static void
-cand_add(struct punch *p, const struct mk_addr *a, bool ping_now)
+static bool
+nonce_seen(struct peer *pe, const uint8_t *pkt)
 {
-	char s[MK_ADDRSTRLEN];
-	size_t i;
+	const uint8_t *nonce = pkt + MK_DISCO_MAGIC_LEN + MK_KEY_LEN;
+	size_t i, n = pe->n_nonces < NONCE_CACHE ? pe->n_nonces : NONCE_CACHE;
 
-	if (sock_index(p, mk_addr_family(a)) < 0)
-		return;
-	for (i = 0; i < p->n_cands; i++)
-		if (mk_addr_equal(&p->cands[i].addr, a))
-			return;
-	if (p->n_cands == MAX_CANDS)
-		return;
-	p->cands[p->n_cands].addr = *a;
-	p->cands[p->n_cands++].ponged = false;
-	mk_info("peer candidate %s", mk_addr_fmt(a, s, sizeof(s)));
-	if (ping_now)
-		send_ping(p, a);
+	for (i = 0; i < n; i++)
+		if (memcmp(pe->nonces[i], nonce, MK_DISCO_NONCE_LEN) == 0)
+			return true;
+	memcpy(pe->nonces[pe->n_nonces++ % NONCE_CACHE], nonce,
+	    MK_DISCO_NONCE_LEN);
+	return false;
+}
+
+/* A token bucket, so a flood of (even authentic) disco costs little. */
+static bool
+disco_allowed(struct peer *pe)
+{
+	uint64_t now = mk_now_us();
+
+	pe->tokens += (double)(now - pe->tokens_us) * DISCO_RATE / 1e6;
+	if (pe->tokens > DISCO_BURST)
+		pe->tokens = DISCO_BURST;
+	pe->tokens_us = now;
+	if (pe->tokens < 1)
+		return false;
+	pe->tokens -= 1;
+	return true;
 }
 
 static void
-got_cmm(struct punch *p, const struct mk_disco_cmm *cmm)
+cand_add(struct peer *pe, const struct mk_addr *a, bool ping_now)
 {
+	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
 	size_t i;
 
-	mk_info("call-me-maybe from the peer (%zu candidates)", cmm->n);
+	if (sock_index(pe->p, mk_addr_family(a)) < 0)
+		return;
+	for (i = 0; i < pe->n_cands; i++)
+		if (mk_addr_equal(&pe->cands[i].addr, a))
+			return;
+	if (pe->n_cands == MAX_CANDS)
+		return;
+	pe->cands[pe->n_cands].addr = *a;
+	pe->cands[pe->n_cands++].ponged = false;
+	mk_info("%s: candidate %s", peer_label(pe, who, sizeof(who)),
+	    mk_addr_fmt(a, s, sizeof(s)));
+	if (ping_now)
+		send_ping(pe, a);
+}
+
+static void
+got_cmm(struct peer *pe, const struct mk_disco_cmm *cmm)
+{
+	char who[MK_MESH_NAME_MAX + 1];
+	size_t i;
+
+	mk_info("%s: call-me-maybe (%zu candidates)", peer_label(pe, who,
+	    sizeof(who)), cmm->n);
 	for (i = 0; i < cmm->n; i++) {
 		/* as magicsock: a link-local address is no use across hosts
 		 * without a scope, and a mesh address is inside the tunnel */
 		if (!mk_path_usable(&cmm->eps[i]))
 			continue;
-		cand_add(p, &cmm->eps[i], false);
+		cand_add(pe, &cmm->eps[i], false);
 	}
 	/* Both sides must send at once: ping every candidate now. */
-	ping_all(p);
+	ping_cands(pe, true);
 	/* Answer with ours: always the first time (ours may have gone out
 	 * before the peer was on the relay), else unless ours is recent,
 	 * so two nodes never answer each other forever. */
-	if (!p->got_cmm || mk_now_us() - p->cmm_sent_us > CMM_ANSWER_US ||
-	    p->cmm_sent_count != p->n_own)
-		send_cmm(p);
-	p->got_cmm = true;
+	if (!pe->got_cmm || mk_now_us() - pe->cmm_sent_us > CMM_ANSWER_US ||
+	    pe->cmm_sent_count != pe->p->n_own)
+		send_cmm(pe);
+	pe->got_cmm = true;
 }
 
 static void
-got_ping(struct punch *p, const struct mk_disco_ping *ping,
+got_ping(struct peer *pe, const struct mk_disco_ping *ping,
     const struct mk_addr *from)
 {
 	struct mk_disco_pong pong;
 	uint8_t pt[MK_DISCO_PONG_LEN], pkt[MK_DISCO_PONG_LEN +
 	    MK_DISCO_OVERHEAD];
-	char s[MK_ADDRSTRLEN];
+	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
 	const char *why;
 	ssize_t n;
 
-	if (ping->has_nodekey && !mk_key_equal(&ping->nodekey, &p->peer)) {
+	if (ping->has_nodekey && !mk_key_equal(&ping->nodekey, &pe->key)) {
 		mk_info("ping naming another node key from %s: dropped",
 		    mk_addr_fmt(from, s, sizeof(s)));
 		return;
@@ -460,92 +621,111 @@ got_ping(struct punch *p, const struct mk_disco_ping *ping,
 	memcpy(pong.txid, ping->txid, sizeof(pong.txid));
 	pong.src = *from;
 	if ((n = mk_disco_put_pong(pt, sizeof(pt), &pong, &why)) < 0 ||
-	    (n = seal(p, pkt, sizeof(pkt), pt, (size_t)n)) < 0)
+	    (n = seal(pe->p, pe, pkt, sizeof(pkt), pt, (size_t)n)) < 0)
 		return;
-	udp_send(p, from, pkt, (size_t)n);
+	udp_send(pe->p, from, pkt, (size_t)n);
 	mk_debug("pong to %s", mk_addr_fmt(from, s, sizeof(s)));
-	if (!p->got_ping)
-		mk_info("the peer reached us from %s", s);
-	p->got_ping = true;
+	if (!pe->got_ping)
+		mk_info("%s: reached us from %s", peer_label(pe, who,
+		    sizeof(who)), s);
+	pe->got_ping = true;
 	/* where the peer's packets come from is a candidate too */
-	cand_add(p, from, true);
-	maybe_done(p);
+	cand_add(pe, from, true);
+	maybe_done(pe);
 }
 
 static void
-got_pong(struct punch *p, const struct mk_disco_pong *pong,
+got_pong(struct peer *pe, const struct mk_disco_pong *pong,
     const struct mk_addr *from)
 {
 	struct mk_path path;
-	char s[MK_ADDRSTRLEN];
+	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
+	uint64_t now = mk_now_us();
 	size_t i;
 
 	for (i = 0; i < MAX_PINGS; i++) {
-		struct ping *pg = &p->pings[i];
+		struct ping *pg = &pe->pings[i];
 
 		if (!pg->live || memcmp(pg->txid, pong->txid,
 		    MK_DISCO_TXID_LEN) != 0)
 			continue;
 		pg->live = false;	/* one pong per ping */
 		if (!mk_addr_equal(&pg->to, from) ||
-		    mk_now_us() - pg->sent_us > PING_TIMEOUT_US) {
+		    now - pg->sent_us > PING_TIMEOUT_US) {
 			mk_info("pong from %s for a ping to elsewhere or "
 			    "expired: dropped", mk_addr_fmt(from, s,
 			    sizeof(s)));
 			return;
 		}
 		path.addr = *from;
-		path.latency_us = mk_now_us() - pg->sent_us;
+		path.latency_us = now - pg->sent_us;
 		path.mtu = 0;
-		for (i = 0; i < p->n_cands; i++)
-			if (mk_addr_equal(&p->cands[i].addr, from))
-				p->cands[i].ponged = true;
-		mk_info("pong from %s in %.3f ms", mk_addr_fmt(from, s,
-		    sizeof(s)), (double)path.latency_us / 1000);
-		if (p->best.addr.len == 0 || mk_path_better(&path, &p->best) ||
-		    mk_addr_equal(&path.addr, &p->best.addr)) {
-			p->best = path;
-			p->best_family = mk_addr_family(from);
+		for (i = 0; i < pe->n_cands; i++)
+			if (mk_addr_equal(&pe->cands[i].addr, from))
+				pe->cands[i].ponged = true;
+		mk_info("%s: pong from %s in %.3f ms", peer_label(pe, who,
+		    sizeof(who)), mk_addr_fmt(from, s, sizeof(s)),
+		    (double)path.latency_us / 1000);
+		if (pe->best.addr.len == 0 || !trusted(pe) ||
+		    mk_path_better(&path, &pe->best))
+			pe->best = path;
+		if (mk_addr_equal(&path.addr, &pe->best.addr)) {
+			pe->best.latency_us = path.latency_us;
+			pe->trust_until_us = now + TRUST_US;
 		}
-		maybe_done(p);
+		report_path(pe);
+		maybe_done(pe);
 		return;
 	}
 	mk_info("pong with a TxID we never sent from %s: dropped",
 	    mk_addr_fmt(from, s, sizeof(s)));
 }
 
+static struct peer *
+peer_by_key(const struct punch *p, const struct mk_key *k)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_peers; i++)
+		if (mk_key_equal(&p->peers[i]->key, k))
+			return p->peers[i];
+	return NULL;
+}
+
 /*
- * Open a disco packet from the peer; via_relay tells where it came from,
+ * Open a disco packet from a peer; via_relay tells where it came from,
  * since CallMeMaybe is believed only from the relay, where the sender is
  * authenticated by its DERP connection as well as by the box.
  */
 static void
 handle_disco(struct punch *p, const uint8_t *pkt, size_t len,
-    const struct mk_addr *from, bool via_relay)
+    const struct mk_addr *from, const struct mk_key *relay_src)
 {
 	struct mk_addr eps[MAX_CANDS];
 	struct mk_disco_msg m;
 	struct mk_key sender;
-	uint8_t pt[1500];
+	struct peer *pe;
+	uint8_t pt[PKT_MAX];
 	char s[MK_ADDRSTRLEN];
 	const char *why;
 	ssize_t n;
 
 	if (mk_disco_sender(&sender, pkt, len) != 0 ||
-	    !mk_key_equal(&sender, &p->peer)) {
-		mk_debug("disco from a key that is not the peer: dropped");
+	    (relay_src != NULL && !mk_key_equal(&sender, relay_src)) ||
+	    (pe = peer_by_key(p, &sender)) == NULL) {
+		mk_debug("disco from a key that is not a peer: dropped");
 		return;
 	}
-	if (!disco_allowed(p)) {
+	if (!disco_allowed(pe)) {
 		mk_debug("disco over the rate limit: dropped");
 		return;
 	}
-	if ((n = mk_disco_open(pt, sizeof(pt), &p->shared, pkt, len,
+	if ((n = mk_disco_open(pt, sizeof(pt), &pe->shared, pkt, len,
 	    &why)) < 0) {
 		mk_debug("disco: %s: dropped", why);
 		return;
 	}
-	if (nonce_seen(p, pkt)) {
+	if (nonce_seen(pe, pkt)) {
 		mk_info("replayed disco message: dropped");
 		return;
 	}
@@ -553,25 +733,113 @@ handle_disco(struct punch *p, const uint8_t *pkt, size_t len,
 		mk_debug("disco: %s: dropped", why);
 		return;
 	}
-	p->peer_seen = true;
+	pe->seen = true;
 	switch (m.type) {
 	case MK_DISCO_CALL_ME_MAYBE:
-		if (!via_relay) {
+		if (relay_src == NULL) {
 			mk_info("call-me-maybe over UDP from %s: dropped",
 			    mk_addr_fmt(from, s, sizeof(s)));
 			return;
 		}
-		got_cmm(p, &m.cmm);
+		got_cmm(pe, &m.cmm);
 		break;
 	case MK_DISCO_PING:
-		if (via_relay)	/* we punch; a relayed ping proves nothing */
-			return;
-		got_ping(p, &m.ping, from);
+		if (relay_src == NULL)	/* a relayed ping proves nothing */
+			got_ping(pe, &m.ping, from);
 		break;
 	case MK_DISCO_PONG:
-		if (!via_relay)
-			got_pong(p, &m.pong, from);
+		if (relay_src == NULL)
+			got_pong(pe, &m.pong, from);
 		break;
+	}
+}
+
+/* ---- WireGuard's packets (node mode) ---- */
+
+/* The peer whose proven path (or answering candidate) is addr. */
+static struct peer *
+peer_by_addr(const struct punch *p, const struct mk_addr *a)
+{
+	struct peer *pe;
+	size_t i, k;
+
+	for (i = 0; i < p->n_peers; i++) {
+		pe = p->peers[i];
+		if (pe->best.addr.len != 0 && mk_addr_equal(&pe->best.addr, a))
+			return pe;
+	}
+	for (i = 0; i < p->n_peers; i++) {
+		pe = p->peers[i];
+		for (k = 0; k < pe->n_cands; k++)
+			if (pe->cands[k].ponged &&
+			    mk_addr_equal(&pe->cands[k].addr, a))
+				return pe;
+	}
+	return NULL;
+}
+
+/* A packet from the peer, by either path, to WireGuard. */
+static void
+to_wireguard(struct peer *pe, const uint8_t *pkt, size_t len)
+{
+	struct punch *p = pe->p;
+
+	if (pe->lo.fd < 0 || p->wg_addr.len == 0)
+		return;
+	pe->last_rx_us = mk_now_us();
+	if (sendto(pe->lo.fd, pkt, len, 0, &p->wg_addr.sa, p->wg_addr.len) <
+	    0)
+		mk_debug("to WireGuard: %s", strerror(errno));
+}
+
+/* What WireGuard sent for the peer: direct when trusted, else the relay
+ * (and the direct path too, if one is known, until it answers again). */
+static void
+on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct peer *pe = io->arg;
+	struct punch *p = pe->p;
+	struct mk_udpbatch_sent st;
+	struct mk_addr from, dst;
+	bool trunc, direct, relay;
+	uint8_t *buf;
+	size_t len;
+	int n, i, si;
+
+	(void)l;
+	(void)events;
+	for (int round = 0; round < 8; round++) {
+		if ((n = mk_udpbatch_recv(&p->rx, io->fd)) <= 0)
+			break;
+		direct = pe->best.addr.len != 0;
+		relay = !trusted(pe);
+		si = direct ? sock_index(p, mk_addr_family(&pe->best.addr)) :
+		    -1;
+		if (si >= 0)
+			mk_addr_for_socket(&dst, &pe->best.addr,
+			    p->socks[si].family);
+		for (i = 0; i < n; i++) {
+			buf = mk_udpbatch_get(&p->rx, (unsigned)i, &len,
+			    &from, &trunc);
+			/* only WireGuard's own socket speaks here */
+			if (trunc || !mk_addr_equal(&from, &p->wg_addr))
+				continue;
+			pe->last_tx_us = mk_now_us();
+			if (si >= 0) {
+				mk_udpbatch_push_ref(&p->tx, buf, len, &dst);
+				pe->tx_direct++;
+			}
+			if (relay && p->relay_up) {
+				if (mk_derpc_send(p->dc, &pe->key, buf, len) == 0)
+					pe->tx_relay++;
+			}
+		}
+		if (si >= 0) {
+			mk_udpbatch_flush(&p->tx, p->socks[si].io.fd, &st);
+			if (st.dropped)
+				mk_debug("direct: %u dropped: %s", st.dropped,
+				    strerror(st.last_errno));
+		}
 	}
 }
 
@@ -611,6 +879,23 @@ on_stun_timer(struct mk_loop *l, struct mk_timer *t)
 	}
 	if (again)
 		mk_timer_in(l, t, 500000);
+}
+
+/* Node mode: our mapping again every 20-26 s, as magicsock does, since
+ * a NAT may move it; a new one goes to every peer. */
+static void
+on_restun(struct mk_loop *l, struct mk_timer *t)
+{
+	struct punch *p = t->arg;
+	size_t i;
+
+	for (i = 0; i < p->n_stun; i++) {
+		p->stun[i].tries = 0;
+		p->stun[i].answered[0] = p->stun[i].answered[1] = false;
+	}
+	if (!mk_timer_armed(&p->stun_timer))
+		mk_timer_in(l, &p->stun_timer, 0);
+	mk_timer_in(l, t, RESTUN_MIN_US + randombytes_uniform(6000000));
 }
 
 static void
@@ -660,7 +945,7 @@ handle_stun(struct punch *p, int si, const uint8_t *buf, size_t len)
 		added = own_add(p, &sv->mapped[si], "STUN");
 		note_edm(p, si, &sv->mapped[si]);
 		if (added)
-			send_cmm(p);	/* tell the peer at once */
+			send_cmm_all(p);	/* tell the peers at once */
 		return;
 	}
 }
@@ -671,6 +956,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	struct usock *u = io->arg;
 	struct punch *p = u->p;
 	struct mk_addr from;
+	struct peer *pe;
 	bool trunc;
 	size_t len;
 	uint8_t *buf;
@@ -692,7 +978,14 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 				handle_stun(p, si, buf, len);
 				break;
 			case MK_DISCO_CLASS_DISCO:
-				handle_disco(p, buf, len, &from, false);
+				handle_disco(p, buf, len, &from, NULL);
+				break;
+			case MK_DISCO_CLASS_WIREGUARD:
+				if (p->node && (pe = peer_by_addr(p,
+				    &from)) != NULL) {
+					pe->rx_direct++;
+					to_wireguard(pe, buf, len);
+				}
 				break;
 			default:
 				break;
@@ -708,11 +1001,11 @@ dc_connected(struct mk_derpc *c, void *arg)
 {
 	struct punch *p = arg;
 
-	(void)c;
-	if (!p->relay_ever)
-		mk_info("on the relay %s", mk_derpc_target(c)->url.url);
+	snprintf(p->relay_url, sizeof(p->relay_url), "%s",
+	    mk_derpc_target(c)->url.url);
+	mk_info("on the relay %s", p->relay_url);
 	p->relay_up = p->relay_ever = true;
-	send_cmm(p);
+	send_cmm_all(p);
 }
 
 static void
@@ -722,14 +1015,15 @@ dc_disconnected(struct mk_derpc *c, void *arg, int kind, const char *why)
 
 	(void)kind;
 	p->relay_up = false;
-	/* As nc: a relay never reached is a failure, at once; one lost
-	 * later is retried by the client. */
-	if (!p->relay_ever) {
+	/* As nc: one-shot, a relay never reached is a failure at once; a
+	 * node, or a relay lost later, is retried by the client. */
+	if (!p->relay_ever && !p->node) {
 		mk_err("relay %s: %s", mk_derpc_target(c)->url.url, why);
 		finish(p, MK_EXIT_FAIL);
 		return;
 	}
-	mk_warn("relay lost: %s; reconnecting", why);
+	mk_warn("relay %s: %s; trying again", mk_derpc_target(c)->url.url,
+	    why);
 }
 
 static void
@@ -737,30 +1031,514 @@ dc_recv(struct mk_derpc *c, void *arg, const struct mk_key *src,
     const uint8_t *pkt, size_t len)
 {
 	struct punch *p = arg;
-	struct mk_addr none;
+	struct peer *pe;
 
 	(void)c;
-	if (!mk_key_equal(src, &p->peer) || !mk_disco_looks_like(pkt, len))
+	if (mk_disco_looks_like(pkt, len)) {
+		handle_disco(p, pkt, len, NULL, src);
 		return;
-	memset(&none, 0, sizeof(none));
-	handle_disco(p, pkt, len, &none, true);
+	}
+	if (p->node && (pe = peer_by_key(p, src)) != NULL &&
+	    mk_disco_classify(pkt, len) == MK_DISCO_CLASS_WIREGUARD) {
+		pe->rx_relay++;
+		to_wireguard(pe, pkt, len);
+	}
 }
 
 static void
-dc_peer_gone(struct mk_derpc *c, void *arg, const struct mk_key *peer,
+dc_peer_gone(struct mk_derpc *c, void *arg, const struct mk_key *key,
     uint8_t reason)
 {
+	struct punch *p = arg;
+	struct peer *pe = peer_by_key(p, key);
+	char who[MK_MESH_NAME_MAX + 1];
+
 	(void)c;
-	(void)arg;
-	(void)peer;
-	mk_debug("relay: peer not there (reason %u)", reason);
+	if (pe == NULL)
+		return;
+	mk_debug("%s: not on the relay (reason %u)", peer_label(pe, who,
+	    sizeof(who)), reason);
+	/* It may have restarted: a new call-me-maybe starts afresh. */
+	pe->got_cmm = false;
+}
+
+/* ---- peers ---- */
+
+/* A loopback port for the peer, derived from its key, so that WireGuard
+ * keeps pointing at the right place across restarts; the next in a
+ * fixed sequence when taken. Ports 10000-29999, below the ephemeral
+ * range. */
+static int
+peer_bind_lo(struct peer *pe)
+{
+	struct mk_addr a;
+	const char *why;
+	uint32_t h = mk_get16(pe->key.b) | (uint32_t)pe->key.b[2] << 16;
+	int fd, i;
+
+	for (i = 0; i < 64; i++) {
+		pe->lo_port = (uint16_t)(10000 + (h + (uint32_t)i * 7919) %
+		    20000);
+		mk_addr_parse(&a, "127.0.0.1", pe->lo_port, 0, &why);
+		if ((fd = mk_udp_bind(&a, 0, &why)) >= 0) {
+			pe->lo.fd = fd;
+			return 0;
+		}
+		if (errno != EADDRINUSE)
+			break;
+	}
+	mk_err("loopback port for a peer: %s", strerror(errno));
+	return -1;
+}
+
+static struct peer *
+peer_new(struct punch *p, const struct mk_key *key, const char *name)
+{
+	struct peer *pe, **np;
+	const char *why;
+
+	if ((np = realloc(p->peers, (p->n_peers + 1) * sizeof(*np))) == NULL)
+		return NULL;
+	p->peers = np;
+	if ((pe = calloc(1, sizeof(*pe))) == NULL)
+		return NULL;
+	pe->p = p;
+	pe->key = *key;
+	snprintf(pe->name, sizeof(pe->name), "%s", name ? name : "");
+	pe->tokens = DISCO_BURST;
+	pe->tokens_us = mk_now_us();
+	pe->lo.fd = -1;
+	pe->reported = PATH_NONE;
+	if (mk_disco_shared_init(&pe->shared, key, &p->priv, &why) != 0) {
+		mk_err("%s: peer key: %s", name ? name : "peer", why);
+		free(pe);
+		return NULL;
+	}
+	if (p->node) {
+		if (peer_bind_lo(pe) != 0) {
+			free(pe);
+			return NULL;
+		}
+		pe->lo.fn = on_wg;
+		pe->lo.arg = pe;
+		if (mk_loop_add(&p->loop, &pe->lo, EPOLLIN) != 0) {
+			close(pe->lo.fd);
+			free(pe);
+			return NULL;
+		}
+	}
+	mk_timer_init(&pe->cmm_timer, on_cmm_timer, pe);
+	mk_timer_init(&pe->heartbeat, on_heartbeat, pe);
+	mk_timer_in(&p->loop, &pe->cmm_timer, CMM_EVERY_US);
+	mk_timer_in(&p->loop, &pe->heartbeat, PING_EVERY_US);
+	p->peers[p->n_peers++] = pe;
+	send_cmm(pe);
+	return pe;
+}
+
+static void
+peer_free(void *arg)
+{
+	struct peer *pe = arg;
+
+	if (pe->lo.fd >= 0)
+		close(pe->lo.fd);
+	mk_disco_shared_wipe(&pe->shared);
+	free(pe);
+}
+
+/* Out of the list now, freed after this round (callbacks of the round
+ * may still hold it). */
+static void
+peer_drop(struct punch *p, size_t i)
+{
+	struct peer *pe = p->peers[i];
+
+	mk_timer_cancel(&p->loop, &pe->cmm_timer);
+	mk_timer_cancel(&p->loop, &pe->heartbeat);
+	if (pe->lo.fd >= 0)
+		mk_loop_del(&p->loop, &pe->lo);
+	p->peers[i] = p->peers[--p->n_peers];
+	if (mk_loop_defer(&p->loop, peer_free, pe) != 0)
+		peer_free(pe);	/* nothing of the round uses it after this */
+}
+
+/* ---- WireGuard control (node mode) ---- */
+
+/* WireGuard's listen port, and every peer's endpoint at its loopback
+ * socket. Called at start and on SIGHUP. 0, or -1 (a fatal failure). */
+static int
+wg_sync(struct punch *p)
+{
+	struct mk_wg_device cur;
+	struct mk_addr ep;
+	struct mk_wg *h;
+	char who[MK_MESH_NAME_MAX + 1];
+	const char *why;
+	size_t i;
+	int r;
+
+	memset(&cur, 0, sizeof(cur));
+	if (mk_wg_open(&h, p->o->wg, &why) != 0) {
+		mk_err("%s: %s: %s", p->o->wg, why, strerror(errno));
+		return -1;
+	}
+	if (mk_wg_get(h, &cur, &why) != 0) {
+		mk_err("%s: %s: %s", p->o->wg, why, strerror(errno));
+		mk_wg_close(h);
+		return -1;
+	}
+	mk_wg_device_sort(&cur);
+	if (cur.listen_port == 0) {
+		mk_err("%s: WireGuard has no listen port", p->o->wg);
+		goto fail;
+	}
+	mk_addr_parse(&p->wg_addr, "127.0.0.1", cur.listen_port, 0, &why);
+	for (i = 0; i < p->n_peers; i++) {
+		struct peer *pe = p->peers[i];
+
+		mk_addr_parse(&ep, "127.0.0.1", pe->lo_port, 0, &why);
+		r = mk_wg_set_endpoint(h, &cur, &pe->key, &ep, &why);
+		if (r < 0 && errno == ENOENT)
+			mk_warn("%s: not a peer of %s (wgsetup up --mesh "
+			    "adds it)", peer_label(pe, who, sizeof(who)),
+			    p->o->wg);
+		else if (r < 0) {
+			mk_err("%s: %s: %s", p->o->wg, why, strerror(errno));
+			goto fail;
+		} else if (r > 0)
+			mk_info("%s: WireGuard endpoint 127.0.0.1:%u",
+			    peer_label(pe, who, sizeof(who)), pe->lo_port);
+	}
+	mk_wg_close(h);
+	mk_wg_device_clear(&cur);
+	return 0;
+fail:
+	mk_wg_close(h);
+	mk_wg_device_clear(&cur);
+	return -1;
+}
+
+/* The mesh's nodes but this one become the peers: new ones added, gone
+ * ones dropped. 0, or -1 with the reason logged. */
+static int
+mesh_apply(struct punch *p, const struct mk_mesh *m)
+{
+	const struct mk_mesh_node *self = mk_mesh_find_key(m, &p->pub);
+	struct peer *pe;
+	size_t i, k;
+
+	if (self == NULL) {
+		mk_err("%s: this node's key is not in it", p->o->node);
+		return -1;
+	}
+	snprintf(p->self_name, sizeof(p->self_name), "%s", self->name);
+	for (i = 0; i < p->n_peers; i++)
+		p->peers[i]->removed = true;
+	for (k = 0; k < m->n_nodes; k++) {
+		const struct mk_mesh_node *n = &m->nodes[k];
+
+		if (n == self)
+			continue;
+		if ((pe = peer_by_key(p, &n->pubkey)) != NULL) {
+			pe->removed = false;
+			snprintf(pe->name, sizeof(pe->name), "%s", n->name);
+		} else if (peer_new(p, &n->pubkey, n->name) == NULL) {
+			return -1;
+		}
+	}
+	for (i = p->n_peers; i-- > 0;)
+		if (p->peers[i]->removed)
+			peer_drop(p, i);
+	return 0;
+}
+
+/* ---- the status socket (node mode) ---- */
+
+static void
+status_text(struct punch *p, bool json, struct mk_json *j, FILE *f)
+{
+	char k[MK_KEY_B64LEN + 1], s[MK_ADDRSTRLEN];
+	uint64_t now = mk_now_us();
+	size_t i;
+
+	for (i = 0; i < p->n_peers; i++) {
+		struct peer *pe = p->peers[i];
+		bool direct = trusted(pe);
+		double rtt = (double)pe->best.latency_us / 1000;
+		long long idle = pe->last_tx_us == 0 && pe->last_rx_us == 0 ?
+		    -1 : (long long)((now - (pe->last_tx_us > pe->last_rx_us ?
+		    pe->last_tx_us : pe->last_rx_us)) / 1000000);
+
+		mk_key_to_base64(k, &pe->key);
+		mk_addr_fmt(&pe->best.addr, s, sizeof(s));
+		if (!json) {
+			fprintf(f, "%-12s %s %s %s", pe->name[0] ? pe->name :
+			    "-", k, direct ? "direct" : "relay", direct ? s :
+			    p->relay_up ? p->relay_url : "(relay down)");
+			if (direct)
+				fprintf(f, " %.3fms", rtt);
+			fprintf(f, " tx %llu/%llu rx %llu/%llu",
+			    (unsigned long long)pe->tx_direct,
+			    (unsigned long long)pe->tx_relay,
+			    (unsigned long long)pe->rx_direct,
+			    (unsigned long long)pe->rx_relay);
+			if (idle >= 0)
+				fprintf(f, " idle %llds", idle);
+			fputc('\n', f);
+			continue;
+		}
+		mk_json_reset(j);
+		mk_json_obj_begin(j);
+		mk_json_kstr(j, "name", pe->name[0] ? pe->name : NULL);
+		mk_json_kstr(j, "key", k);
+		mk_json_kstr(j, "path", direct ? "direct" : "relay");
+		mk_json_kstr(j, "endpoint", pe->best.addr.len ? s : NULL);
+		mk_json_key(j, "rtt_ms");
+		if (pe->best.addr.len)
+			mk_json_double(j, rtt, 3);
+		else
+			mk_json_null(j);
+		mk_json_kstr(j, "relay", p->relay_up ? p->relay_url : NULL);
+		mk_json_kbool(j, "seen", pe->seen);
+		mk_json_kint(j, "tx_direct", (long long)pe->tx_direct);
+		mk_json_kint(j, "tx_relay", (long long)pe->tx_relay);
+		mk_json_kint(j, "rx_direct", (long long)pe->rx_direct);
+		mk_json_kint(j, "rx_relay", (long long)pe->rx_relay);
+		mk_json_key(j, "idle_s");
+		if (idle >= 0)
+			mk_json_int(j, idle);
+		else
+			mk_json_null(j);
+		mk_json_obj_end(j);
+		fprintf(f, "%s\n", mk_json_text(j));
+	}
+}
+
+static void
+status_close(struct status_conn *c)
+{
+	struct punch *p = c->p;
+
+	mk_timer_cancel(&p->loop, &c->timeout);
+	mk_loop_del(&p->loop, &c->io);
+	close(c->io.fd);
+	free(c->out);
+	c->out = NULL;
+	c->used = false;
+}
+
+static void
+on_status_timeout(struct mk_loop *l, struct mk_timer *t)
+{
+	(void)l;
+	status_close(t->arg);	/* a client that never asks, or never reads */
+}
+
+static void
+on_status_conn(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct status_conn *c = io->arg;
+	struct mk_json j;
+	ssize_t n;
+	FILE *f;
+	char *nl;
+
+	(void)events;
+	if (c->out == NULL) {
+		n = read(io->fd, c->req + c->req_len, sizeof(c->req) - 1 -
+		    c->req_len);
+		if (n <= 0) {
+			if (n < 0 && errno == EAGAIN)
+				return;
+			status_close(c);
+			return;
+		}
+		c->req_len += (size_t)n;
+		c->req[c->req_len] = '\0';
+		if ((nl = strchr(c->req, '\n')) == NULL) {
+			if (c->req_len == sizeof(c->req) - 1)
+				status_close(c);
+			return;
+		}
+		*nl = '\0';
+		if ((f = open_memstream(&c->out, &c->out_len)) == NULL) {
+			status_close(c);
+			return;
+		}
+		mk_json_init(&j);
+		if (strcmp(c->req, "status") == 0)
+			status_text(c->p, false, &j, f);
+		else if (strcmp(c->req, "status json") == 0)
+			status_text(c->p, true, &j, f);
+		else
+			fprintf(f, "error: unknown request\n");
+		mk_json_free(&j);
+		fclose(f);
+		mk_loop_mod(l, io, EPOLLOUT);
+		return;
+	}
+	n = write(io->fd, c->out + c->out_off, c->out_len - c->out_off);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n > 0)
+		c->out_off += (size_t)n;
+	if (n <= 0 || c->out_off == c->out_len)
+		status_close(c);
+}
+
+static void
+on_status_accept(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct punch *p = io->arg;
+	struct status_conn *c = NULL;
+	size_t i;
+	int fd;
+
+	(void)events;
+	while ((fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK |
+	    SOCK_CLOEXEC)) >= 0) {
+		for (i = 0, c = NULL; i < MAX_STATUS && c == NULL; i++)
+			if (!p->status[i].used)
+				c = &p->status[i];
+		if (c == NULL) {
+			close(fd);	/* busy: the client sees EOF */
+			continue;
+		}
+		memset(c, 0, sizeof(*c));
+		c->used = true;
+		c->p = p;
+		c->io.fd = fd;
+		c->io.fn = on_status_conn;
+		c->io.arg = c;
+		mk_timer_init(&c->timeout, on_status_timeout, c);
+		if (mk_loop_add(l, &c->io, EPOLLIN) != 0) {
+			close(fd);
+			c->used = false;
+			continue;
+		}
+		mk_timer_in(l, &c->timeout, 2000000);
+	}
+}
+
+static void
+status_path(char *out, size_t n, const char *iface)
+{
+	snprintf(out, n, "%s/punch-%s.sock", STATUS_DIR, iface);
+}
+
+static int
+status_listen(struct punch *p)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	if (mkdir(STATUS_DIR, 0755) != 0 && errno != EEXIST) {
+		mk_err("%s: %s", STATUS_DIR, strerror(errno));
+		return -1;
+	}
+	status_path(p->status_path, sizeof(p->status_path), p->o->wg);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->status_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) < 0)
+		goto fail;
+	/* one that answers belongs to a running punch for this interface */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		mk_err("%s: another punch serves %s", p->status_path,
+		    p->o->wg);
+		close(fd);
+		return -1;
+	}
+	unlink(p->status_path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    listen(fd, 8) != 0) {
+		close(fd);
+		goto fail;
+	}
+	p->status_io.fd = fd;
+	p->status_io.fn = on_status_accept;
+	p->status_io.arg = p;
+	return mk_loop_add(&p->loop, &p->status_io, EPOLLIN);
+fail:
+	mk_err("%s: %s", p->status_path, strerror(errno));
+	p->status_path[0] = '\0';
+	return -1;
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "interface", required_argument, NULL, 'i' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sockaddr_un sun;
+	const char *iface = NULL;
+	char path[sizeof(sun.sun_path)], buf[4096];
+	bool json = false;
+	ssize_t n;
+	int ch, fd;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "hi:j", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			usage(stdout);
+			return MK_EXIT_OK;
+		case 'i':
+			iface = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			usage(stderr);
+			return MK_EXIT_USAGE;
+		}
+	}
+	if (optind != argc)
+		mk_usage_error("unexpected argument: %s", argv[optind]);
+	if (iface == NULL)
+		iface = getenv("MESHKIT_IFACE");
+	if (iface == NULL || !mk_wg_ifname_valid(iface))
+		mk_usage_error("%s", iface == NULL ? "no interface: -i iface" :
+		    "bad interface name");
+	status_path(path, sizeof(path), iface);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		mk_err("%s: %s (is punch --node running for %s?)", path,
+		    strerror(errno), iface);
+		return MK_EXIT_FAIL;
+	}
+	if (mk_write_all(fd, json ? "status json\n" : "status\n",
+	    json ? 12 : 7) != 0) {
+		mk_err("%s: %s", path, strerror(errno));
+		close(fd);
+		return MK_EXIT_FAIL;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			break;
+	close(fd);
+	if (n < 0 || fflush(stdout) != 0 || ferror(stdout)) {
+		mk_err("%s", strerror(errno));
+		return MK_EXIT_FAIL;
+	}
+	return MK_EXIT_OK;
 }
 
 /* ---- setting up ---- */
 
 static int
 load_targets(const struct opts *o, const struct mk_mesh *mesh,
-    struct mk_derpc_target *t, size_t *n)
+    const char *meshpath, struct mk_derpc_target *t, size_t *n)
 {
 	const char *why;
 	size_t i;
@@ -784,7 +1562,7 @@ load_targets(const struct opts *o, const struct mk_mesh *mesh,
 		memset(&t[*n], 0, sizeof(t[*n]));
 		if (mk_url_parse(&t[*n].url, mesh->relays[i].url, MK_URL_RELAY,
 		    &why) != 0) {
-			mk_err("%s:%u: bad relay URL: %s", o->mesh,
+			mk_err("%s:%u: bad relay URL: %s", meshpath,
 			    mesh->relays[i].line, why);
 			return -1;
 		}
@@ -797,8 +1575,8 @@ load_targets(const struct opts *o, const struct mk_mesh *mesh,
 static void
 on_lookup(struct mk_loop *l, struct mk_io *io, uint32_t events)
 {
-	struct punch *p = io->arg;
-	struct stun_server *sv = &p->stun[io - p->lookup_io];
+	struct stun_server *sv = io->arg;
+	struct punch *p = sv->p;
 	const char *why;
 	size_t n;
 
@@ -832,12 +1610,14 @@ static void
 stun_add(struct punch *p, const char *name)
 {
 	struct stun_server *sv = &p->stun[p->n_stun];
-	struct mk_io *io = &p->lookup_io[p->n_stun];
 	char host[300], port[16];
 	long long portnum = 3478;
 	const char *why;
 
+	if (p->n_stun == MAX_STUN)
+		return;
 	snprintf(sv->name, sizeof(sv->name), "%s", name);
+	sv->p = p;
 	if (mk_addr_split(name, host, sizeof(host), port, sizeof(port)) != 0 ||
 	    (port[0] != '\0' && mk_strtonum(port, 1, 65535, &portnum) != 0))
 		mk_usage_error("bad STUN server: %s", name);
@@ -846,10 +1626,10 @@ stun_add(struct punch *p, const char *name)
 		mk_warn("STUN server %s: %s", name, why);
 		return;
 	}
-	io->fd = mk_lookup_fd(sv->lookup);
-	io->fn = on_lookup;
-	io->arg = p;
-	if (mk_loop_add(&p->loop, io, EPOLLIN) != 0) {
+	sv->lio.fd = mk_lookup_fd(sv->lookup);
+	sv->lio.fn = on_lookup;
+	sv->lio.arg = sv;
+	if (mk_loop_add(&p->loop, &sv->lio, EPOLLIN) != 0) {
 		mk_warn("STUN server %s: %s", name, strerror(errno));
 		mk_lookup_free(sv->lookup);
 		sv->lookup = NULL;
@@ -868,14 +1648,14 @@ stun_setup(struct punch *p, const struct mk_mesh *mesh,
 
 	for (i = 0; i < p->o->n_stun; i++)
 		stun_add(p, p->o->stun[i]);
-	for (i = 0; p->o->n_stun == 0 && mesh != NULL && i < mesh->n_stun &&
-	    i < MAX_STUN; i++) {
+	for (i = 0; p->o->n_stun == 0 && mesh != NULL && i < mesh->n_stun;
+	    i++) {
 		hostport(name, sizeof(name), mesh->stun[i].host,
 		    mesh->stun[i].port);
 		stun_add(p, name);
 	}
 	for (i = 0; p->o->n_stun == 0 && (mesh == NULL || mesh->n_stun == 0)
-	    && i < n_targets && i < MAX_STUN; i++) {
+	    && i < n_targets; i++) {
 		hostport(name, sizeof(name), t[i].url.host, 3478);
 		stun_add(p, name);
 	}
@@ -931,15 +1711,15 @@ open_sockets(struct punch *p)
 			return -1;
 		}
 	}
-	mk_info("UDP port %u (%s)", p->port, p->n_socks == 2 ? "IPv4 and IPv6" :
-	    p->socks[0].family == AF_INET ? "IPv4" : "IPv6");
+	mk_info("UDP port %u (%s)", p->port, p->n_socks == 2 ?
+	    "IPv4 and IPv6" : p->socks[0].family == AF_INET ? "IPv4" :
+	    "IPv6");
 	return 0;
 }
 
 static int
-load_keys(struct punch *p, const struct mk_mesh *mesh)
+load_key(struct punch *p)
 {
-	const struct mk_mesh_node *node;
 	const char *why;
 
 	if (mk_key_read_file(&p->priv, p->o->keyfile, &why) != 0) {
@@ -950,21 +1730,29 @@ load_keys(struct punch *p, const struct mk_mesh *mesh)
 		mk_err("%s: not a usable private key", p->o->keyfile);
 		return MK_EXIT_USAGE;
 	}
-	if (mk_key_parse(&p->peer, p->o->peer, &why) != 0) {
+	return 0;
+}
+
+/* One-shot: the one peer, by key or by node name. */
+static int
+oneshot_peer(struct punch *p, const struct mk_mesh *mesh)
+{
+	const struct mk_mesh_node *node = NULL;
+	struct mk_key k;
+	const char *why;
+
+	if (mk_key_parse(&k, p->o->peer, &why) != 0) {
 		node = mesh != NULL ? mk_mesh_find_name(mesh, p->o->peer) :
 		    NULL;
 		if (node == NULL)
 			mk_usage_error("%s: not a key%s", p->o->peer,
 			    mesh != NULL ? " nor a node of the mesh" : "");
-		p->peer = node->pubkey;
+		k = node->pubkey;
 	}
-	if (mk_key_equal(&p->peer, &p->pub))
+	if (mk_key_equal(&k, &p->pub))
 		mk_usage_error("%s", "the peer is this node's own key");
-	if (mk_disco_shared_init(&p->shared, &p->peer, &p->priv, &why) != 0) {
-		mk_err("peer key: %s", why);
-		return MK_EXIT_USAGE;
-	}
-	return 0;
+	return peer_new(p, &k, node != NULL ? node->name : NULL) != NULL ?
+	    0 : MK_EXIT_USAGE;
 }
 
 /* ---- the hand-off ---- */
@@ -977,12 +1765,13 @@ load_keys(struct punch *p, const struct mk_mesh *mesh)
 static int
 exec_cmd(struct punch *p)
 {
+	struct peer *pe = p->peers[0];
 	struct mk_addr dst;
 	char s[MK_ADDRSTRLEN];
-	int i = sock_index(p, p->best_family), fd;
+	int i = sock_index(p, mk_addr_family(&pe->best.addr)), fd;
 
 	fd = p->socks[i].io.fd;
-	mk_addr_for_socket(&dst, &p->best.addr, p->socks[i].family);
+	mk_addr_for_socket(&dst, &pe->best.addr, p->socks[i].family);
 	if (connect(fd, &dst.sa, dst.len) != 0) {
 		mk_err("connect: %s", strerror(errno));
 		return MK_EXIT_FAIL;
@@ -997,7 +1786,7 @@ exec_cmd(struct punch *p)
 		return MK_EXIT_FAIL;
 	}
 	if (setenv("MESHKIT_FD", "3", 1) != 0 || setenv("MESHKIT_REMOTE",
-	    mk_addr_fmt(&p->best.addr, s, sizeof(s)), 1) != 0) {
+	    mk_addr_fmt(&pe->best.addr, s, sizeof(s)), 1) != 0) {
 		mk_err("setenv: %s", strerror(errno));
 		return MK_EXIT_FAIL;
 	}
@@ -1010,10 +1799,11 @@ exec_cmd(struct punch *p)
 static int
 report(struct punch *p)
 {
+	struct peer *pe = p->peers[0];
 	char s[MK_ADDRSTRLEN];
-	double rtt = (double)p->best.latency_us / 1000;
+	double rtt = (double)pe->best.latency_us / 1000;
 
-	mk_addr_fmt(&p->best.addr, s, sizeof(s));
+	mk_addr_fmt(&pe->best.addr, s, sizeof(s));
 	if (p->o->json)
 		printf("{\"local_port\":%u,\"remote\":\"%s\",\"rtt_ms\":%.3f}\n",
 		    p->port, s, rtt);
@@ -1026,6 +1816,31 @@ report(struct punch *p)
 	return MK_EXIT_OK;
 }
 
+static void
+on_signal(struct mk_loop *l, int signo, void *arg)
+{
+	struct punch *p = arg;
+	struct mk_mesh m;
+	char err[600];
+
+	if (signo != SIGHUP) {
+		mk_info("signal %d: leaving", signo);
+		finish(p, MK_EXIT_OK);
+		return;
+	}
+	/* A bad file keeps the running set: a node is not dropped from
+	 * its mesh by a typo. */
+	memset(&m, 0, sizeof(m));
+	if (mk_mesh_load(&m, p->o->node, err, sizeof(err)) != 0) {
+		mk_err("%s; keeping the peers as they are", err);
+		return;
+	}
+	if (mesh_apply(p, &m) == 0 && wg_sync(p) == 0)
+		mk_info("%s: %zu peers", p->o->node, p->n_peers);
+	mk_mesh_free(&m);
+	(void)l;
+}
+
 static int
 run(const struct opts *o)
 {
@@ -1035,30 +1850,34 @@ run(const struct opts *o)
 		.recv = dc_recv,
 		.peer_gone = dc_peer_gone,
 	};
+	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM };
 	static struct punch pp;
 	struct punch *p = &pp;
 	struct mk_derpc_target targets[MAX_RELAYS];
 	struct mk_derpc_config cfg;
 	struct mk_mesh mesh, *m = NULL;
+	const char *meshpath = o->node != NULL ? o->node : o->mesh, *why, *kv;
 	char err[600];
-	const char *why;
 	size_t n_targets = 0, i;
+	long long ka = 25;
 	int rc;
 
 	p->o = o;
-	p->tokens = DISCO_BURST;
-	p->tokens_us = mk_now_us();
+	p->node = o->node != NULL;
 	memset(&mesh, 0, sizeof(mesh));
-	if (o->mesh != NULL) {
-		if (mk_mesh_load(&mesh, o->mesh, err, sizeof(err)) != 0) {
+	if (meshpath != NULL) {
+		if (mk_mesh_load(&mesh, meshpath, err, sizeof(err)) != 0) {
 			mk_err("%s", err);
 			return MK_EXIT_USAGE;
 		}
 		m = &mesh;
 	}
-	if ((rc = load_keys(p, m)) != 0)
+	if ((kv = m != NULL ? mk_mesh_option(m, "keepalive") : NULL) != NULL)
+		(void)mk_strtonum(kv, 1, 3600, &ka);
+	p->keepalive_us = (uint64_t)ka * 1000000;
+	if ((rc = load_key(p)) != 0)
 		goto out_mesh;
-	if (load_targets(o, m, targets, &n_targets) != 0) {
+	if (load_targets(o, m, meshpath, targets, &n_targets) != 0) {
 		rc = MK_EXIT_USAGE;
 		goto out_mesh;
 	}
@@ -1066,7 +1885,8 @@ run(const struct opts *o)
 		mk_usage_error("%s", "no relay: give --relay or a mesh.conf "
 		    "with relay lines");
 	if (mk_loop_init(&p->loop) != 0 ||
-	    mk_udpbatch_init(&p->rx, 32, 2048) != 0) {
+	    mk_udpbatch_init(&p->rx, BATCH, PKT_MAX) != 0 ||
+	    mk_udpbatch_init(&p->tx, BATCH, 1) != 0) {
 		mk_err("setup: %s", strerror(errno));
 		rc = MK_EXIT_FAIL;
 		goto out_mesh;
@@ -1075,10 +1895,24 @@ run(const struct opts *o)
 	if (open_sockets(p) != 0)
 		goto out;
 	mk_timer_init(&p->stun_timer, on_stun_timer, p);
-	mk_timer_init(&p->cmm_timer, on_cmm_timer, p);
-	mk_timer_init(&p->ping_timer, on_ping_timer, p);
+	mk_timer_init(&p->restun_timer, on_restun, p);
 	mk_timer_init(&p->deadline, on_deadline, p);
 	mk_timer_init(&p->linger, on_linger, p);
+	if (p->node) {
+		if (mesh_apply(p, m) != 0) {
+			rc = MK_EXIT_USAGE;
+			goto out;
+		}
+		if (wg_sync(p) != 0 || status_listen(p) != 0 ||
+		    mk_loop_signals(&p->loop, sigs, MK_ARRAY_LEN(sigs),
+		    on_signal, p) != 0)
+			goto out;
+		mk_info("node %s: %zu peers, WireGuard on 127.0.0.1:%u",
+		    p->self_name, p->n_peers, mk_addr_port(&p->wg_addr));
+	} else if ((rc = oneshot_peer(p, m)) != 0) {
+		goto out;
+	}
+	rc = MK_EXIT_FAIL;
 	if (o->endpoint != NULL) {
 		struct mk_addr ep;
 
@@ -1086,7 +1920,7 @@ run(const struct opts *o)
 		    &why) != 0)
 			mk_usage_error("bad --endpoint %s: %s", o->endpoint,
 			    why);
-		cand_add(p, &ep, true);
+		cand_add(p->peers[0], &ep, true);
 	}
 	if (o->fd < 0)
 		own_local(p);
@@ -1098,6 +1932,7 @@ run(const struct opts *o)
 		cfg.n_targets = n_targets;
 		cfg.cafile = o->cafile;
 		cfg.insecure = o->insecure;
+		cfg.preferred = true;
 		cfg.proxy = mk_derpc_proxy_from_env(&targets[0].url);
 		if (mk_derpc_new(&p->dc, &p->loop, &cfg, &cb, p, &why) != 0) {
 			mk_err("%s", why);
@@ -1107,15 +1942,20 @@ run(const struct opts *o)
 		sodium_memzero(&cfg, sizeof(cfg));
 		mk_derpc_start(p->dc);
 	}
-	mk_timer_in(&p->loop, &p->cmm_timer, CMM_EVERY_US);
-	mk_timer_in(&p->loop, &p->ping_timer, PING_EVERY_US);
-	mk_timer_in(&p->loop, &p->deadline, o->wait_ms * 1000);
+	if (p->node) {
+		mk_timer_in(&p->loop, &p->restun_timer, RESTUN_MIN_US +
+		    randombytes_uniform(6000000));
+		for (i = 0; i < p->n_peers; i++)
+			report_path(p->peers[i]);
+	} else {
+		mk_timer_in(&p->loop, &p->deadline, o->wait_ms * 1000);
+	}
 	if (mk_loop_run(&p->loop) != 0) {
 		mk_err("event loop: %s", strerror(errno));
 		goto out;
 	}
 	rc = p->rc;
-	if (rc == MK_EXIT_OK)
+	if (rc == MK_EXIT_OK && !p->node)
 		rc = o->cmd != NULL ? exec_cmd(p) : report(p);
 out:
 	if (p->dc != NULL)
@@ -1124,9 +1964,19 @@ out:
 		mk_lookup_free(p->stun[i].lookup);
 	for (i = 0; i < p->n_socks; i++)
 		close(p->socks[i].io.fd);
+	for (i = 0; i < MAX_STATUS; i++)
+		if (p->status[i].used)
+			status_close(&p->status[i]);
+	if (p->status_path[0] != '\0') {
+		close(p->status_io.fd);
+		unlink(p->status_path);
+	}
+	while (p->n_peers > 0)
+		peer_drop(p, p->n_peers - 1);
+	mk_loop_free(&p->loop);	/* runs the deferred frees */
+	free(p->peers);
 	mk_udpbatch_free(&p->rx);
-	mk_loop_free(&p->loop);
-	mk_disco_shared_wipe(&p->shared);
+	mk_udpbatch_free(&p->tx);
 	mk_key_wipe(&p->priv);
 out_mesh:
 	mk_mesh_free(&mesh);
@@ -1135,7 +1985,7 @@ out_mesh:
 
 enum {
 	OPT_RELAY = 256, OPT_PIN, OPT_CAFILE, OPT_INSECURE, OPT_STUN, OPT_FD,
-	OPT_ENDPOINT,
+	OPT_ENDPOINT, OPT_NODE, OPT_WG,
 };
 
 int
@@ -1143,13 +1993,14 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "cafile", required_argument, NULL, OPT_CAFILE },
-		{ "mesh", required_argument, NULL, 'c' },
 		{ "endpoint", required_argument, NULL, OPT_ENDPOINT },
 		{ "fd", required_argument, NULL, OPT_FD },
 		{ "help", no_argument, NULL, 'h' },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "json", no_argument, NULL, 'j' },
 		{ "key", required_argument, NULL, 'k' },
+		{ "mesh", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, OPT_NODE },
 		{ "pin", required_argument, NULL, OPT_PIN },
 		{ "port", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -1158,6 +2009,7 @@ main(int argc, char *argv[])
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "wait", required_argument, NULL, 'w' },
+		{ "wg", required_argument, NULL, OPT_WG },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o;
@@ -1168,6 +2020,10 @@ main(int argc, char *argv[])
 	o.wait_ms = 15000;
 	o.family = AF_UNSPEC;
 	mk_cli_init("punch", usage);
+	if (argc > 1 && strcmp(argv[1], "status") == 0) {
+		mk_log_init("punch", MK_LOG_WARN);
+		return cmd_status(argc - 1, argv + 1);
+	}
 	/* "+": options end at the peer, so a command after -- keeps its own */
 	while ((ch = getopt_long(argc, argv, "+46c:hjk:p:qvVw:", longopts,
 	    NULL)) != -1) {
@@ -1236,6 +2092,12 @@ main(int argc, char *argv[])
 		case OPT_ENDPOINT:
 			o.endpoint = optarg;
 			break;
+		case OPT_NODE:
+			o.node = optarg;
+			break;
+		case OPT_WG:
+			o.wg = optarg;
+			break;
 		default:
 			usage(stderr);
 			return MK_EXIT_USAGE;
@@ -1243,16 +2105,32 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 1)
-		mk_usage_error("%s", "no peer given");
-	o.peer = argv[0];
-	if (argc > 1) {
-		if (strcmp(argv[1], "--") != 0 || argc < 3)
-			mk_usage_error("unexpected argument: %s", argv[1]);
-		o.cmd = &argv[2];
-	}
 	if (o.keyfile == NULL)
 		mk_usage_error("%s", "no key: -k keyfile");
+	if (o.node != NULL) {
+		if (o.wg == NULL || !mk_wg_ifname_valid(o.wg))
+			mk_usage_error("%s", o.wg == NULL ? "--node needs "
+			    "--wg interface" : "bad interface name");
+		if (argc > 0)
+			mk_usage_error("unexpected argument: %s", argv[0]);
+		if (o.mesh != NULL || o.fd >= 0 || o.n_relays > 0 || o.json ||
+		    o.pin != NULL)
+			mk_usage_error("%s", "--node takes relays and pins "
+			    "from its mesh file; no -c, --fd, --relay, --pin "
+			    "or -j with it");
+	} else {
+		if (o.wg != NULL)
+			mk_usage_error("%s", "--wg needs --node");
+		if (argc < 1)
+			mk_usage_error("%s", "no peer given");
+		o.peer = argv[0];
+		if (argc > 1) {
+			if (strcmp(argv[1], "--") != 0 || argc < 3)
+				mk_usage_error("unexpected argument: %s",
+				    argv[1]);
+			o.cmd = &argv[2];
+		}
+	}
 	if (o.endpoint != NULL && o.fd < 0)
 		mk_usage_error("%s", "--endpoint needs --fd");
 	if (o.fd >= 0 && o.port != 0)
@@ -1260,7 +2138,8 @@ main(int argc, char *argv[])
 	if (o.insecure && (o.pin != NULL || o.cafile != NULL))
 		mk_usage_error("%s", "--insecure checks nothing: no --pin or "
 		    "--cafile with it");
-	if (o.mesh == NULL && o.n_relays == 0 && o.endpoint == NULL) {
+	if (o.node == NULL && o.mesh == NULL && o.n_relays == 0 &&
+	    o.endpoint == NULL) {
 		const char *def = mk_mesh_default_path();
 
 		if (access(def, R_OK) == 0)

@@ -138,7 +138,7 @@ replied() {
 	pn b h-edm2 b a -w 6 --stun "$RELAY_IP:3478" --stun "$PUB_IP:3478"
 	pn_rc a 1
 	pn_rc b 1
-	grep -q 'call-me-maybe from the peer' "$BATS_TEST_TMPDIR/a.log"
+	grep -q ': call-me-maybe (' "$BATS_TEST_TMPDIR/a.log"
 	grep -q 'no direct path opened' "$BATS_TEST_TMPDIR/a.log"
 	grep -q 'endpoint-dependent' "$BATS_TEST_TMPDIR/a.log"
 	[ ! -s "$BATS_TEST_TMPDIR/a.out" ]
