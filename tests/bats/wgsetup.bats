@@ -536,10 +536,12 @@ mesh_in_line() {
 	# SIGKILL (nothing can hold it) for up the moment it has started the
 	# implementation: wireguard-go runs, with a TUN that is down at its
 	# own MTU, and no key, peer or address
-	cat >"$impl" <<EOF
+	# (wireguard-go by name, from wgsetup's PATH, so that its command
+	# line is what wg_cleanup looks for should the test fail)
+	cat >"$impl" <<'EOF'
 #!/bin/sh
-kill -KILL \$PPID
-exec "$(command -v wireguard-go)" "\$@"
+kill -KILL $PPID
+exec wireguard-go "$@"
 EOF
 	chmod +x "$impl"
 	run ip netns exec "$NS" env PATH="$WGPATH" WG_QUICK_USERSPACE_IMPLEMENTATION="$impl" \
@@ -710,7 +712,7 @@ wgsetup: Warning: \`$d/psk' is world accessible"
 	cat >"$impl" <<EOF
 #!/bin/sh
 echo "\$* WG_PROCESS_FOREGROUND=\$WG_PROCESS_FOREGROUND" >"$BATS_TEST_TMPDIR/impl.args"
-exec "$(command -v wireguard-go)" "\$@"
+exec wireguard-go "\$@"
 EOF
 	chmod +x "$impl"
 	write_conf "${IFP}a"
