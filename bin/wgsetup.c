@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <net/if.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 
 #define DEFAULT_MTU	1280	/* Tailscale's: fits any path (net/tstun) */
 #define IMPL_ENV	"WG_QUICK_USERSPACE_IMPLEMENTATION"
+#define WG_CONF_DIR	"/etc/wireguard"	/* wg-quick's */
 
 struct opts {
 	bool		 userspace;
@@ -46,24 +48,75 @@ struct opts {
 	const char	*table;
 };
 
+/*
+ * The usage, one command's forms at a time: the whole of it is the man
+ * page's SYNOPSIS; after an error only the command's own forms are shown.
+ * A line that starts with blanks continues the form above it.
+ */
+static const struct {
+	const char	*cmd;
+	const char	*forms[4];
+} usages[] = {
+	{ "genkey", { "wgsetup genkey" } },
+	{ "pubkey", { "wgsetup pubkey" } },
+	{ "genpsk", { "wgsetup genpsk" } },
+	{ "up", {
+	    "wgsetup up [-qv] [--userspace] interface [config]",
+	    "wgsetup up [-qv] [--userspace] [-p port] interface --mesh mesh.conf",
+	    "        --key file" } },
+	{ "down", { "wgsetup down [-qv] interface" } },
+	{ "show", { "wgsetup show [--dump | --json] [interface]" } },
+	{ "set", {
+	    "wgsetup set [-qv] [-t table] interface [listen-port port]",
+	    "        [private-key file] [fwmark mark] [peer key [remove]",
+	    "        [endpoint ip:port] [allowed-ips list] [keepalive seconds]",
+	    "        [preshared-key file] ...]" } },
+	{ "setconf", { "wgsetup setconf [-qv] interface config" } },
+	{ "endpoints", { "wgsetup endpoints [-qv] interface" } },
+};
+
+static void
+print_usage(FILE *f, const char *only)
+{
+	const char *prefix = "usage: ";
+	size_t i, j;
+
+	for (i = 0; i < MK_ARRAY_LEN(usages); i++) {
+		if (only != NULL && strcmp(only, usages[i].cmd) != 0)
+			continue;
+		for (j = 0; j < MK_ARRAY_LEN(usages[i].forms) &&
+		    usages[i].forms[j] != NULL; j++) {
+			fprintf(f, "%s%s\n", prefix, usages[i].forms[j]);
+			prefix = "       ";
+		}
+	}
+}
+
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-"usage: wgsetup genkey\n"
-"       wgsetup pubkey\n"
-"       wgsetup genpsk\n"
-"       wgsetup up [-qv] [--userspace] interface config\n"
-"       wgsetup up [-qv] [--userspace] [-p port] interface --mesh mesh.conf\n"
-"               --key file\n"
-"       wgsetup down [-qv] interface\n"
-"       wgsetup show [--dump | --json] [interface]\n"
-"       wgsetup set [-qv] [-t table] interface [listen-port port]\n"
-"               [private-key file] [fwmark mark] [peer key [remove]\n"
-"               [endpoint ip:port] [allowed-ips list] [keepalive seconds]\n"
-"               [preshared-key file] ...]\n"
-"       wgsetup setconf [-qv] interface config\n"
-"       wgsetup endpoints [-qv] interface\n");
+	print_usage(f, NULL);
+}
+
+/* Once the command is known, its forms only (see mk_cli_init). */
+static const char *usage_cmd;
+
+static void
+usage_of_cmd(FILE *f)
+{
+	print_usage(f, usage_cmd);
+}
+
+/* Whether cmd is one of ours. */
+static bool
+known_cmd(const char *cmd)
+{
+	size_t i;
+
+	for (i = 0; i < MK_ARRAY_LEN(usages); i++)
+		if (strcmp(cmd, usages[i].cmd) == 0)
+			return true;
+	return false;
 }
 
 /* stdout must have taken everything: a full disk is a failure. */
@@ -86,6 +139,21 @@ fail_code(int err)
 }
 
 /* ---- keys ---- */
+
+/*
+ * wg-quick's warning for a secret others can read (see
+ * mk_wgconf_world_accessible for what counts). stdin is the caller's
+ * business.
+ */
+static void
+warn_world_accessible(const char *path)
+{
+	char real[PATH_MAX];
+
+	if (strcmp(path, "-") != 0 &&
+	    mk_wgconf_world_accessible(path, real, sizeof(real)))
+		mk_warn("Warning: `%s' is world accessible", real);
+}
 
 /* As wg genkey: a secret written to a file others can read is a leak. */
 static void
@@ -314,18 +382,18 @@ out:
 	return rc;
 }
 
-/* "main", "off" or a table number. 0 is "off". */
+/* "main", "off" or a table number; none is "off", which is 0. */
 static int
 parse_table(const char *s, uint32_t *table, bool *named)
 {
 	long long n;
 
 	*named = false;
-	if (s == NULL || strcmp(s, "main") == 0 || strcmp(s, "auto") == 0) {
+	if (s != NULL && strcmp(s, "main") == 0) {
 		*table = MK_RTNL_TABLE_MAIN;
 		return 0;
 	}
-	if (strcmp(s, "off") == 0) {
+	if (s == NULL || strcmp(s, "off") == 0) {
 		*table = 0;
 		return 0;
 	}
@@ -384,9 +452,24 @@ addr_prefix(struct mk_rtnl_prefix *p, const struct mk_wg_allowedip *a)
 	memcpy(p->b, a->ip.b, a->family == AF_INET ? 4 : 16);
 }
 
+/* p among the n of have. */
+static bool
+has_prefix(const struct mk_rtnl_prefix *have, size_t n,
+    const struct mk_rtnl_prefix *p)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (mk_rtnl_prefix_equal(&have[i], p))
+			return true;
+	return false;
+}
+
+/* Add the addresses that are not among the n_have of have already. */
 static int
 add_addresses(struct mk_rtnl *r, const char *ifname, uint32_t ifindex,
-    const struct mk_wg_allowedip *addrs, size_t n)
+    const struct mk_wg_allowedip *addrs, size_t n,
+    const struct mk_rtnl_prefix *have, size_t n_have)
 {
 	struct mk_rtnl_prefix p;
 	char buf[INET6_ADDRSTRLEN + 8];
@@ -397,6 +480,8 @@ add_addresses(struct mk_rtnl *r, const char *ifname, uint32_t ifindex,
 		if (addrs[i].family == AF_INET6 && !v6)
 			continue;
 		addr_prefix(&p, &addrs[i]);
+		if (has_prefix(have, n_have, &p))
+			continue;
 		mk_info("%s: address add %s", ifname, mk_wg_allowedip_fmt(
 		    &addrs[i], buf, sizeof(buf)));
 		if (mk_rtnl_addr_add(r, ifindex, &p) != 0 && errno != EEXIST) {
@@ -449,7 +534,7 @@ sync_addresses(struct mk_rtnl *r, const char *ifname, uint32_t ifindex,
 			goto out;
 		}
 	}
-	rc = add_addresses(r, ifname, ifindex, addrs, n);
+	rc = add_addresses(r, ifname, ifindex, addrs, n, have, n_have);
 out:
 	free(have);
 	return rc;
@@ -483,7 +568,8 @@ configure(const char *ifname, const struct plan *pl)
 	if (!ipv6_on(ifname) && has_v6(pl->dev, pl->addrs, pl->n_addrs))
 		mk_warn("%s: IPv6 is disabled here: IPv6 addresses and routes "
 		    "left out", ifname);
-	if (add_addresses(r, ifname, l.ifindex, pl->addrs, pl->n_addrs) != 0)
+	if (add_addresses(r, ifname, l.ifindex, pl->addrs, pl->n_addrs, NULL,
+	    0) != 0)
 		goto out;
 	mk_info("%s: mtu %u, up", ifname, pl->mtu);
 	if (mk_rtnl_link_set(r, l.ifindex, 1, pl->mtu) != 0) {
@@ -565,10 +651,16 @@ up_config(const char *ifname, const char *path, const struct opts *o)
 {
 	struct mk_wgconf c;
 	struct plan pl = { 0 };
-	char err[512];
+	char err[512], dflt[sizeof(WG_CONF_DIR) + IFNAMSIZ + 8];
 	bool named;
 	int rc;
 
+	/* As wg-quick: a bare interface name means its file in WG_CONF_DIR. */
+	if (path == NULL) {
+		snprintf(dflt, sizeof(dflt), "%s/%s.conf", WG_CONF_DIR, ifname);
+		path = dflt;
+	}
+	warn_world_accessible(path);
 	if (mk_wgconf_load(&c, path, MK_WGCONF_RESOLVE, err,
 	    sizeof(err)) != 0) {
 		mk_err("%s", err);
@@ -636,6 +728,7 @@ mesh_load(struct mesh_plan *mp, const struct opts *o)
 		mk_err("%s", err);
 		return MK_EXIT_USAGE;
 	}
+	warn_world_accessible(o->key);
 	if (mk_key_read_file(&priv, o->key, &why) != 0) {
 		mk_err("%s: %s", o->key, why);
 		return MK_EXIT_USAGE;
@@ -791,6 +884,15 @@ mesh_edit(const char *ifname, struct mesh_plan *mp)
 	}
 	if (sync_addresses(r, ifname, l.ifindex, mp->addrs, mp->n_addrs) != 0)
 		goto out;
+	/* An up killed half way left the link down, at the TUN's MTU. */
+	if (l.mtu != DEFAULT_MTU || !(l.flags & IFF_UP)) {
+		mk_info("%s: mtu %u, up", ifname, DEFAULT_MTU);
+		if (mk_rtnl_link_set(r, l.ifindex, 1, DEFAULT_MTU) != 0) {
+			mk_err("%s: cannot set mtu %u and bring it up: %s",
+			    ifname, DEFAULT_MTU, strerror(errno));
+			goto out;
+		}
+	}
 	if (routes_for(ifname, h, MK_RTNL_TABLE_MAIN, false) != 0)
 		goto out;
 	rc = 0;
@@ -1195,6 +1297,7 @@ set_key_file(struct mk_key *k, const char *path)
 		memset(k, 0, sizeof(*k));
 		return 0;
 	}
+	warn_world_accessible(path);
 	if (mk_key_read_file(k, path, &why) != 0) {
 		mk_err("%s: %s", path, why);
 		return -1;
@@ -1268,14 +1371,11 @@ parse_set(struct mk_wg_device *dev, int argc, char **argv)
 			dev->listen_port = (uint16_t)n;
 			dev->flags |= MK_WG_DEV_HAS_LISTEN_PORT;
 		} else if (strcmp(w, "fwmark") == 0 && p == NULL) {
-			if (strcmp(v, "off") == 0)
-				n = 0;
-			else if (mk_strtonum(v, 0, UINT32_MAX, &n) != 0) {
-				mk_err("set: fwmark %s: want a number or off",
-				    v);
+			if (mk_wgconf_parse_fwmark(v, &dev->fwmark) != 0) {
+				mk_err("set: fwmark %s: want a number, 0x and "
+				    "hex digits, or off", v);
 				return -1;
 			}
-			dev->fwmark = (uint32_t)n;
 			dev->flags |= MK_WG_DEV_HAS_FWMARK;
 		} else if (strcmp(w, "private-key") == 0 && p == NULL) {
 			if (set_key_file(&dev->private_key, v) != 0)
@@ -1318,6 +1418,34 @@ parse_set(struct mk_wg_device *dev, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Routes go through the link, so -t wants it here and up; asked before
+ * anything is changed, so that a down link leaves nothing half applied.
+ */
+static int
+link_ready(const char *ifname)
+{
+	struct mk_rtnl *r = NULL;
+	struct mk_rtnl_link l;
+	int rc = 0;
+
+	if (mk_rtnl_open(&r) != 0 || mk_rtnl_link_get(r, ifname, &l) != 0) {
+		mk_err("%s: %s%s", ifname, strerror(errno), errno == ENODEV ?
+		    " here: its routes cannot be set" : "");
+		rc = -1;
+	} else if (!(l.flags & IFF_UP)) {
+		mk_err("%s: the link is down: its routes cannot be set "
+		    "(nothing was changed)", ifname);
+		rc = -1;
+	}
+	mk_rtnl_close(r);
+	return rc;
+}
+
+/*
+ * As wg set: the WireGuard side only. With -t, the routes of that table
+ * then follow the allowed IPs.
+ */
 static int
 cmd_set(const char *ifname, int argc, char **argv, const struct opts *o)
 {
@@ -1335,6 +1463,10 @@ cmd_set(const char *ifname, int argc, char **argv, const struct opts *o)
 	if (mk_wg_open(&h, ifname, &why) != 0) {
 		mk_err("%s: %s", ifname, why);
 		rc = fail_code(errno);
+		goto out;
+	}
+	if (table != 0 && link_ready(ifname) != 0) {
+		rc = MK_EXIT_FAIL;
 		goto out;
 	}
 	if (mk_wg_set(h, &dev, &why) != 0) {
@@ -1358,6 +1490,7 @@ cmd_setconf(const char *ifname, const char *path)
 	const char *why;
 	int rc = 0;
 
+	warn_world_accessible(path);
 	if (mk_wgconf_load(&c, path, MK_WGCONF_RESOLVE, err,
 	    sizeof(err)) != 0) {
 		mk_err("%s", err);
@@ -1547,23 +1680,58 @@ ifname_arg(const char *s)
 	return s;
 }
 
+/*
+ * A bad option is reported once the command is known, with that
+ * command's usage; the first one is kept. getopt_long has moved optind
+ * past a long option, and past a short one whose value is missing (it
+ * ends its cluster), but not past a short one in the middle of a cluster:
+ * then only optopt tells.
+ */
+static void
+opt_error(char *bad, size_t n, int ch, char *const *argv, int optind_now)
+{
+	const char *arg = optind_now > 0 ? argv[optind_now - 1] : "";
+	int len = (int)strcspn(arg, "=");
+	bool is_long = strncmp(arg, "--", 2) == 0;
+
+	if (bad[0] != '\0')
+		return;
+	if (ch == ':' && is_long)
+		snprintf(bad, n, "%.*s needs a value", len, arg);
+	else if (ch == ':')
+		snprintf(bad, n, "-%c needs a value", optopt);
+	else if (optopt == 0)
+		snprintf(bad, n, "unknown option: %.*s", len, arg);
+	else if (is_long && arg[len] == '=')
+		snprintf(bad, n, "%.*s takes no value", len, arg);
+	else if (optopt > 255)
+		snprintf(bad, n, "bad option: %s", arg);
+	else
+		snprintf(bad, n, "unknown option: -%c", optopt);
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct opts o = { 0 };
 	const char *cmd;
+	char bad[128] = "";
+	bool help = false;
 	int ch, quiet = 0, verbose = 0;
 
 	mk_cli_init("wgsetup", usage);
-	while ((ch = getopt_long(argc, argv, "hp:qt:vV", longopts, NULL)) !=
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":hp:qt:vV", longopts, NULL)) !=
 	    -1) {
 		switch (ch) {
 		case 'h':
-			usage(stdout);
-			return 0;
+			help = true;
+			break;
 		case 'p':
-			if (mk_strtonum(optarg, 0, 65535, &o.port) != 0)
-				mk_usage_error("bad port: %s", optarg);
+			if (mk_strtonum(optarg, 0, 65535, &o.port) != 0 &&
+			    bad[0] == '\0')
+				snprintf(bad, sizeof(bad), "bad port: %s",
+				    optarg);
 			o.port_set = true;
 			break;
 		case 'q':
@@ -1577,7 +1745,7 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf("wgsetup %s\n", MK_VERSION);
-			return 0;
+			return finish_stdout();
 		case OPT_USERSPACE:
 			o.userspace = true;
 			break;
@@ -1594,15 +1762,31 @@ main(int argc, char *argv[])
 			o.json = true;
 			break;
 		default:
-			usage(stderr);
-			return MK_EXIT_USAGE;
+			opt_error(bad, sizeof(bad), ch, argv, optind);
+			break;
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc == 0)
+	cmd = argc > 0 ? argv[0] : NULL;
+	/* From here on, usage errors show this command's forms only. */
+	if (cmd != NULL && known_cmd(cmd)) {
+		usage_cmd = cmd;
+		mk_cli_init("wgsetup", usage_of_cmd);
+	}
+	if (help) {
+		if (usage_cmd != NULL)
+			usage_of_cmd(stdout);
+		else
+			usage(stdout);
+		return finish_stdout();
+	}
+	if (bad[0] != '\0')
+		mk_usage_error("%s", bad);
+	if (cmd == NULL)
 		mk_usage_error("%s", "missing command");
-	cmd = argv[0];
+	if (usage_cmd == NULL)
+		mk_usage_error("unknown command: %s", cmd);
 	argc--;
 	argv++;
 	mk_log_init("wgsetup", quiet ? MK_LOG_ERR : MK_LOG_WARN + verbose);
@@ -1620,11 +1804,13 @@ main(int argc, char *argv[])
 		return cmd_pubkey();
 	}
 	if (strcmp(cmd, "up") == 0) {
-		want_args(argc, 1, o.mesh ? 1 : 2, cmd);
-		if (o.mesh == NULL && argc != 2)
-			mk_usage_error("%s", "up needs a config file or --mesh");
-		return o.mesh ? up_mesh(ifname_arg(argv[0]), &o) :
-		    up_config(ifname_arg(argv[0]), argv[1], &o);
+		if (o.mesh != NULL) {
+			want_args(argc, 1, 1, cmd);
+			return up_mesh(ifname_arg(argv[0]), &o);
+		}
+		want_args(argc, 1, 2, cmd);
+		return up_config(ifname_arg(argv[0]), argc == 2 ? argv[1] :
+		    NULL, &o);
 	}
 	if (strcmp(cmd, "down") == 0) {
 		want_args(argc, 1, 1, cmd);
@@ -1642,9 +1828,6 @@ main(int argc, char *argv[])
 		want_args(argc, 2, 2, cmd);
 		return cmd_setconf(ifname_arg(argv[0]), argv[1]);
 	}
-	if (strcmp(cmd, "endpoints") == 0) {
-		want_args(argc, 1, 1, cmd);
-		return cmd_endpoints(ifname_arg(argv[0]));
-	}
-	mk_usage_error("unknown command: %s", cmd);
+	want_args(argc, 1, 1, cmd);
+	return cmd_endpoints(ifname_arg(argv[0]));
 }

@@ -83,27 +83,68 @@ parse_u32(const char *v, uint32_t max, uint32_t *out)
 	return 0;
 }
 
-static int
-parse_fwmark(const char *v, uint32_t *out)
+/*
+ * As wg(8) reads a fwmark: "off", or digits, hexadecimal after "0x"; the
+ * value must fit 32 bits.
+ */
+int
+mk_wgconf_parse_fwmark(const char *v, uint32_t *out)
 {
 	char *end;
-	unsigned long n;
+	unsigned long long n;
+	int base = 10;
 
 	if (strcasecmp(v, "off") == 0) {
 		*out = 0;
 		return 0;
 	}
-	if (strncasecmp(v, "0x", 2) == 0) {
-		if (!isxdigit((unsigned char)v[2]) || strlen(v) > 10)
+	if (!isdigit((unsigned char)v[0]))
+		return -1;
+	if (strlen(v) > 2 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
+		if (!isxdigit((unsigned char)v[2]))
 			return -1;
-		errno = 0;
-		n = strtoul(v + 2, &end, 16);
-		if (*end != '\0' || errno != 0)
-			return -1;
-		*out = (uint32_t)n;
-		return 0;
+		base = 16;
 	}
-	return parse_u32(v, UINT32_MAX, out);
+	errno = 0;
+	n = strtoull(v, &end, base);
+	if (*end != '\0' || errno != 0 || n > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+/*
+ * Whether others can read the file path leads to: it grants them read,
+ * and every directory above it lets them through. (wg-quick's own test,
+ * the file's and its directory's bits for others ANDed, misses a 0604
+ * file in a 0711 directory and flags one in a closed 0744 directory.)
+ */
+bool
+mk_wgconf_world_accessible(const char *path, char *real, size_t len)
+{
+	struct stat st;
+	char *rp, *slash;
+	bool readable = false;
+	int rc;
+
+	if ((rp = realpath(path, NULL)) == NULL)
+		return false;
+	if (stat(rp, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    !(st.st_mode & S_IROTH))
+		goto out;
+	if (real != NULL && len > 0)
+		snprintf(real, len, "%s", rp);
+	/* realpath's answer is absolute: walk up, one slash at a time */
+	while ((slash = strrchr(rp, '/')) != NULL) {
+		*slash = '\0';
+		rc = stat(*rp != '\0' ? rp : "/", &st);
+		if (rc != 0 || !(st.st_mode & S_IXOTH))
+			goto out;
+	}
+	readable = true;
+out:
+	free(rp);
+	return readable;
 }
 
 /* Call fn on each comma-separated item of v; empty items are errors. */
@@ -249,7 +290,7 @@ iface_key(struct parser *p, const char *key, char *v)
 	} else if (strcasecmp(key, "FwMark") == 0) {
 		if (once(p, SEEN_FWMARK, "FwMark") != 0)
 			return -1;
-		if (parse_fwmark(v, &dev->fwmark) != 0)
+		if (mk_wgconf_parse_fwmark(v, &dev->fwmark) != 0)
 			return fail(p, "FwMark %s: want a number or off", v);
 		dev->flags |= MK_WG_DEV_HAS_FWMARK;
 	} else if (strcasecmp(key, "Address") == 0) {

@@ -44,6 +44,18 @@ guest() { cat "$BATS_FILE_TMPDIR/qemu.out"; }
 	assert_line "ok - its routes and addresses too"
 }
 
+@test "set is wg set unless -t; fwmark in hex; up --mesh mends a half-made link" {
+	run guest
+	assert_line "ok - set without -t"
+	assert_line "ok - and no route"
+	assert_line "ok - set without -t on a down link"
+	assert_line "ok - set -t on a down link is refused"
+	assert_line "ok - and changed nothing"
+	assert_line "ok - wg sees fwmark 0x1234"
+	assert_line "ok - brings the link up at 1280"
+	assert_line "ok - with its mesh address and routes"
+}
+
 @test "10,000 peers in several netlink messages, as wg sees them" {
 	run guest
 	assert_line --regexp '^ok - in several netlink messages \([0-9]+\)$'

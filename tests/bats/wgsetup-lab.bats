@@ -89,7 +89,9 @@ pings() {
 }
 
 @test "a third host joins with set" {
-	run W h-eim1 set "$(ifc h-eim1)" peer "$(cat "$KEYS/p.pub")" endpoint "$PUB_IP:51820" \
+	# h-eim1 routes it (-t main), h-eim2 does as wg set does: no route,
+	# its /24 covers 10.66.0.3
+	run W h-eim1 set -t main "$(ifc h-eim1)" peer "$(cat "$KEYS/p.pub")" endpoint "$PUB_IP:51820" \
 		allowed-ips 10.66.0.3/32 keepalive 1
 	assert_success
 	run W h-eim2 set "$(ifc h-eim2)" peer "$(cat "$KEYS/p.pub")" endpoint "$PUB_IP:51820" \
@@ -105,6 +107,8 @@ pings() {
 	pings h-eim1 10.66.0.2
 	run "$LAB" exec h-eim1 ip -j route show dev "$(ifc h-eim1)" proto 109
 	assert_equal "$(jq -r '.[].dst' <<<"$output" | sort)" "$(printf '10.66.0.2\n10.66.0.3')"
+	run "$LAB" exec h-eim2 ip -j route show dev "$(ifc h-eim2)" proto 109
+	assert_equal "$(jq -r '.[].dst' <<<"$output")" 10.66.0.1
 }
 
 @test "endpoints moves a peer's endpoint from stdin" {

@@ -26,6 +26,17 @@ teardown_file() {
 teardown() {
 	bg_stop_all
 	wg_cleanup "$IFP"
+	# directories a test made outside its own (private) one
+	[ -z "${OPEN_DIR:-}" ] || rm -rf "$OPEN_DIR"
+	rm -f /etc/wireguard/"$IFP"*.conf
+	[ -z "${ETC_WG_MADE:-}" ] || rmdir /etc/wireguard
+}
+
+# open_dir: $OPEN_DIR, a new directory everyone may enter and read (the
+# test's own directories are private), removed by teardown.
+open_dir() {
+	OPEN_DIR=$(mktemp -d /tmp/wgsetup-open.XXXXXX)
+	chmod 755 "$OPEN_DIR"
 }
 
 # W ARGS...: wgsetup in the namespace, with only wireguard-go on PATH
@@ -117,6 +128,46 @@ EOF
 	run -2 "$MK_BIN/wgsetup" genkey extra
 	run -0 "$MK_BIN/wgsetup" --help
 	assert_line --index 0 --regexp '^usage: wgsetup genkey$'
+}
+
+@test "a usage error shows the command's own usage, not every command's" {
+	run -2 --separate-stderr "$MK_BIN/wgsetup" down --userspace x
+	assert_equal "$stderr" "wgsetup: --userspace goes with up
+usage: wgsetup down [-qv] interface"
+	# an option error is reported once the command is known
+	run -2 --separate-stderr "$MK_BIN/wgsetup" --frob show
+	assert_equal "$stderr" "wgsetup: unknown option: --frob
+usage: wgsetup show [--dump | --json] [interface]"
+	run -2 --separate-stderr "$MK_BIN/wgsetup" -qz endpoints x
+	assert_equal "$stderr" "wgsetup: unknown option: -z
+usage: wgsetup endpoints [-qv] interface"
+	run -2 --separate-stderr "$MK_BIN/wgsetup" show --dump=yes
+	assert_equal "${stderr_lines[0]}" "wgsetup: --dump takes no value"
+	run -2 --separate-stderr "$MK_BIN/wgsetup" set x -t
+	assert_equal "${stderr_lines[0]}" "wgsetup: -t needs a value"
+	assert_equal "${#stderr_lines[@]}" 5
+	assert_equal "${stderr_lines[1]}" "usage: wgsetup set [-qv] [-t table] interface [listen-port port]"
+	run -2 --separate-stderr "$MK_BIN/wgsetup" up x --mesh
+	assert_equal "${stderr_lines[0]}" "wgsetup: --mesh needs a value"
+	assert_equal "${#stderr_lines[@]}" 4
+	run -2 --separate-stderr "$MK_BIN/wgsetup" up
+	assert_equal "$stderr" "wgsetup: wrong number of arguments for up
+usage: wgsetup up [-qv] [--userspace] interface [config]
+       wgsetup up [-qv] [--userspace] [-p port] interface --mesh mesh.conf
+               --key file"
+	run -2 --separate-stderr "$MK_BIN/wgsetup" genkey extra
+	assert_equal "$stderr" "wgsetup: wrong number of arguments for genkey
+usage: wgsetup genkey"
+	# no command, or one we do not know: every command's usage
+	run -2 --separate-stderr "$MK_BIN/wgsetup" frobnicate
+	assert_equal "${stderr_lines[0]}" "wgsetup: unknown command: frobnicate"
+	assert_equal "${#stderr_lines[@]}" 15
+	run -2 --separate-stderr "$MK_BIN/wgsetup"
+	assert_equal "${#stderr_lines[@]}" 15
+	# help for one command, on stdout
+	run -0 --separate-stderr "$MK_BIN/wgsetup" setconf --help
+	assert_output "usage: wgsetup setconf [-qv] interface config"
+	assert_equal "$stderr" ""
 }
 
 @test "config errors name the file and line, exit 2, and create nothing" {
@@ -221,10 +272,10 @@ EOF
 	assert_equal "$stderr" "wgsetup: ${IFP}a: already exists"
 }
 
-@test "set: a peer joins, moves and leaves; its routes follow" {
+@test "set -t main: a peer joins, moves and leaves; its routes follow" {
 	write_conf "${IFP}a"
 	W up "${IFP}a" "$BATS_TEST_TMPDIR/${IFP}a.conf"
-	run W set "${IFP}a" peer "$(cat "$KEYS/c.pub")" endpoint 127.0.0.1:6000 \
+	run W set -t main "${IFP}a" peer "$(cat "$KEYS/c.pub")" endpoint 127.0.0.1:6000 \
 		allowed-ips 10.77.0.3/32,10.55.0.0/24 keepalive 10
 	assert_success
 	assert_equal "$(N wg show "${IFP}a" dump | grep "^$(cat "$KEYS/c.pub")" | cut -f 3,4,8)" \
@@ -235,14 +286,14 @@ EOF
 	run W set "${IFP}a" peer "nodekey:$(base64 -d "$KEYS/c.pub" | od -An -tx1 | tr -d ' \n')" \
 		allowed-ips 10.77.0.3/32 listen-port 51830
 	assert_failure 2
-	run W set "${IFP}a" listen-port 51830 peer "nodekey:$(base64 -d <"$KEYS/c.pub" | od -An -tx1 | tr -d ' \n')" \
+	run W set -t main "${IFP}a" listen-port 51830 peer "nodekey:$(base64 -d <"$KEYS/c.pub" | od -An -tx1 | tr -d ' \n')" \
 		allowed-ips 10.77.0.3/32
 	assert_success
 	assert_equal "$(N wg show "${IFP}a" listen-port)" 51830
 	assert_equal "$(N wg show "${IFP}a" allowed-ips | grep "^$(cat "$KEYS/c.pub")" | cut -f 2)" 10.77.0.3/32
 	assert_equal "$(N ip -j route show dev "${IFP}a" proto 109 | jq -r '.[].dst' | sort)" \
 		"$(printf '10.77.0.2\n10.77.0.3\n10.99.0.0/16')"
-	run W set "${IFP}a" peer "$(cat "$KEYS/c.pub")" remove
+	run W set -t main "${IFP}a" peer "$(cat "$KEYS/c.pub")" remove
 	assert_success
 	run N wg show "${IFP}a" peers
 	assert_output "$(cat "$KEYS/b.pub")"
@@ -253,6 +304,61 @@ EOF
 	assert_success
 	run N ip route show dev "${IFP}a" 10.40.0.0/16
 	assert_output ""
+}
+
+@test "set changes what wg set changes and nothing else, also on a down link" {
+	write_conf "${IFP}a"
+	W up "${IFP}a" "$BATS_TEST_TMPDIR/${IFP}a.conf"
+	routes=$(N ip -j route show dev "${IFP}a" | jq -c 'sort_by(.dst)')
+	run --separate-stderr W set "${IFP}a" peer "$(cat "$KEYS/c.pub")" allowed-ips 10.55.0.0/24 \
+		peer "$(cat "$KEYS/b.pub")" allowed-ips 10.77.0.2/32
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(N wg show "${IFP}a" allowed-ips | sort)" "$(printf '%s\t10.77.0.2/32\n%s\t10.55.0.0/24' \
+		"$(cat "$KEYS/b.pub")" "$(cat "$KEYS/c.pub")" | sort)"
+	# no route added for c, none taken from b (10.99.0.0/16 stays)
+	assert_equal "$(N ip -j route show dev "${IFP}a" | jq -c 'sort_by(.dst)')" "$routes"
+	# a down link is no obstacle to wg set
+	N ip link set "${IFP}a" down
+	run --separate-stderr W set "${IFP}a" listen-port 51831 peer "$(cat "$KEYS/d.pub")" allowed-ips 10.40.0.0/16
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(N wg show "${IFP}a" listen-port)" 51831
+	N wg show "${IFP}a" peers | grep -qx "$(cat "$KEYS/d.pub")"
+	# with -t, the routes: refused on a down link before anything changes
+	run --separate-stderr W set -t main "${IFP}a" peer "$(cat "$KEYS/e.pub")" allowed-ips 10.41.0.0/16
+	assert_failure 3
+	assert_equal "$stderr" "wgsetup: ${IFP}a: the link is down: its routes cannot be set (nothing was changed)"
+	run N wg show "${IFP}a" peers
+	refute_output --partial "$(cat "$KEYS/e.pub")"
+	N ip link set "${IFP}a" up
+	run W set -t main "${IFP}a" peer "$(cat "$KEYS/e.pub")" allowed-ips 10.41.0.0/16
+	assert_success
+	assert_equal "$(N ip -j route show dev "${IFP}a" proto 109 | jq -r '.[].dst' | sort)" \
+		"$(printf '10.40.0.0/16\n10.41.0.0/16\n10.55.0.0/24\n10.77.0.2')"
+}
+
+@test "set fwmark: decimal, 0x and hex, off, as wg takes them" {
+	write_conf "${IFP}a"
+	W up "${IFP}a" "$BATS_TEST_TMPDIR/${IFP}a.conf"
+	run W set "${IFP}a" fwmark 0x1234
+	assert_success
+	assert_equal "$(N wg show "${IFP}a" fwmark)" 0x1234
+	run W set "${IFP}a" fwmark 4660
+	assert_success
+	assert_equal "$(N wg show "${IFP}a" fwmark)" 0x1234
+	run W set "${IFP}a" fwmark 0xffffffff
+	assert_success
+	assert_equal "$(N wg show "${IFP}a" fwmark)" 0xffffffff
+	run W set "${IFP}a" fwmark off
+	assert_success
+	assert_equal "$(N wg show "${IFP}a" fwmark)" off
+	for bad in 0x100000000 4294967296 0x 0xg 0x-1 12ab; do
+		run --separate-stderr W set "${IFP}a" fwmark "$bad"
+		assert_failure 2
+		assert_equal "$stderr" "wgsetup: set: fwmark $bad: want a number, 0x and hex digits, or off"
+	done
+	assert_equal "$(N wg show "${IFP}a" fwmark)" off
 }
 
 @test "set: bad words, keys and unknown interfaces" {
@@ -403,6 +509,140 @@ EOF
 	wg_gone "${IFP}n"
 }
 
+# mesh_conf: $BATS_TEST_TMPDIR/mesh.conf with nodes a, b and c.
+mesh_conf() {
+	cat >"$BATS_TEST_TMPDIR/mesh.conf" <<EOF
+domain mesh.test
+node a $(cat "$KEYS/a.pub") 100.64.0.1
+node b $(cat "$KEYS/b.pub") 100.64.0.2
+node c $(cat "$KEYS/c.pub") 100.64.0.3
+EOF
+}
+
+# mesh_in_line IFACE: what up --mesh as node b makes, link included.
+mesh_in_line() {
+	assert_equal "$(N wg show "$1" public-key)" "$(cat "$KEYS/b.pub")"
+	assert_equal "$(N wg show "$1" allowed-ips | sort)" "$(printf '%s\t100.64.0.1/32\n%s\t100.64.0.3/32\n' \
+		"$(cat "$KEYS/a.pub")" "$(cat "$KEYS/c.pub")" | sort)"
+	assert_equal "$(N ip -j addr show dev "$1" | jq -r '.[0].addr_info[] | select(.family == "inet") | "\(.local)/\(.prefixlen)"')" \
+		100.64.0.2/32
+	assert_equal "$(N ip -j link show dev "$1" | jq -r '"\(.[0].mtu) \(.[0].flags | index("UP") != null)"')" "1280 true"
+	assert_equal "$(N ip -j route show dev "$1" proto 109 | jq -r '.[].dst' | sort)" "$(printf '100.64.0.1\n100.64.0.3')"
+}
+
+@test "up --mesh repairs an up that was killed half way, link state and MTU included" {
+	local impl=$BATS_TEST_TMPDIR/impl
+	mesh_conf
+	# SIGKILL (nothing can hold it) for up the moment it has started the
+	# implementation: wireguard-go runs, with a TUN that is down at its
+	# own MTU, and no key, peer or address
+	# (wireguard-go by name, from wgsetup's PATH, so that its command
+	# line is what wg_cleanup looks for should the test fail)
+	cat >"$impl" <<'EOF'
+#!/bin/sh
+kill -KILL $PPID
+exec wireguard-go "$@"
+EOF
+	chmod +x "$impl"
+	run ip netns exec "$NS" env PATH="$WGPATH" WG_QUICK_USERSPACE_IMPLEMENTATION="$impl" \
+		"$MK_BIN/wgsetup" up "${IFP}k" --mesh "$BATS_TEST_TMPDIR/mesh.conf" --key "$KEYS/b.key"
+	assert_failure 137
+	wait_for 10 "[ -S /var/run/wireguard/${IFP}k.sock ] && N ip link show ${IFP}k >/dev/null 2>&1"
+	assert_equal "$(N ip -j link show dev "${IFP}k" | jq -r '"\(.[0].mtu) \(.[0].flags | index("UP") != null)"')" "1420 false"
+	assert_equal "$(N wg show "${IFP}k" private-key)" "(none)"
+	# up again puts it right
+	run --separate-stderr W -v up "${IFP}k" --mesh "$BATS_TEST_TMPDIR/mesh.conf" --key "$KEYS/b.key"
+	assert_success
+	[[ $stderr == *"2 peers added, 0 removed, 0 changed"* ]]
+	[[ $stderr == *"${IFP}k: mtu 1280, up"* ]]
+	mesh_in_line "${IFP}k"
+	# killed later, once the peers were set: down, at another MTU,
+	# without addresses (and so without routes)
+	N ip link set "${IFP}k" down mtu 1420
+	N ip addr flush dev "${IFP}k"
+	run W up "${IFP}k" --mesh "$BATS_TEST_TMPDIR/mesh.conf" --key "$KEYS/b.key"
+	assert_success
+	mesh_in_line "${IFP}k"
+	# in line already: nothing to do, the link not touched
+	run --separate-stderr W -v up "${IFP}k" --mesh "$BATS_TEST_TMPDIR/mesh.conf" --key "$KEYS/b.key"
+	assert_success
+	[[ $stderr == *"0 peers added, 0 removed, 0 changed"* ]]
+	[[ $stderr != *"mtu"* && $stderr != *"address"* && $stderr != *"route"* ]]
+	run W down "${IFP}k"
+	assert_success
+	wg_gone "${IFP}k"
+}
+
+@test "up IFACE without a config reads /etc/wireguard/IFACE.conf, as wg-quick" {
+	write_conf "${IFP}e"
+	if [ ! -d /etc/wireguard ]; then
+		mkdir -m 700 /etc/wireguard
+		ETC_WG_MADE=1
+	fi
+	install -m 600 "$BATS_TEST_TMPDIR/${IFP}e.conf" "/etc/wireguard/${IFP}e.conf"
+	run --separate-stderr W up "${IFP}e"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(N wg show "${IFP}e" listen-port)" 51820
+	assert_equal "$(N wg show "${IFP}e" peers)" "$(cat "$KEYS/b.pub")"
+	assert_equal "$(N ip -j link show dev "${IFP}e" | jq -r '.[0].mtu')" 1400
+	run --separate-stderr W up "${IFP}f"
+	assert_failure 2
+	assert_equal "$stderr" "wgsetup: /etc/wireguard/${IFP}f.conf: No such file or directory"
+	wg_gone "${IFP}f"
+	# never a config and more, nor a config and --mesh
+	run -2 W up "${IFP}f" "$BATS_TEST_TMPDIR/${IFP}e.conf" extra
+	run -2 W up "${IFP}f" "$BATS_TEST_TMPDIR/${IFP}e.conf" --mesh "$BATS_TEST_TMPDIR/${IFP}e.conf" --key "$KEYS/b.key"
+	wg_gone "${IFP}f"
+}
+
+@test "a config or key file others can read gets wg-quick's warning" {
+	local d f
+	write_conf "${IFP}a"
+	open_dir
+	d=$(realpath "$OPEN_DIR")
+	f=$d/wg.conf
+	install -m 644 "$BATS_TEST_TMPDIR/${IFP}a.conf" "$f"
+	run --separate-stderr W up "${IFP}a" "$f"
+	assert_success
+	assert_equal "$stderr" "wgsetup: Warning: \`$f' is world accessible"
+	# through a link, the file itself is named, as wg-quick's readlink -f
+	ln -s wg.conf "$d/link.conf"
+	run --separate-stderr W setconf "${IFP}a" "$d/link.conf"
+	assert_success
+	assert_equal "$stderr" "wgsetup: Warning: \`$f' is world accessible"
+	# key files: set private-key and preshared-key, up --key
+	install -m 644 "$KEYS/c.key" "$d/c.key"
+	install -m 644 "$KEYS/psk" "$d/psk"
+	run --separate-stderr W set "${IFP}a" private-key "$d/c.key" peer "$(cat "$KEYS/b.pub")" preshared-key "$d/psk"
+	assert_success
+	assert_equal "$stderr" "wgsetup: Warning: \`$d/c.key' is world accessible
+wgsetup: Warning: \`$d/psk' is world accessible"
+	assert_equal "$(N wg show "${IFP}a" public-key)" "$(cat "$KEYS/c.pub")"
+	mesh_conf
+	run --separate-stderr W up "${IFP}m" --mesh "$BATS_TEST_TMPDIR/mesh.conf" --key "$d/c.key"
+	assert_success
+	assert_equal "$stderr" "wgsetup: Warning: \`$d/c.key' is world accessible"
+	# -q keeps it quiet; so does a file closed to others, or a directory
+	# they cannot pass; an empty key file (it removes the key) holds no
+	# secret
+	run --separate-stderr W -q setconf "${IFP}a" "$f"
+	assert_success
+	assert_equal "$stderr" ""
+	chmod 640 "$f" "$d/c.key"
+	run --separate-stderr W setconf "${IFP}a" "$f"
+	assert_success
+	assert_equal "$stderr" ""
+	chmod 644 "$f"
+	chmod 750 "$d"
+	run --separate-stderr W setconf "${IFP}a" "$f"
+	assert_success
+	assert_equal "$stderr" ""
+	run --separate-stderr W set "${IFP}a" private-key "$d/c.key" peer "$(cat "$KEYS/b.pub")" preshared-key /dev/null
+	assert_success
+	assert_equal "$stderr" ""
+}
+
 @test "down leaves no interface, address, route, socket or process" {
 	write_conf "${IFP}a"
 	W up "${IFP}a" "$BATS_TEST_TMPDIR/${IFP}a.conf"
@@ -447,20 +687,21 @@ EOF
 @test "no privilege: one line, exit 3, nothing left" {
 	local d
 	write_conf "${IFP}a"
-	# where nobody can read the config and find wireguard-go (the
-	# test's own directories are private)
-	d=$(mktemp -d /tmp/wgsetup-np.XXXXXX)
-	chmod 755 "$d"
+	# nobody must reach the program, the config and wireguard-go, wherever
+	# the checkout lives (under /root, say): copies in a directory of
+	# their own. The config is nobody's own, 0600: no warning either.
+	open_dir
+	d=$OPEN_DIR
 	mkdir "$d/path"
+	install -m 755 "$MK_BIN/wgsetup" "$d/wgsetup"
 	ln -s "$(command -v wireguard-go)" "$d/path/wireguard-go"
-	install -m 644 "$BATS_TEST_TMPDIR/${IFP}a.conf" "$d/wg.conf"
+	install -m 600 -o nobody "$BATS_TEST_TMPDIR/${IFP}a.conf" "$d/wg.conf"
 	run --separate-stderr ip netns exec "$NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		env PATH="$d/path" "$MK_BIN/wgsetup" up "${IFP}a" "$d/wg.conf"
+		env PATH="$d/path" "$d/wgsetup" up "${IFP}a" "$d/wg.conf"
 	assert_failure 3
 	assert_equal "$stderr" "wgsetup: ${IFP}a: cannot create the link: Operation not permitted"
 	run --separate-stderr ip netns exec "$NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		env PATH="$d/path" "$MK_BIN/wgsetup" up --userspace "${IFP}a" "$d/wg.conf"
-	rm -r "$d"
+		env PATH="$d/path" "$d/wgsetup" up --userspace "${IFP}a" "$d/wg.conf"
 	assert_failure 3
 	[[ $stderr == "wgsetup: ${IFP}a: wireguard-go exited with status 1: "*"Failed to create TUN device: permission denied" ]]
 	wg_gone "${IFP}a"
@@ -471,7 +712,7 @@ EOF
 	cat >"$impl" <<EOF
 #!/bin/sh
 echo "\$* WG_PROCESS_FOREGROUND=\$WG_PROCESS_FOREGROUND" >"$BATS_TEST_TMPDIR/impl.args"
-exec "$(command -v wireguard-go)" "\$@"
+exec wireguard-go "\$@"
 EOF
 	chmod +x "$impl"
 	write_conf "${IFP}a"

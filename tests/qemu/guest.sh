@@ -76,6 +76,7 @@ in1 $IP link set v1 up
 in2 $IP link set v2 up
 
 umask 077
+chmod 600 /big.conf	# a secret others could read draws a warning
 $WGS genkey >/tmp/k1
 $WGS genkey >/tmp/k2
 $WGS pubkey </tmp/k1 >/tmp/p1
@@ -144,14 +145,38 @@ t "show --dump equals wg show dump (live)" dump_agrees n1 wg1
 
 # set, endpoints, a peer leaving, on the kernel
 $WGS genkey | $WGS pubkey >/tmp/p3
-t "set adds a peer" in1 $WGS set wg1 peer "$(cat /tmp/p3)" endpoint 192.168.241.9:1 \
+t "set adds a peer" in1 $WGS set -t main wg1 peer "$(cat /tmp/p3)" endpoint 192.168.241.9:1 \
 	allowed-ips 10.0.0.3/32 keepalive 7
 t "wg sees it" sh -c "$IP netns exec n1 $WG show wg1 dump | grep -q \"^$(cat /tmp/p3)	(none)	192.168.241.9:1	10.0.0.3/32	0	0	[0-9]*	7\$\""
 t "and its route" sh -c "$IP -n n1 route show dev wg1 proto 109 | grep -q '^10.0.0.3 '"
 t "endpoints moves it" sh -c "echo '$(cat /tmp/p3) 192.168.241.10:2' | $IP netns exec n1 $WGS endpoints wg1"
 t "wg sees the move" sh -c "$IP netns exec n1 $WG show wg1 endpoints | grep -q '192.168.241.10:2'"
-t "set removes it" in1 $WGS set wg1 peer "$(cat /tmp/p3)" remove
+t "set removes it" in1 $WGS set -t main wg1 peer "$(cat /tmp/p3)" remove
 t "its route goes" sh -c "! $IP -n n1 route show dev wg1 proto 109 | grep -q '^10.0.0.3 '"
+# without -t, as wg set: WireGuard only, on a down link too
+t "set without -t" in1 $WGS set wg1 peer "$(cat /tmp/p3)" allowed-ips 10.0.3.0/24
+t "wg sees that" sh -c "$IP netns exec n1 $WG show wg1 allowed-ips | grep -q '10.0.3.0/24'"
+t "and no route" sh -c "! $IP -n n1 route show dev wg1 | grep -q '^10.0.3.0/24 '"
+$IP -n n1 link set wg1 down
+t "set without -t on a down link" in1 $WGS set wg1 peer "$(cat /tmp/p3)" allowed-ips 10.0.4.0/24
+$IP -n n1 link set wg1 up
+t "wg sees it too" sh -c "$IP netns exec n1 $WG show wg1 allowed-ips | grep -q '10.0.4.0/24'"
+t "set -t on a down link is refused" sh -c "$IP -n n1 link set wg1 down;
+	$IP netns exec n1 $WGS set -t main wg1 peer '$(cat /tmp/p3)' remove 2>/dev/null; rc=\$?;
+	$IP -n n1 link set wg1 up; test \$rc = 3"
+t "and changed nothing" sh -c "$IP netns exec n1 $WG show wg1 peers | grep -q '$(cat /tmp/p3)'"
+t "set fwmark 0x1234" in1 $WGS set wg1 fwmark 0x1234
+t "wg sees fwmark 0x1234" test "$(in1 $WG show wg1 fwmark)" = 0x1234
+in1 $WGS set wg1 fwmark off peer "$(cat /tmp/p3)" remove
+# an up killed half way, by hand: the link down at another MTU, no address
+printf 'domain mesh.test\nnode n1 %s 100.64.0.1\nnode n2 %s 100.64.0.2\n' \
+	"$(cat /tmp/p1)" "$(cat /tmp/p2)" >/tmp/mesh.conf
+$IP -n n1 link set wg1 down mtu 1300
+$IP -n n1 addr flush dev wg1
+t "up --mesh on the half-made link" in1 $WGS up wg1 --mesh /tmp/mesh.conf --key /tmp/k1
+t "brings the link up at 1280" sh -c "$IP -n n1 link show wg1 | grep -q '<.*UP.*> mtu 1280'"
+t "with its mesh address and routes" sh -c "$IP -n n1 addr show dev wg1 | grep -q 'inet 100.64.0.1/32' &&
+	$IP -n n1 route show dev wg1 proto 109 | grep -q '^100.64.0.2 '"
 t "an unknown interface is exit 2" sh -c "$IP netns exec n1 $WGS show nosuch; test \$? = 2"
 
 # 10,000 peers: several netlink messages, one of them for a single peer's

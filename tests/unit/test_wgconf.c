@@ -3,8 +3,12 @@
  * by file and line. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "t.h"
 #include "wgconf.h"
@@ -236,6 +240,83 @@ test_load(void)
 	mk_wgconf_free(&c);
 }
 
+/* FwMark and `set ... fwmark` take what wg takes, nothing else. */
+static void
+test_fwmark(void)
+{
+	static const struct {
+		const char	*s;
+		int		 rc;
+		uint32_t	 v;
+	} cases[] = {
+		{ "off", 0, 0 }, { "OFF", 0, 0 }, { "0", 0, 0 },
+		{ "1234", 0, 1234 }, { "0x1234", 0, 0x1234 },
+		{ "0xffffffff", 0, 0xffffffffU }, { "4294967295", 0, 0xffffffffU },
+		{ "0x000000001", 0, 1 }, { "0XaB", 0, 0xab },
+		{ "0x100000000", -1, 0 }, { "4294967296", -1, 0 },
+		{ "0x", -1, 0 }, { "0xg", -1, 0 }, { "-1", -1, 0 },
+		{ "+1", -1, 0 }, { " 1", -1, 0 }, { "1 ", -1, 0 }, { "", -1, 0 },
+		{ "0x-1", -1, 0 }, { "12ab", -1, 0 }, { "x12", -1, 0 },
+	};
+	uint32_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		v = 77;
+		CHECK(mk_wgconf_parse_fwmark(cases[i].s, &v) == cases[i].rc);
+		CHECK(v == (cases[i].rc == 0 ? cases[i].v : 77));
+	}
+}
+
+/* Others can read the file: it says so, and so do the directories. */
+static void
+test_world_accessible(void)
+{
+	char dir[] = "/tmp/test_wgconf.XXXXXX", sub[64], f[128], l[64];
+	char real[4096];
+	int fd;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(sub, sizeof(sub), "%s/d", dir);
+	snprintf(f, sizeof(f), "%s/wg0.conf", sub);
+	snprintf(l, sizeof(l), "%s/link.conf", dir);
+	CHECK(mkdir(sub, 0755) == 0);
+	CHECK((fd = open(f, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0);
+	close(fd);
+	CHECK(symlink("d/wg0.conf", l) == 0);
+	CHECK(chmod(dir, 0755) == 0 && chmod(sub, 0755) == 0);
+	CHECK(!mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(chmod(f, 0640) == 0);
+	CHECK(!mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(chmod(f, 0644) == 0);
+	real[0] = '\0';
+	CHECK(mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK_STR(real, f);
+	/* through a link, the file it leads to is named */
+	real[0] = '\0';
+	CHECK(mk_wgconf_world_accessible(l, real, sizeof(real)));
+	CHECK_STR(real, f);
+	CHECK(mk_wgconf_world_accessible(l, NULL, 0));
+	/* a directory others cannot pass, here or further up, closes it */
+	CHECK(chmod(sub, 0744) == 0);
+	CHECK(!mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(chmod(sub, 0755) == 0 && chmod(dir, 0700) == 0);
+	CHECK(!mk_wgconf_world_accessible(f, real, sizeof(real)));
+	/* passing is enough: others who know the name read it */
+	CHECK(chmod(dir, 0711) == 0 && chmod(sub, 0711) == 0);
+	CHECK(chmod(f, 0604) == 0);
+	CHECK(mk_wgconf_world_accessible(f, real, sizeof(real)));
+	/* not a regular file, or not there: nothing to say */
+	CHECK(!mk_wgconf_world_accessible("/dev/null", real, sizeof(real)));
+	CHECK(!mk_wgconf_world_accessible("/nonexistent/x", real,
+	    sizeof(real)));
+	CHECK(!mk_wgconf_world_accessible(sub, real, sizeof(real)));
+	unlink(l);
+	unlink(f);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -247,5 +328,7 @@ main(void)
 	test_no_secret_in_errors();
 	test_limits();
 	test_load();
+	test_fwmark();
+	test_world_accessible();
 	return t_done("wgconf");
 }
