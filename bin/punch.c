@@ -1031,11 +1031,13 @@ dc_recv(struct mk_derpc *c, void *arg, const struct mk_key *src,
     const uint8_t *pkt, size_t len)
 {
 	struct punch *p = arg;
+	struct mk_addr none;
 	struct peer *pe;
 
 	(void)c;
 	if (mk_disco_looks_like(pkt, len)) {
-		handle_disco(p, pkt, len, NULL, src);
+		memset(&none, 0, sizeof(none));	/* no UDP source */
+		handle_disco(p, pkt, len, &none, src);
 		return;
 	}
 	if (p->node && (pe = peer_by_key(p, src)) != NULL &&

@@ -1,0 +1,194 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# punch --node carrying WireGuard (wireguard-go) between lab hosts:
+#
+#   h-eim1 (alice) --[eim1]--+
+#                            +-- inet --- relay (derpcat -l, TLS, STUN)
+#   h-eim2 (bob)   --[eim2]--+
+#   h-edm1 (carol) --[edm1]--+     h-edm2 (dave) --[edm2]--+
+#
+# WireGuard on each host talks only to punch on 127.0.0.1; punch carries
+# its packets over the relay at once and directly once a pong proves a
+# path. "Direct" is judged by the routers' conntrack and the relay's
+# counters, never by punch's word. Interface names are this file's own:
+# wireguard-go's sockets in /run/wireguard are shared by every namespace.
+
+load helpers
+load wgsetup-helpers
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || { echo "the lab needs root" >&2; return 1; }
+	export LAB_PREFIX=mkpn$$ IFP=pn$$
+	eval "$("$LAB" up)"
+	export $("$LAB" env | sed -n 's/^export //p' | cut -d= -f1)
+	wg_path_setup
+	wg_keys a b c d
+	local d=$BATS_FILE_TMPDIR i=0
+	"$LAB" exec relay "$MK_BIN/derpcat" -l :443 --state "$d/state" \
+		--hostname "$RELAY_IP" -v >"$d/relay.log" 2>&1 &
+	echo $! >"$d/relay.pid"
+	until grep -q 'listening on' "$d/relay.log"; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { cat "$d/relay.log" >&2; return 1; }
+		sleep 0.05
+	done
+	PIN=$(sed -n 's/.*certificate pin \(sha256-raw:[0-9a-f]\{64\}\).*/\1/p' "$d/relay.log")
+	export MESH=$d/mesh.conf
+	{
+		echo "domain mesh.test"
+		echo "relay https://$RELAY_IP $PIN"
+		echo "node alice $(cat "$KEYS/a.pub") 100.64.0.1"
+		echo "node bob $(cat "$KEYS/b.pub") 100.64.0.2"
+		echo "node carol $(cat "$KEYS/c.pub") 100.64.0.3"
+		echo "node dave $(cat "$KEYS/d.pub") 100.64.0.4"
+	} >"$MESH"
+}
+
+teardown_file() {
+	local p h
+	for h in h-eim1 h-eim2 h-edm1 h-edm2; do
+		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" down "$(ifc "$h")" \
+			2>/dev/null || true
+	done
+	wg_cleanup "$IFP"
+	p=$(cat "$BATS_FILE_TMPDIR/relay.pid" 2>/dev/null) &&
+		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+	"$LAB" down
+}
+
+teardown() {
+	bg_stop_all
+	local h
+	for h in h-eim1 h-eim2 h-edm1 h-edm2; do
+		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" down "$(ifc "$h")" \
+			2>/dev/null || true
+	done
+}
+
+ifc() {
+	case $1 in
+	h-eim1) echo "${IFP}a" ;;
+	h-eim2) echo "${IFP}b" ;;
+	h-edm1) echo "${IFP}c" ;;
+	h-edm2) echo "${IFP}d" ;;
+	esac
+}
+
+key_of() {
+	case $1 in
+	h-eim1) echo a ;;
+	h-eim2) echo b ;;
+	h-edm1) echo c ;;
+	h-edm2) echo d ;;
+	esac
+}
+
+# node HOST: WireGuard up from the mesh file, then punch --node on it
+node() {
+	local h=$1 k
+	k=$(key_of "$h")
+	"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" up --userspace \
+		"$(ifc "$h")" --mesh "$MESH" --key "$KEYS/$k.key"
+	bg_start "punch-$h" "$LAB" exec "$h" "$MK_BIN/punch" -v --node "$MESH" \
+		-k "$KEYS/$k.key" --wg "$(ifc "$h")"
+}
+
+pings() {
+	"$LAB" exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1
+}
+
+# replied ROUTER A B: a UDP flow between public addresses A and B that has
+# seen a reply (packets crossed the router both ways)
+replied() {
+	local ct
+	ct=$("$LAB" exec "$1" conntrack -L -p udp 2>&1)
+	grep -F "=$2 " <<<"$ct" | grep -F "=$3 " | grep -vq UNREPLIED || {
+		echo "no replied flow $2 <-> $3 on $1:" >&2
+		echo "$ct" >&2
+		return 1
+	}
+}
+
+# relay_packets: how many packets the relay has received in all (its
+# SIGUSR1 report)
+relay_packets() {
+	local p n
+	p=$(cat "$BATS_FILE_TMPDIR/relay.pid")
+	n=$(grep -c 'packets in' "$BATS_FILE_TMPDIR/relay.log")
+	kill -USR1 "$p"
+	wait_for 5 '[ "$(grep -c "packets in" "$BATS_FILE_TMPDIR/relay.log")" -gt "$n" ]'
+	sed -n 's/.*packets in \([0-9]*\).*/\1/p' "$BATS_FILE_TMPDIR/relay.log" | tail -n 1
+}
+
+@test "EIM <-> EIM: pings through the tunnel, over the relay at first, then direct" {
+	node h-eim1
+	node h-eim2
+	wait_for 20 pings h-eim1 100.64.0.2
+	# the path event on stdout, with bob's public address
+	wait_log punch-h-eim1 "^$(cat "$KEYS/b.pub" | sed 's/[+/]/./g') direct $EIM2_WAN:[0-9]+ " 20
+	wait_log punch-h-eim2 "^$(cat "$KEYS/a.pub" | sed 's/[+/]/./g') direct $EIM1_WAN:[0-9]+ " 20
+	replied eim1 "$EIM1_WAN" "$EIM2_WAN"
+	# direct now: 20 pings (40 WireGuard packets) cross, none of them
+	# through the relay (disco may: allow a few)
+	n0=$(relay_packets)
+	"$LAB" exec h-eim1 ping -c 20 -i 0.05 -W 1 100.64.0.2 >/dev/null
+	n1=$(relay_packets)
+	[ $((n1 - n0)) -le 4 ] || { echo "the relay carried $((n1 - n0)) packets" >&2; false; }
+	run --separate-stderr "$LAB" exec h-eim1 "$MK_BIN/punch" status -i "$(ifc h-eim1)"
+	assert_success
+	assert_line --regexp '^bob +[^ ]+ direct '"$EIM2_WAN"':[0-9]+ '
+	run --separate-stderr "$LAB" exec h-eim1 "$MK_BIN/punch" status -j -i "$(ifc h-eim1)"
+	"$PY" -c 'import json, sys
+rows = [json.loads(l) for l in sys.argv[1].splitlines()]
+bob = [r for r in rows if r["name"] == "bob"][0]
+assert bob["path"] == "direct" and bob["tx_direct"] >= 20, bob' "$output"
+}
+
+@test "EDM <-> EDM: no direct path, the tunnel works over the relay" {
+	node h-edm1
+	node h-edm2
+	wait_for 20 pings h-edm1 100.64.0.4
+	n0=$(relay_packets)
+	"$LAB" exec h-edm1 ping -c 5 -i 0.2 -W 2 100.64.0.4 >/dev/null
+	n1=$(relay_packets)
+	# 5 pings and 5 replies, each through the relay
+	[ $((n1 - n0)) -ge 10 ] || { echo "the relay carried only $((n1 - n0)) packets" >&2; false; }
+	run --separate-stderr "$LAB" exec h-edm1 "$MK_BIN/punch" status -i "$(ifc h-edm1)"
+	assert_line --regexp '^dave +[^ ]+ relay https://'
+	wait_log punch-h-edm1 "relay https://$RELAY_IP" 5
+	run ! grep -q ' direct ' "$BATS_TEST_TMPDIR/punch-h-edm1.log"
+}
+
+@test "punch status: a clear error when no node runs for the interface" {
+	run -3 --separate-stderr punch status -i nosuch0
+	[[ $stderr == *'/run/meshkit/punch-nosuch0.sock'* ]]
+	run -2 --separate-stderr punch status
+}
+
+@test "a cut direct path falls back to the relay within 10 s, and comes back" {
+	node h-eim1
+	node h-eim2
+	wait_for 20 pings h-eim1 100.64.0.2
+	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
+	# the router drops everything between the two public addresses
+	"$LAB" exec eim1 nft -f - <<EOF
+table inet mkcut {
+	chain cut {
+		type filter hook forward priority -10;
+		ip daddr $EIM2_WAN meta l4proto udp drop
+		ip saddr $EIM2_WAN meta l4proto udp drop
+	}
+}
+EOF
+	# 30 pings in 15 s: at most 10 s of them lost, and the last ones answered
+	run "$LAB" exec h-eim1 ping -c 30 -i 0.5 -W 1 100.64.0.2
+	got=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' <<<"$output")
+	[ "$got" -ge 10 ] || { echo "$output" >&2; false; }
+	grep -q "relay https://$RELAY_IP" "$BATS_TEST_TMPDIR/punch-h-eim1.log"
+	tail -n 5 <<<"$output" | grep -q 'icmp_seq=30 ' ||
+		grep -q 'icmp_seq=29 ' <<<"$output"
+	# the path returns: direct again, announced
+	n=$(grep -c " direct $EIM2_WAN:" "$BATS_TEST_TMPDIR/punch-h-eim1.log")
+	"$LAB" exec eim1 nft delete table inet mkcut
+	wait_for 20 '[ "$(grep -c " direct $EIM2_WAN:" "$BATS_TEST_TMPDIR/punch-h-eim1.log")" -gt "$n" ]'
+}
