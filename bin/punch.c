@@ -32,6 +32,7 @@
 
 #include "addr.h"
 #include "cli.h"
+#include "derp.h"
 #include "derp_client.h"
 #include "disco.h"
 #include "json.h"
@@ -153,6 +154,7 @@ struct peer {
 	bool		 seen;		/* any authenticated disco from it */
 	bool		 got_ping;	/* it reached us directly */
 	bool		 got_cmm;
+	bool		 left_relay;	/* PeerGone: it may come back anew */
 	uint64_t	 cmm_sent_us;
 	size_t		 cmm_sent_count;
 	uint64_t	 last_keepalive_us;
@@ -576,12 +578,31 @@ cand_add(struct peer *pe, const struct mk_addr *a, bool ping_now)
 		send_ping(pe, a);
 }
 
+/* A peer that left the relay and came back may have restarted, behind
+ * new mappings: what we knew of its paths is stale. Punch afresh. */
+static void
+peer_forget_paths(struct peer *pe)
+{
+	char who[MK_MESH_NAME_MAX + 1];
+
+	mk_info("%s: back on the relay; punching afresh", peer_label(pe, who,
+	    sizeof(who)));
+	pe->n_cands = 0;
+	memset(&pe->best, 0, sizeof(pe->best));
+	pe->trust_until_us = 0;
+	memset(pe->pings, 0, sizeof(pe->pings));
+	pe->got_ping = pe->got_cmm = pe->left_relay = false;
+	report_path(pe);
+}
+
 static void
 got_cmm(struct peer *pe, const struct mk_disco_cmm *cmm)
 {
 	char who[MK_MESH_NAME_MAX + 1];
 	size_t i;
 
+	if (pe->left_relay)
+		peer_forget_paths(pe);
 	mk_info("%s: call-me-maybe (%zu candidates)", peer_label(pe, who,
 	    sizeof(who)), cmm->n);
 	for (i = 0; i < cmm->n; i++) {
@@ -1060,8 +1081,11 @@ dc_peer_gone(struct mk_derpc *c, void *arg, const struct mk_key *key,
 		return;
 	mk_debug("%s: not on the relay (reason %u)", peer_label(pe, who,
 	    sizeof(who)), reason);
-	/* It may have restarted: a new call-me-maybe starts afresh. */
+	/* Our call-me-maybe did not reach it: answer its next one. If it
+	 * was there and left, it may come back a new process. */
 	pe->got_cmm = false;
+	if (reason == MK_DERP_GONE_DISCONNECTED)
+		pe->left_relay = true;
 }
 
 /* ---- peers ---- */

@@ -46,7 +46,7 @@ setup_file() {
 
 teardown_file() {
 	local p h
-	for h in h-eim1 h-eim2 h-edm1 h-edm2; do
+	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-block; do
 		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" down "$(ifc "$h")" \
 			2>/dev/null || true
 	done
@@ -59,7 +59,7 @@ teardown_file() {
 teardown() {
 	bg_stop_all
 	local h
-	for h in h-eim1 h-eim2 h-edm1 h-edm2; do
+	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-block; do
 		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" down "$(ifc "$h")" \
 			2>/dev/null || true
 	done
@@ -71,6 +71,7 @@ ifc() {
 	h-eim2) echo "${IFP}b" ;;
 	h-edm1) echo "${IFP}c" ;;
 	h-edm2) echo "${IFP}d" ;;
+	h-block) echo "${IFP}x" ;;
 	esac
 }
 
@@ -80,6 +81,7 @@ key_of() {
 	h-eim2) echo b ;;
 	h-edm1) echo c ;;
 	h-edm2) echo d ;;
+	h-block) echo c ;;
 	esac
 }
 
@@ -191,4 +193,70 @@ EOF
 	n=$(grep -c " direct $EIM2_WAN:" "$BATS_TEST_TMPDIR/punch-h-eim1.log")
 	"$LAB" exec eim1 nft delete table inet mkcut
 	wait_for 20 '[ "$(grep -c " direct $EIM2_WAN:" "$BATS_TEST_TMPDIR/punch-h-eim1.log")" -gt "$n" ]'
+}
+
+# A full-size packet of the tunnel (wgsetup's MTU 1280) with DF set: 1252
+# bytes of ICMP payload + 28 of headers.
+df_ping() {
+	"$LAB" exec "$1" ping -c 2 -W 2 -M do -s 1252 "$2" >/dev/null
+}
+
+@test "full-size DF pings cross the relay path and the direct path" {
+	node h-eim1
+	node h-edm2
+	node h-eim2
+	# edm2 <-> eim1: over the relay (an EDM NAT against address-and-port
+	# filtering)
+	wait_for 20 pings h-edm2 100.64.0.1
+	df_ping h-edm2 100.64.0.1
+	run --separate-stderr "$LAB" exec h-edm2 "$MK_BIN/punch" status -i "$(ifc h-edm2)"
+	assert_line --regexp '^alice +[^ ]+ relay https://'
+	# eim1 <-> eim2: direct
+	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
+	df_ping h-eim1 100.64.0.2
+}
+
+@test "behind a UDP block: the tunnel runs over the relay on TCP 443" {
+	node h-block
+	node h-eim1
+	wait_for 20 pings h-block 100.64.0.1
+	"$LAB" exec h-block ping -c 3 -i 0.2 -W 2 100.64.0.1 >/dev/null
+	run --separate-stderr "$LAB" exec h-block "$MK_BIN/punch" status -i "$(ifc h-block)"
+	assert_line --regexp '^alice +[^ ]+ relay https://'
+}
+
+@test "the relay dying while a pair is direct does not interrupt it" {
+	node h-eim1
+	node h-eim2
+	wait_for 20 pings h-eim1 100.64.0.2
+	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
+	p=$(cat "$BATS_FILE_TMPDIR/relay.pid")
+	kill "$p"
+	wait "$p" || true
+	# 20 pings over 4 s without the relay: every one answered
+	run "$LAB" exec h-eim1 ping -c 20 -i 0.2 -W 1 100.64.0.2
+	assert_output --partial '20 received'
+	# the relay again, for the tests after this one (same state: same key
+	# and certificate)
+	d=$BATS_FILE_TMPDIR
+	"$LAB" exec relay "$MK_BIN/derpcat" -l :443 --state "$d/state" \
+		--hostname "$RELAY_IP" -v >>"$d/relay.log" 2>&1 &
+	echo $! >"$d/relay.pid"
+	wait_log punch-h-eim1 "relay .*trying again" 5
+}
+
+@test "a peer restarted on a new port is punched afresh" {
+	node h-eim1
+	node h-eim2
+	wait_for 20 pings h-eim1 100.64.0.2
+	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
+	first=$(grep -o " direct $EIM2_WAN:[0-9]*" "$BATS_TEST_TMPDIR/punch-h-eim1.log" | head -n 1)
+	p=$(bg_pid punch-h-eim2)
+	kill "$p"
+	wait "$p" || true
+	bg_start punch-h-eim2b "$LAB" exec h-eim2 "$MK_BIN/punch" -v --node "$MESH" \
+		-k "$KEYS/b.key" --wg "$(ifc h-eim2)" -p 40123
+	# alice hears bob's new candidates and goes direct to the new port
+	wait_for 20 '[ "$(grep -o " direct $EIM2_WAN:[0-9]*" "$BATS_TEST_TMPDIR/punch-h-eim1.log" | tail -n 1)" != "$first" ]'
+	"$LAB" exec h-eim1 ping -c 3 -i 0.2 -W 1 100.64.0.2 >/dev/null
 }

@@ -100,3 +100,31 @@ assert isinstance(r["local_port"], int) and r["rtt_ms"] >= 0' "$output"
 	# well under 1 % of a core
 	[ $((t1 - t0)) -le 3 ] || { echo "used $((t1 - t0)) ticks in 3 s" >&2; false; }
 }
+
+@test "--fd and --endpoint: an inherited socket and a peer already found, no relay needed" {
+	start_relay
+	port=$("$PY" -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	# b listens on a known port through the relay; a has no relay at all
+	bg_start b punch -v -k "$KEYS/b.key" --relay "$RELAY" -p "$port" -4 "$(pub a)"
+	wait_log b 'UDP port'
+	# a's socket is made (and bound) by its parent, as birthday hands one on
+	run -0 --separate-stderr timeout 30 "$PY" -c '
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+print(s.getsockname()[1], file=sys.stderr)
+os.execvp(sys.argv[1], sys.argv[1:])' punch -k "$KEYS/a.key" --fd 3 \
+		--endpoint "127.0.0.1:$port" "$(pub b)"
+	# a's line names the inherited socket's port and b's endpoint
+	assert_output --regexp "^$stderr 127\.0\.0\.1:$port [0-9.]+$"
+	wait "$(bg_pid b)"
+}
+
+@test "--fd: a descriptor that is not a UDP socket is refused" {
+	run -3 --separate-stderr punch -k "$KEYS/a.key" --fd 0 --endpoint 127.0.0.1:9 "$(pub b)" </dev/null
+	[[ $stderr == *'--fd 0'* ]]
+	run -2 --separate-stderr punch -k "$KEYS/a.key" --endpoint 127.0.0.1:9 "$(pub b)"
+	[[ $stderr == *'--endpoint needs --fd'* ]]
+}
