@@ -77,6 +77,7 @@
 #define DISCO_BURST	200
 
 #define STATUS_DIR	"/run/meshkit"
+#define STATE_DIR	"/var/lib/meshkit"
 
 struct opts {
 	const char	*keyfile;
@@ -195,6 +196,8 @@ struct punch {
 	struct mk_timer	 stun_timer, restun_timer;
 
 	struct mk_addr	 own[MAX_OWN];
+	bool		 own_learned[MAX_OWN];	/* by STUN, not local */
+	bool		 own_stale[MAX_OWN];	/* not seen this STUN round */
 	size_t		 n_own;
 	bool		 own_edm;	/* our mapping varies by destination */
 
@@ -259,21 +262,70 @@ sock_index(const struct punch *p, int family)
 	return -1;
 }
 
-/* A new candidate of ours; true when it was not known. */
+/* A candidate of ours; true when it was not known. learned: from STUN
+ * (it goes when a later round no longer sees it), not a local address. */
 static bool
-own_add(struct punch *p, const struct mk_addr *a, const char *what)
+own_add(struct punch *p, const struct mk_addr *a, const char *what,
+    bool learned)
 {
 	char s[MK_ADDRSTRLEN];
 	size_t i;
 
 	for (i = 0; i < p->n_own; i++)
-		if (mk_addr_equal(&p->own[i], a))
+		if (mk_addr_equal(&p->own[i], a)) {
+			p->own_stale[i] = false;
 			return false;
+		}
 	if (p->n_own == MAX_OWN)
 		return false;
+	p->own_learned[p->n_own] = learned;
+	p->own_stale[p->n_own] = false;
 	p->own[p->n_own++] = *a;
 	mk_info("candidate %s (%s)", mk_addr_fmt(a, s, sizeof(s)), what);
 	return true;
+}
+
+/* After a STUN round: learned candidates it did not see again are gone
+ * (the NAT moved the mapping). True when any went. */
+static bool
+own_drop_stale(struct punch *p)
+{
+	char s[MK_ADDRSTRLEN];
+	size_t i, k = 0;
+	bool gone = false;
+
+	for (i = 0; i < p->n_own; i++) {
+		if (p->own_learned[i] && p->own_stale[i]) {
+			mk_info("candidate %s gone", mk_addr_fmt(&p->own[i], s,
+			    sizeof(s)));
+			gone = true;
+			continue;
+		}
+		p->own[k] = p->own[i];
+		p->own_learned[k] = p->own_learned[i];
+		p->own_stale[k++] = false;
+	}
+	p->n_own = k;
+	return gone;
+}
+
+/* What our STUN answers say of our NAT: "EIM" when two servers saw the
+ * same mapping, "EDM" when they saw different ones, else "unknown". */
+static const char *
+own_nat(const struct punch *p)
+{
+	size_t i, k, si;
+
+	if (p->own_edm)
+		return "EDM";
+	for (si = 0; si < p->n_socks; si++)
+		for (i = 0; i < p->n_stun; i++)
+			for (k = i + 1; k < p->n_stun; k++)
+				if (p->stun[i].mapped[si].len != 0 &&
+				    mk_addr_equal(&p->stun[i].mapped[si],
+				    &p->stun[k].mapped[si]))
+					return "EIM";
+	return "unknown";
 }
 
 static void
@@ -286,7 +338,7 @@ own_local(struct punch *p)
 	for (i = 0; i < p->n_socks; i++) {
 		n = mk_path_local(p->socks[i].family, p->port, a, MAX_OWN);
 		for (k = 0; k < n; k++)
-			own_add(p, &a[k], "local");
+			own_add(p, &a[k], "local", false);
 	}
 }
 
@@ -900,6 +952,8 @@ on_stun_timer(struct mk_loop *l, struct mk_timer *t)
 	}
 	if (again)
 		mk_timer_in(l, t, 500000);
+	else if (own_drop_stale(p))	/* the round is over */
+		send_cmm_all(p);
 }
 
 /* Node mode: our mapping again every 20-26 s, as magicsock does, since
@@ -913,7 +967,11 @@ on_restun(struct mk_loop *l, struct mk_timer *t)
 	for (i = 0; i < p->n_stun; i++) {
 		p->stun[i].tries = 0;
 		p->stun[i].answered[0] = p->stun[i].answered[1] = false;
+		memset(p->stun[i].mapped, 0, sizeof(p->stun[i].mapped));
 	}
+	p->own_edm = false;
+	for (i = 0; i < p->n_own; i++)
+		p->own_stale[i] = p->own_learned[i];
 	if (!mk_timer_armed(&p->stun_timer))
 		mk_timer_in(l, &p->stun_timer, 0);
 	mk_timer_in(l, t, RESTUN_MIN_US + randombytes_uniform(6000000));
@@ -938,7 +996,7 @@ note_edm(struct punch *p, int si, const struct mk_addr *mapped)
 		 * with our local port (right for a static port forward) */
 		guess = *mapped;
 		mk_addr_set_port(&guess, p->port);
-		own_add(p, &guess, "public address, local port");
+		own_add(p, &guess, "public address, local port", true);
 	}
 }
 
@@ -963,7 +1021,7 @@ handle_stun(struct punch *p, int si, const uint8_t *buf, size_t len)
 		sv->answered[si] = true;
 		sv->mapped[si] = (m.has & MK_STUN_HAS_XOR_MAPPED) ?
 		    m.xor_mapped : m.mapped;
-		added = own_add(p, &sv->mapped[si], "STUN");
+		added = own_add(p, &sv->mapped[si], "STUN", true);
 		note_edm(p, si, &sv->mapped[si]);
 		if (added)
 			send_cmm_all(p);	/* tell the peers at once */
@@ -1288,6 +1346,10 @@ status_text(struct punch *p, bool json, struct mk_json *j, FILE *f)
 	uint64_t now = mk_now_us();
 	size_t i;
 
+	/* a comment line for people: this node, its port and NAT */
+	if (!json)
+		fprintf(f, "# %s port %u nat %s relay %s\n", p->self_name,
+		    p->port, own_nat(p), p->relay_up ? p->relay_url : "down");
 	for (i = 0; i < p->n_peers; i++) {
 		struct peer *pe = p->peers[i];
 		bool direct = trusted(pe);
@@ -1327,6 +1389,7 @@ status_text(struct punch *p, bool json, struct mk_json *j, FILE *f)
 			mk_json_null(j);
 		mk_json_kstr(j, "relay", p->relay_up ? p->relay_url : NULL);
 		mk_json_kbool(j, "seen", pe->seen);
+		mk_json_kstr(j, "local_nat", own_nat(p));
 		mk_json_kint(j, "tx_direct", (long long)pe->tx_direct);
 		mk_json_kint(j, "tx_relay", (long long)pe->tx_relay);
 		mk_json_kint(j, "rx_direct", (long long)pe->rx_direct);
@@ -1687,6 +1750,55 @@ stun_setup(struct punch *p, const struct mk_mesh *mesh,
 	}
 }
 
+/* Node mode keeps its public port across restarts, so the NAT mapping
+ * (and a peer's idea of it) can survive one: STATE_DIR/punch-IFACE.port. */
+static void
+state_port_path(const struct punch *p, char *out, size_t n)
+{
+	snprintf(out, n, "%s/punch-%s.port", STATE_DIR, p->o->wg);
+}
+
+static uint16_t
+state_port_read(const struct punch *p)
+{
+	char path[300], buf[16];
+	long long v;
+	ssize_t n;
+	int fd;
+
+	state_port_path(p, path, sizeof(path));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = mk_read_small(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (mk_strtonum(mk_trim(buf), 1, 65535, &v) != 0) {
+		mk_warn("%s: not a port; taking any", path);
+		return 0;
+	}
+	return (uint16_t)v;
+}
+
+static void
+state_port_write(const struct punch *p)
+{
+	char path[300], buf[16];
+	int n;
+
+	if (mkdir(STATE_DIR, 0755) != 0 && errno != EEXIST) {
+		mk_warn("%s: %s (the port will not be kept)", STATE_DIR,
+		    strerror(errno));
+		return;
+	}
+	state_port_path(p, path, sizeof(path));
+	n = snprintf(buf, sizeof(buf), "%u\n", p->port);
+	if (mk_file_replace(path, buf, (size_t)n, 0644) != 0)
+		mk_warn("%s: %s (the port will not be kept)", path,
+		    strerror(errno));
+}
+
 static int
 open_sockets(struct punch *p)
 {
@@ -1706,12 +1818,24 @@ open_sockets(struct punch *p)
 		p->n_socks = 1;
 	} else {
 		p->port = (uint16_t)p->o->port;
+		if (p->node && p->port == 0)
+			p->port = state_port_read(p);
 		for (i = 0; i < 2; i++) {
 			if (p->o->family != AF_UNSPEC &&
 			    p->o->family != fams[i])
 				continue;
 			mk_addr_any(&a, fams[i], p->port);
-			if ((fd = mk_udp_bind(&a, 0, &why)) < 0) {
+			fd = mk_udp_bind(&a, 0, &why);
+			if (fd < 0 && errno == EADDRINUSE && p->o->port == 0 &&
+			    p->n_socks == 0) {
+				/* the kept port is taken: any will do */
+				mk_warn("UDP port %u is taken; taking another",
+				    p->port);
+				p->port = 0;
+				mk_addr_any(&a, fams[i], 0);
+				fd = mk_udp_bind(&a, 0, &why);
+			}
+			if (fd < 0) {
 				/* IPv6 may be absent; a port taken is not */
 				if (fams[i] == AF_INET6 && errno !=
 				    EADDRINUSE && p->n_socks > 0)
@@ -1737,6 +1861,8 @@ open_sockets(struct punch *p)
 			return -1;
 		}
 	}
+	if (p->node && p->o->port == 0 && p->port != state_port_read(p))
+		state_port_write(p);
 	mk_info("UDP port %u (%s)", p->port, p->n_socks == 2 ?
 	    "IPv4 and IPv6" : p->socks[0].family == AF_INET ? "IPv4" :
 	    "IPv6");

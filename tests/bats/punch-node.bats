@@ -51,6 +51,9 @@ teardown_file() {
 			2>/dev/null || true
 	done
 	wg_cleanup "$IFP"
+	# the ports punch keeps for these interfaces
+	rm -f /var/lib/meshkit/punch-"$IFP"?.port
+	rmdir /var/lib/meshkit 2>/dev/null || true
 	p=$(cat "$BATS_FILE_TMPDIR/relay.pid" 2>/dev/null) &&
 		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
 	"$LAB" down
@@ -259,4 +262,19 @@ df_ping() {
 	# alice hears bob's new candidates and goes direct to the new port
 	wait_for 20 '[ "$(grep -o " direct $EIM2_WAN:[0-9]*" "$BATS_TEST_TMPDIR/punch-h-eim1.log" | tail -n 1)" != "$first" ]'
 	"$LAB" exec h-eim1 ping -c 3 -i 0.2 -W 1 100.64.0.2 >/dev/null
+}
+
+@test "a node keeps its public port across restarts; status names it and our NAT" {
+	node h-eim1
+	wait_log punch-h-eim1 'UDP port' 10
+	port=$(sed -n 's/.*UDP port \([0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/punch-h-eim1.log")
+	[ "$(cat "/var/lib/meshkit/punch-$(ifc h-eim1).port")" = "$port" ]
+	wait_for 10 '"$LAB" exec h-eim1 "$MK_BIN/punch" status -i "$(ifc h-eim1)" | grep -q "^# alice port $port nat [A-Za-z]* relay https://"'
+	p=$(bg_pid punch-h-eim1)
+	kill "$p"
+	wait "$p" || true
+	bg_start punch-h-eim1b "$LAB" exec h-eim1 "$MK_BIN/punch" -v --node "$MESH" \
+		-k "$KEYS/a.key" --wg "$(ifc h-eim1)"
+	wait_log punch-h-eim1b 'UDP port' 10
+	grep -q "UDP port $port " "$BATS_TEST_TMPDIR/punch-h-eim1b.log"
 }
