@@ -205,6 +205,7 @@ struct punch {
 	size_t		 n_peers;
 
 	bool		 relay_up, relay_ever;
+	uint64_t	 relay_at_us;	/* first on the relay */
 	char		 relay_url[320];
 	uint64_t	 keepalive_us;
 
@@ -711,6 +712,7 @@ static void
 got_pong(struct peer *pe, const struct mk_disco_pong *pong,
     const struct mk_addr *from)
 {
+	struct punch *p = pe->p;
 	struct mk_path path;
 	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
 	uint64_t now = mk_now_us();
@@ -739,6 +741,10 @@ got_pong(struct peer *pe, const struct mk_disco_pong *pong,
 		mk_info("%s: pong from %s in %.3f ms", peer_label(pe, who,
 		    sizeof(who)), mk_addr_fmt(from, s, sizeof(s)),
 		    (double)path.latency_us / 1000);
+		if (pe->best.addr.len == 0 && p->relay_at_us != 0)
+			mk_info("%s: first direct path %.1f ms after joining "
+			    "the relay", peer_label(pe, who, sizeof(who)),
+			    (double)(now - p->relay_at_us) / 1000);
 		if (pe->best.addr.len == 0 || !trusted(pe) ||
 		    mk_path_better(&path, &pe->best))
 			pe->best = path;
@@ -863,6 +869,20 @@ to_wireguard(struct peer *pe, const uint8_t *pkt, size_t len)
 	if (sendto(pe->lo.fd, pkt, len, 0, &p->wg_addr.sa, p->wg_addr.len) <
 	    0)
 		mk_debug("to WireGuard: %s", strerror(errno));
+}
+
+/* Send what on_udp queued for WireGuard from pe's loopback socket. */
+static void
+wg_flush(struct punch *p, struct peer *pe)
+{
+	struct mk_udpbatch_sent st;
+
+	if (pe == NULL || p->tx.n == 0)
+		return;
+	mk_udpbatch_flush(&p->tx, pe->lo.fd, &st);
+	if (st.dropped)
+		mk_debug("to WireGuard: %u dropped: %s", st.dropped,
+		    strerror(st.last_errno));
 }
 
 /* What WireGuard sent for the peer: direct when trusted, else the relay
@@ -1035,7 +1055,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	struct usock *u = io->arg;
 	struct punch *p = u->p;
 	struct mk_addr from;
-	struct peer *pe;
+	struct peer *pe, *wg_peer = NULL;
 	bool trunc;
 	size_t len;
 	uint8_t *buf;
@@ -1060,16 +1080,26 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 				handle_disco(p, buf, len, &from, NULL);
 				break;
 			case MK_DISCO_CLASS_WIREGUARD:
-				if (p->node && (pe = peer_by_addr(p,
-				    &from)) != NULL) {
-					pe->rx_direct++;
-					to_wireguard(pe, buf, len);
-				}
+				if (!p->node || (pe = peer_by_addr(p,
+				    &from)) == NULL || pe->lo.fd < 0 ||
+				    p->wg_addr.len == 0)
+					break;
+				/* batched per run of one peer's packets,
+				 * sent from its loopback socket */
+				if (pe != wg_peer)
+					wg_flush(p, wg_peer);
+				wg_peer = pe;
+				pe->rx_direct++;
+				pe->last_rx_us = mk_now_us();
+				mk_udpbatch_push_ref(&p->tx, buf, len,
+				    &p->wg_addr);
 				break;
 			default:
 				break;
 			}
 		}
+		wg_flush(p, wg_peer);	/* before rx's buffers are reused */
+		wg_peer = NULL;
 	}
 }
 
@@ -1083,6 +1113,8 @@ dc_connected(struct mk_derpc *c, void *arg)
 	snprintf(p->relay_url, sizeof(p->relay_url), "%s",
 	    mk_derpc_target(c)->url.url);
 	mk_info("on the relay %s", p->relay_url);
+	if (!p->relay_ever)
+		p->relay_at_us = mk_now_us();
 	p->relay_up = p->relay_ever = true;
 	send_cmm_all(p);
 }
