@@ -186,6 +186,55 @@ os.execvp("stunq", ["stunq", "--fd", "7", sys.argv[1]])
 	assert_output --partial 'unknown=0x7777'
 }
 
+@test "responder: no answer, errors included, exceeds the amplification stunq(1) states" {
+	# without --alt over IPv4 the page allows 1.6 times the request
+	start_responder srv 127.0.0.1:0
+	for req in "$($STUNPEER request --attr 0x7777:)" \
+	    "$($STUNPEER request --change 6)" \
+	    "$($STUNPEER request --attr 0x7777: --fingerprint)" \
+	    "$($STUNPEER request)" "$($STUNPEER request --no-cookie)"; do
+		run $STUNPEER ask 127.0.0.1 "$PORT" "$req"
+		assert_success
+		# hex: two digits a byte
+		echo "request ${#req} answer ${#output} $($STUNPEER decode "$output")"
+		[ $((${#output} * 10)) -le $((${#req} * 16)) ]
+	done
+	run $STUNPEER decode "$($STUNPEER ask 127.0.0.1 "$PORT" "$($STUNPEER request --attr 0x7777:)")"
+	assert_output --partial 'error=420'
+	assert_output --partial 'unknown=0x7777'
+	# with --alt over IPv4: 2.8 times
+	start_responder alt 127.0.0.1:0 --alt 127.0.0.2
+	for req in "$($STUNPEER request)" "$($STUNPEER request --no-cookie)" \
+	    "$($STUNPEER request --attr 0x7777:)" "$($STUNPEER request --change 6)"; do
+		run $STUNPEER ask 127.0.0.1 "$PORT" "$req"
+		assert_success
+		echo "request ${#req} answer ${#output}"
+		[ $((${#output} * 10)) -le $((${#req} * 28)) ]
+	done
+}
+
+@test "responder -l ADDR:0 --alt: the alternate address listens on the primary's port; OTHER-ADDRESS is what is bound" {
+	start_responder srv 127.0.0.1:0 --alt 127.0.0.2
+	pp=$PORT
+	ap=$(sed -n 's/.*alternate port \([0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/srv.log")
+	[ -n "$ap" ]
+	run --separate-stderr stunq --json "127.0.0.1:$pp"
+	assert_success
+	assert_output --partial "\"other_address\":\"127.0.0.2:$ap\""
+	# every one of the four sockets answers, from itself
+	for a in "127.0.0.1 $pp" "127.0.0.1 $ap" "127.0.0.2 $pp" "127.0.0.2 $ap"; do
+		set -- $a
+		run $STUNPEER ask "$1" "$2" "$($STUNPEER request)"
+		assert_success
+		run $STUNPEER decode "$output"
+		assert_output --partial "response-origin=$1:$2"
+	done
+	# and a change-IP answer comes from the alternate address, primary port
+	run $STUNPEER decode "$($STUNPEER ask 127.0.0.1 "$pp" "$($STUNPEER request --change 4)")"
+	assert_output --partial "response-origin=127.0.0.2:$pp"
+	assert_output --partial "other-address=127.0.0.2:$ap"
+}
+
 @test "responder: malformed, oversized and non-request packets are dropped with a log line; it keeps serving" {
 	start_responder srv 127.0.0.1:0
 	# header only claiming 8 bytes of attributes that are not there
