@@ -73,6 +73,9 @@ teardown() {
 	assert_equal "${lines[0]}" '-'
 	assert_line --index 1 --regexp '^127\.0\.0\.1:[0-9]+$'
 	[[ "$stderr" == *'127.0.0.1:9: no answer'* ]]
+	# in JSON with the words natclass uses
+	run --separate-stderr stunq -t 0.5 --json 127.0.0.1:9
+	assert_output '{"server":"127.0.0.1:9","address":"127.0.0.1:9","local":"127.0.0.1:'"$(echo "$output" | sed -n 's/.*"local":"127.0.0.1:\([0-9]*\)".*/\1/p')"'","error":"no answer"}'
 }
 
 @test "no answer at all: exit 3 within the timeout" {
@@ -84,6 +87,64 @@ teardown() {
 	[[ "$stderr" == *'no answer from any server'* ]]
 }
 
+# offline CMD...: run CMD in a new network and mount namespace whose only
+# resolver (127.0.0.1:53, through a resolv.conf bound over /etc/resolv.conf
+# there) takes queries and never answers, as an offline network does. Both
+# namespaces, and the resolver, end with the command. CMD's own run time,
+# in ms, goes to $BATS_TEST_TMPDIR/elapsed.
+offline() {
+	local d=$BATS_TEST_TMPDIR
+	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:1\n' >"$d/resolv.conf"
+	cat >"$d/offline.sh" <<-'EOF'
+	d=$1; shift
+	mount --bind "$d/resolv.conf" /etc/resolv.conf || exit 99
+	ip link set lo up || exit 99
+	python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+print("ready", flush=True)
+while True:
+    s.recvfrom(4096)
+' >"$d/dns.log" &
+	dns=$!
+	trap 'kill $dns' EXIT
+	i=0
+	until grep -q ready "$d/dns.log"; do
+		i=$((i + 1)); [ $i -lt 200 ] || exit 99; sleep 0.05
+	done
+	t0=$(date +%s%3N)
+	rc=0
+	"$@" || rc=$?
+	echo $(($(date +%s%3N) - t0)) >"$d/elapsed"
+	exit $rc
+	EOF
+	env -u STUNQ_SERVERS MESHKIT_CONF=/nonexistent \
+		unshare --net --mount sh "$d/offline.sh" "$d" "$@"
+}
+
+@test "-t bounds the whole run, name lookups included; -q keeps the line that says why" {
+	# A resolver that never answers made getaddrinfo block 5 s per name
+	# (18 s for the built-in list); -t 1 must end the run by about 1 s.
+	# The bound (2.5 s) is a margin for a loaded machine, not a speed test.
+	run -3 --separate-stderr offline "$MK_BIN/stunq" -q -t 1 stun.example.net 127.0.0.1:9
+	echo "took $(cat "$BATS_TEST_TMPDIR/elapsed") ms"
+	[ "$(cat "$BATS_TEST_TMPDIR/elapsed")" -lt 2500 ]
+	assert_output "$(printf -- '-\n-')"
+	# -q: one line, and it says why
+	assert_equal "${#stderr_lines[@]}" 1
+	assert_equal "$stderr" 'stunq: no answer from any server: 1 silent, 1 not resolved (name lookup timed out)'
+	run -3 --separate-stderr offline "$MK_BIN/stunq" -t 1 --json stun.example.net
+	assert_output --partial '"server":"stun.example.net","address":null'
+	assert_output --partial '"error":"not resolved: name lookup timed out"'
+	[[ "$stderr" == *'stun.example.net: name lookup timed out'* ]]
+	# no arguments: the built-in servers, within the default 3 s (margin 2 s)
+	run -3 --separate-stderr offline "$MK_BIN/stunq" -q
+	echo "took $(cat "$BATS_TEST_TMPDIR/elapsed") ms"
+	[ "$(cat "$BATS_TEST_TMPDIR/elapsed")" -lt 5000 ]
+	assert_equal "$stderr" 'stunq: no answer from any server: 3 not resolved (name lookup timed out)'
+}
+
 @test "--rfc retransmission still answers at once" {
 	start_responder srv 127.0.0.1:0
 	run --separate-stderr stunq --rfc -t 2 -p 40115 "127.0.0.1:$PORT"
@@ -91,14 +152,15 @@ teardown() {
 	assert_output '127.0.0.1:40115'
 }
 
-@test "--json carries server, rtt_ms, local, mapped, response_origin, other_address, software" {
+@test "--json carries server, address, rtt_ms, local, mapped, response_origin, other_address, software" {
 	start_responder srv 127.0.0.1:0
-	run --separate-stderr stunq --json -p 40116 "127.0.0.1:$PORT"
+	run --separate-stderr stunq --json -p 40116 "localhost:$PORT"
 	assert_success
 	echo "$output" | $PY -c '
 import json, sys
 o = json.loads(sys.stdin.read())
-assert o["server"] == "127.0.0.1:'"$PORT"'", o
+assert o["server"] == "localhost:'"$PORT"'", o
+assert o["address"] == "127.0.0.1:'"$PORT"'", o
 assert o["mapped"] == "127.0.0.1:40116", o
 assert o["local"] == "127.0.0.1:40116", o
 assert isinstance(o["rtt_ms"], float) and o["rtt_ms"] >= 0, o
