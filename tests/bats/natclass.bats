@@ -323,3 +323,99 @@ assert lt["min_s"] < lt["max_s"], lt
 	[[ "$stderr" == *'lifetime: needs an RFC 5780 server'* ]]
 	assert_equal "$(echo "$output" | json lifetime)" None
 }
+
+@test "a server that ignores CHANGE-REQUEST makes the filtering unknown, and the report says why" {
+	# It answers the change requests from its primary address, which the
+	# EIM router (filtering address-and-port-dependent) lets in: taken at
+	# its word it made this endpoint-independent, "full cone".
+	bg_start liar "$LAB" exec stun $STUNPEER fake-server --bind "$STUN_IP1:3520" \
+		--mode ignore-change --alt "$STUN_IP2"
+	wait_log liar '^ready'
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1:3520"
+	assert_success
+	echo "$output" | $PY -c '
+import json, sys
+o = json.load(sys.stdin)
+assert o["verdict"] == "EIM" and o["mapping_method"] == "rfc5780", o
+assert o["filtering"] == "unknown", o
+assert o["classic"] == "unknown", o
+assert o["filtering_note"].startswith("inconclusive: a change-IP-and-port request was answered from '"$STUN_IP1"':3520"), o
+'
+	[[ "$stderr" == *'filtering inconclusive: '* ]]
+	run --separate-stderr nc h-eim1 -v "$STUN_IP1:3520"
+	assert_success
+	assert_line --regexp $'^\t\\* Filtering: unknown \\(inconclusive: a change-IP-and-port request was answered from .* not .*; RFC 5780 server '
+	# the honest responder on the same host still gets its answer
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json filtering filtering_note)" \
+		"$(printf 'address-and-port-dependent\nNone')"
+}
+
+@test "an OTHER-ADDRESS on loopback or, from a public server, on a private network is never probed" {
+	# A listener on the host's own loopback, where a hostile server's
+	# OTHER-ADDRESS points (both the alternate address's ports natclass
+	# would use: the primary's and the one named).
+	bg_start lo "$LAB" exec h-eim1 $PY -c '
+import select, socket
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 3521))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", 3522))
+print("ready", flush=True)
+while True:
+    for s in select.select([a, b], [], [])[0]:
+        d, src = s.recvfrom(4096)
+        print("got %d bytes from %s" % (len(d), src), flush=True)
+'
+	wait_log lo '^ready'
+	bg_start hostile "$LAB" exec stun $STUNPEER fake-server --bind "$STUN_IP1:3521" \
+		--mode other --other 127.0.0.1:3522
+	wait_log hostile '^ready'
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1:3521"
+	assert_success
+	[[ "$stderr" == *"OTHER-ADDRESS 127.0.0.1:3522 not probed: loopback address"* ]]
+	assert_equal "$(echo "$output" | json filtering mapping_method)" "$(printf 'unknown\nNone')"
+	# what the listener heard, after natclass is done: nothing
+	run cat "$BATS_TEST_TMPDIR/lo.log"
+	assert_output ready
+	bg_start hostile2 "$LAB" exec stun $STUNPEER fake-server --bind "$STUN_IP1:3523" \
+		--mode other --other 192.168.1.1:3478
+	wait_log hostile2 '^ready'
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1:3523"
+	assert_success
+	[[ "$stderr" == *"OTHER-ADDRESS 192.168.1.1:3478 not probed: private address named by a public server"* ]]
+}
+
+@test "-v: no blank field; -vv and -j -v: progress on stderr" {
+	# a relay that does not answer: its latency is "none", not blank
+	cat >"$BATS_TEST_TMPDIR/derpmap.json" <<-EOF
+	{"Regions":{
+	 "903":{"RegionID":903,"RegionCode":"dead","RegionName":"Nowhere",
+	  "Nodes":[{"Name":"903a","RegionID":903,"HostName":"relay.invalid","IPv4":"$STUN2_IP","STUNPort":3599}]}}}
+	EOF
+	bg_start plain1 "$LAB" exec stun2 "$MK_BIN/stunq" -l "$STUN2_IP:3500"
+	wait_log plain1 'listening on'
+	run --separate-stderr nc h-eim1 -v -t 1 --derpmap "$BATS_TEST_TMPDIR/derpmap.json" "$STUN2_IP:3500"
+	assert_success
+	echo "$output"
+	# every "* Name: value" line has a value
+	# (the relay list's heading excepted: its lines follow it)
+	blank=$(printf '%s\n' "$output" | grep -v $'^\t\\* Relay latency:$' |
+		grep -E $'^\t\\* [A-Za-z0-9 ]+:[[:space:]]*$' || true)
+	assert_equal "$blank" ""
+	assert_line '	* MappingVariesByDestIP: unknown'
+	assert_line '	* Filtering: unknown (no RFC 5780 server)'
+	assert_line --regexp '^		- dead: none +\(Nowhere\)$'
+	assert_equal "$stderr" "natclass: dead: no answer"
+	# -vv: progress on stderr, the same report on stdout
+	run --separate-stderr nc h-eim1 -vv "$STUN_IP1"
+	assert_success
+	assert_line '	* Classic: port-restricted cone'
+	[[ "$stderr" == *"natclass: asking 1 servers and 0 relays"* ]]
+	[[ "$stderr" == *"natclass: $STUN_IP1: mapped $EIM1_WAN:"* ]]
+	[[ "$stderr" == *"natclass: behaviour discovery with $STUN_IP1"* ]]
+	[[ "$stderr" == *"natclass: filtering tests: "* ]]
+	# -j -v: the JSON on stdout, progress on stderr
+	run --separate-stderr nc h-eim1 -j -v "$STUN_IP1"
+	assert_success
+	assert_equal "$(echo "$output" | json verdict classic)" "$(printf 'EIM\nport-restricted cone')"
+	[[ "$stderr" == *"natclass: behaviour discovery with $STUN_IP1"* ]]
+}
