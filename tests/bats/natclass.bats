@@ -419,3 +419,47 @@ while True:
 	assert_equal "$(echo "$output" | json verdict classic)" "$(printf 'EIM\nport-restricted cone')"
 	[[ "$stderr" == *"natclass: behaviour discovery with $STUN_IP1"* ]]
 }
+
+# man_checks PAGE PROG: the page names every long option of PROG's source,
+# has a non-empty .Os, refers only to pages that exist, and keeps its
+# examples' quotes (no .Dl with a quote in it: mdoc drops them).
+man_checks() {
+	local page=$TOP/man/$1 src=$TOP/bin/$2.c o x
+	for o in $(sed -n '/longopts\[\] = {/,/NULL, 0, NULL, 0/p' "$src" |
+	    grep -o '{ "[a-z-]*"' | cut -d'"' -f2); do
+		grep -q -- "Fl \\\\-$o\\b" "$page" || { echo "$1: no --$o"; return 1; }
+	done
+	grep -q '^\.Os [^ ]' "$page" || { echo "$1: empty .Os"; return 1; }
+	for x in $(sed -n 's/^\.Xr \([a-z.]*\) \([0-9]\).*/\1.\2/p' "$page"); do
+		[ -f "$TOP/man/$x" ] || { echo "$1: refers to $x, which does not exist"; return 1; }
+	done
+	! grep -n '^\.Dl .*["'"'"']' "$page"
+}
+
+@test "natclass(1): every option, a real .Os and SEE ALSO, examples that keep their quotes and run" {
+	run man_checks natclass.1 natclass
+	assert_success
+	# the DERP map example, as the page renders it, in the lab
+	bg_start r1 "$LAB" exec stun2 "$MK_BIN/stunq" -l "$STUN2_IP:3478"
+	wait_log r1 'listening on'
+	cat >"$BATS_TEST_TMPDIR/derp.json" <<-EOF
+	{"Regions":{
+	 "902":{"RegionID":902,"RegionCode":"near","RegionName":"Next Door",
+	  "Nodes":[{"Name":"902a","RegionID":902,"HostName":"relay.invalid","IPv4":"$STUN2_IP"}]},
+	 "903":{"RegionID":903,"RegionCode":"dead","RegionName":"Nowhere",
+	  "Nodes":[{"Name":"903a","RegionID":903,"HostName":"relay.invalid","IPv4":"$STUN2_IP","STUNPort":3599}]}}}
+	EOF
+	ex=$(mandoc -T ascii "$TOP/man/natclass.1" | col -b |
+		sed -n '/^[[:space:]]*\$ natclass --json --derpmap derp.json |$/,/sort -n$/p' |
+		sed 's/^[[:space:]]*\$ //')
+	[ -n "$ex" ]
+	echo "$ex"
+	cd "$BATS_TEST_TMPDIR"
+	run --separate-stderr "$LAB" exec h-eim1 env PATH="$MK_BIN:$PATH" bash -o pipefail -c \
+		"natclass() { command natclass --no-portmap -t 1 \"\$@\" $STUN_IP1; }; $ex"
+	assert_success
+	assert_output --regexp '^[0-9.]+ near$'
+	# the one-word example keeps its quotes
+	ex=$(mandoc -T ascii "$TOP/man/natclass.1" | col -b | sed -n 's/^[[:space:]]*\$ \(\[ "\$(natclass)".*\)$/\1/p')
+	assert_equal "$ex" '[ "$(natclass)" = EIM ] && echo "easy NAT"'
+}

@@ -383,3 +383,31 @@ print(stunpeer.decode(data))
 	done
 	assert_equal "$out" '127.0.0.1:40122'
 }
+
+# man_checks PAGE PROG: the page names every long option of PROG's source,
+# has a non-empty .Os, refers only to pages that exist, and keeps its
+# examples' quotes (no .Dl with a quote in it: mdoc drops them).
+man_checks() {
+	local page=$TOP/man/$1 src=$TOP/bin/$2.c o x
+	for o in $(sed -n '/longopts\[\] = {/,/NULL, 0, NULL, 0/p' "$src" |
+	    grep -o '{ "[a-z-]*"' | cut -d'"' -f2); do
+		grep -q -- "Fl \\\\-$o\\b" "$page" || { echo "$1: no --$o"; return 1; }
+	done
+	grep -q '^\.Os [^ ]' "$page" || { echo "$1: empty .Os"; return 1; }
+	for x in $(sed -n 's/^\.Xr \([a-z.]*\) \([0-9]\).*/\1.\2/p' "$page"); do
+		[ -f "$TOP/man/$x" ] || { echo "$1: refers to $x, which does not exist"; return 1; }
+	done
+	! grep -n '^\.Dl .*["'"'"']' "$page"
+}
+
+@test "stunq(1): every option, a real .Os and SEE ALSO, examples that keep their quotes and run" {
+	run man_checks stunq.1 stunq
+	assert_success
+	# the jq example, as the page renders it, run against a local responder
+	start_responder srv 127.0.0.1:0
+	ex=$(mandoc -T ascii "$TOP/man/stunq.1" | col -b | sed -n 's/^[[:space:]]*\$ \(stunq --json | jq .*\)$/\1/p')
+	[ -n "$ex" ]
+	STUNQ_SERVERS="127.0.0.1:$PORT" run --separate-stderr bash -o pipefail -c "$ex"
+	assert_success
+	assert_output --regexp "^[0-9.]+ 127\.0\.0\.1:$PORT\$"
+}
