@@ -84,6 +84,7 @@ collect_servers(struct mk_nat_target *t, const struct opts *o,
     const struct mk_mesh *mesh, char **argv, int argc)
 {
 	static struct mk_stunlist l;
+	static struct mk_stunlist_addr ra[MK_STUNLIST_MAX];
 	const char *why = NULL;
 	size_t i, n = 0;
 
@@ -94,9 +95,20 @@ collect_servers(struct mk_nat_target *t, const struct opts *o,
 		mk_err("%s", why);
 		exit(MK_EXIT_USAGE);
 	}
+	/* All at once, by -t: an unanswering resolver (offline) must not
+	 * hold natclass up for its own timeouts, one name after another. */
+	mk_stunlist_resolve(&l, MK_STUN_PORT, o->family, mk_now_us() +
+	    o->timeout_ms * 1000, ra);
 	for (i = 0; i < l.n; i++) {
-		if (resolve_target(&t[n], l.name[i], 3478, o->family))
-			n++;
+		if (ra[i].bad)
+			mk_usage_error("bad server: %s", l.name[i]);
+		if (ra[i].why != NULL) {
+			mk_warn("%s: %s", l.name[i], ra[i].why);
+			continue;
+		}
+		memset(&t[n], 0, sizeof(t[n]));
+		snprintf(t[n].name, sizeof(t[n].name), "%s", l.name[i]);
+		t[n++].addr = ra[i].addr;
 	}
 	return n;
 }
