@@ -543,8 +543,10 @@ print_report(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 		printf("\t* Filtering: %s (RFC 5780 server %s)\n",
 		    mk_nat_behaviour_name(r->filtering), r->filtering_server);
 	else
-		printf("\t* Filtering: %s (no RFC 5780 server)\n",
-		    mk_nat_behaviour_name(r->filtering));
+		printf("\t* Filtering: %s (%s)\n",
+		    mk_nat_behaviour_name(r->filtering), !r->udp ? "no answer" :
+		    r->global4.len == 0 ? "no IPv4 mapping" :
+		    "no RFC 5780 server");
 	printf("\t* MappingVariesByDestIP: %s\n", tristate(r->varies_by_dest));
 	printf("\t* PortPreservation: %s\n", tristate(r->port_preserved));
 	printf("\t* Hairpinning: %s\n", r->hairpin < 0 ? "not checked" :

@@ -121,6 +121,8 @@ classic_status() {
 	assert_equal "$(echo "$output" | json verdict udp tcp443)" "$(printf 'blocked\nFalse\nTrue')"
 	run -1 --separate-stderr nc h-block -t 1 -v "$STUN_IP1"
 	assert_output --partial '* UDP: false'
+	assert_line '	* Filtering: unknown (no answer)'
+	assert_line '	* MappingVariesByDestIP: unknown'
 }
 
 @test "against coturn (RFC 5780 on two addresses)" {
