@@ -203,7 +203,9 @@ print_json(struct mk_json *j, const struct server *sv,
 	    mk_addr_fmt(&sv->addr, a, sizeof(a)) : NULL);
 	/* The local address towards this server: the socket's port and the
 	 * source address the kernel routes from (no packet sent). */
-	if (mk_sock_local(fd, &local) == 0) {
+	if (!sv->resolved)
+		mk_json_kstr(j, "local", NULL);
+	else if (mk_sock_local(fd, &local) == 0) {
 		if (mk_addr_is_any(&local) && sv->resolved &&
 		    mk_route_source(&sv->addr, &src) == 0) {
 			mk_addr_set_port(&src, mk_addr_port(&local));

@@ -135,7 +135,7 @@ while True:
 	assert_equal "${#stderr_lines[@]}" 1
 	assert_equal "$stderr" 'stunq: no answer from any server: 1 silent, 1 not resolved (name lookup timed out)'
 	run -3 --separate-stderr offline "$MK_BIN/stunq" -t 1 --json stun.example.net
-	assert_output --partial '"server":"stun.example.net","address":null'
+	assert_output --partial '"server":"stun.example.net","address":null,"local":null,'
 	assert_output --partial '"error":"not resolved: name lookup timed out"'
 	[[ "$stderr" == *'stun.example.net: name lookup timed out'* ]]
 	# no arguments: the built-in servers, within the default 3 s (margin 2 s)
