@@ -84,6 +84,7 @@ collect_servers(struct mk_nat_target *t, const struct opts *o,
     const struct mk_mesh *mesh, char **argv, int argc)
 {
 	static struct mk_stunlist l;
+	static struct mk_stunlist_addr ra[MK_STUNLIST_MAX];
 	const char *why = NULL;
 	size_t i, n = 0;
 
@@ -94,9 +95,20 @@ collect_servers(struct mk_nat_target *t, const struct opts *o,
 		mk_err("%s", why);
 		exit(MK_EXIT_USAGE);
 	}
+	/* All at once, by -t: an unanswering resolver (offline) must not
+	 * hold natclass up for its own timeouts, one name after another. */
+	mk_stunlist_resolve(&l, MK_STUN_PORT, o->family, mk_now_us() +
+	    o->timeout_ms * 1000, ra);
 	for (i = 0; i < l.n; i++) {
-		if (resolve_target(&t[n], l.name[i], 3478, o->family))
-			n++;
+		if (ra[i].bad)
+			mk_usage_error("bad server: %s", l.name[i]);
+		if (ra[i].why != NULL) {
+			mk_warn("%s: %s", l.name[i], ra[i].why);
+			continue;
+		}
+		memset(&t[n], 0, sizeof(t[n]));
+		snprintf(t[n].name, sizeof(t[n].name), "%s", l.name[i]);
+		t[n++].addr = ra[i].addr;
 	}
 	return n;
 }
@@ -305,8 +317,8 @@ print_portmap(void)
 		printf("\t* PortMapping: not checked\n");
 		return;
 	}
-	printf("\t* PortMapping: %s\n", mk_pm_list(p->found, list,
-	    sizeof(list)));
+	printf("\t* PortMapping: %s\n", p->found ? mk_pm_list(p->found, list,
+	    sizeof(list)) : "none");
 	if (p->ext_upnp.len)
 		printf("\t\t- UPnP external address: %s\n",
 		    mk_addr_fmt_ip(&p->ext_upnp, a, sizeof(a)));
@@ -344,15 +356,16 @@ static void
 json_result(struct mk_json *j, const struct mk_nat_target *t,
     const struct mk_nat_result *r)
 {
-	char a[MK_ADDRSTRLEN];
+	char a[MK_ADDRSTRLEN], err[160];
 
 	mk_json_obj_begin(j);
+	/* The same keys as stunq --json: server as given, its address. */
 	mk_json_kstr(j, "server", t->name);
 	mk_json_kstr(j, "address", mk_addr_fmt(&t->addr, a, sizeof(a)));
 	if (t->region) {
 		mk_json_kint(j, "region", t->region);
 		mk_json_kstr(j, "code", t->code);
-		mk_json_kstr(j, "name", t->region_name);
+		mk_json_kstr(j, "region_name", t->region_name);
 	}
 	if (r->state == MK_STUNC_DONE) {
 		mk_json_key(j, "rtt_ms");
@@ -363,8 +376,8 @@ json_result(struct mk_json *j, const struct mk_nat_target *t,
 		mk_json_kstr(j, "response_origin", fmt(&r->response_origin, a,
 		    sizeof(a)));
 	} else
-		mk_json_kstr(j, "error", r->state == MK_STUNC_ERROR ?
-		    "error response" : "no answer");
+		mk_json_kstr(j, "error", mk_stunc_error_text(r->state,
+		    r->error_code, r->last_errno, r->junk, err, sizeof(err)));
 	mk_json_obj_end(j);
 }
 
@@ -410,6 +423,8 @@ print_json(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 	mk_json_kstr(&j, "mapping_method", r->mapping_method);
 	mk_json_kstr(&j, "filtering", mk_nat_behaviour_name(r->filtering));
 	mk_json_kstr(&j, "filtering_server", r->filtering_server);
+	mk_json_kstr(&j, "filtering_note", r->filtering_note[0] ?
+	    r->filtering_note : NULL);
 	json_tristate(&j, "varies_by_dest", r->varies_by_dest);
 	json_tristate(&j, "port_preserved", r->port_preserved);
 	json_tristate(&j, "hairpin", r->hairpin);
@@ -483,7 +498,7 @@ print_relays(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 			snprintf(lat, sizeof(lat), "%.1fms",
 			    (double)x->rtt_us / 1000.0);
 		else
-			lat[0] = '\0';
+			snprintf(lat, sizeof(lat), "none");
 		printf("\t\t- %3s: %-7s (%s)\n", t->code, lat, t->region_name);
 	}
 }
@@ -520,12 +535,19 @@ print_report(const struct mk_nat_report *r, const struct mk_nat_opts *no)
 	    r->mapping_method == NULL ? "" :
 	    strcmp(r->mapping_method, "rfc5780") == 0 ? "RFC 5780" :
 	    "comparing servers", r->mapping_method ? ")" : "");
-	printf("\t* Filtering: %s%s%s%s\n", mk_nat_behaviour_name(r->filtering),
-	    r->filtering_server ? " (RFC 5780 server " : "",
-	    r->filtering_server ? r->filtering_server : "",
-	    r->filtering_server ? ")" : "");
-	printf("\t* MappingVariesByDestIP: %s\n", r->varies_by_dest < 0 ? "" :
-	    tristate(r->varies_by_dest));
+	if (r->filtering_note[0])
+		printf("\t* Filtering: %s (%s; RFC 5780 server %s)\n",
+		    mk_nat_behaviour_name(r->filtering), r->filtering_note,
+		    r->filtering_server);
+	else if (r->filtering_server)
+		printf("\t* Filtering: %s (RFC 5780 server %s)\n",
+		    mk_nat_behaviour_name(r->filtering), r->filtering_server);
+	else
+		printf("\t* Filtering: %s (%s)\n",
+		    mk_nat_behaviour_name(r->filtering), !r->udp ? "no answer" :
+		    r->global4.len == 0 ? "no IPv4 mapping" :
+		    "no RFC 5780 server");
+	printf("\t* MappingVariesByDestIP: %s\n", tristate(r->varies_by_dest));
 	printf("\t* PortPreservation: %s\n", tristate(r->port_preserved));
 	printf("\t* Hairpinning: %s\n", r->hairpin < 0 ? "not checked" :
 	    tristate(r->hairpin));
@@ -836,13 +858,15 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	/* -v asks for the report on stdout; -vv adds progress on stderr. */
-	o.report = verbose > 0;
+	/*
+	 * -v asks for the report on stdout; -vv adds progress on stderr.
+	 * With --json the report is the JSON, so there -v is progress.
+	 */
+	o.report = verbose > 0 && !o.json;
+	if (o.json)
+		verbose++;
 	mk_log_init("natclass", quiet ? MK_LOG_ERR :
 	    verbose > 1 ? MK_LOG_WARN + verbose - 1 : MK_LOG_WARN);
-	if (o.json && o.report)
-		mk_usage_error("%s", "-v and --json are two forms of the report: "
-		    "choose one");
 	if (o.fd >= 0 && o.port != 0)
 		mk_usage_error("%s", "--fd cannot be combined with -p");
 	if (o.map_port == 0 && (o.map_via || o.keep || o.map_lifetime_ms))

@@ -59,6 +59,7 @@ struct server {
 	char name[MK_STUNLIST_NAMELEN];
 	struct mk_addr addr;
 	bool resolved;
+	const char *why;	/* why not resolved */
 };
 
 /*
@@ -67,7 +68,7 @@ struct server {
  */
 static size_t
 collect_servers(struct server *sv, const struct opts *o, char **argv,
-    int argc)
+    int argc, const struct mk_stunlist **list)
 {
 	static struct mk_stunlist l;
 	struct mk_mesh m, *mp = NULL;
@@ -94,7 +95,35 @@ collect_servers(struct server *sv, const struct opts *o, char **argv,
 	}
 	for (i = 0; i < l.n; i++)
 		snprintf(sv[i].name, sizeof(sv[i].name), "%s", l.name[i]);
+	*list = &l;
 	return l.n;
+}
+
+/*
+ * Look every server up at once, by the deadline: -t bounds the whole run,
+ * and a resolver that does not answer (offline) must not hold it up for
+ * its own timeouts. A malformed server is bad input; a name that does not
+ * resolve is a network failure, said on stderr and in the final line.
+ */
+static void
+resolve_servers(struct server *sv, const struct mk_stunlist *l, int family,
+    uint64_t deadline)
+{
+	static struct mk_stunlist_addr ra[MK_STUNLIST_MAX];
+	size_t i;
+
+	mk_stunlist_resolve(l, MK_STUN_PORT, family, deadline, ra);
+	for (i = 0; i < l->n; i++) {
+		if (ra[i].bad)
+			mk_usage_error("bad server: %s", sv[i].name);
+		if (ra[i].why != NULL) {
+			sv[i].why = ra[i].why;
+			mk_warn("%s: %s", sv[i].name, ra[i].why);
+			continue;
+		}
+		sv[i].addr = ra[i].addr;
+		sv[i].resolved = true;
+	}
 }
 
 /* Pick the socket's family: one family if all servers share it, else a
@@ -168,12 +197,15 @@ print_json(struct mk_json *j, const struct server *sv,
 
 	mk_json_reset(j);
 	mk_json_obj_begin(j);
-	mk_json_kstr(j, "name", sv->name);
-	mk_json_kstr(j, "server", sv->resolved ?
+	/* The same keys as natclass --json: server as given, its address. */
+	mk_json_kstr(j, "server", sv->name);
+	mk_json_kstr(j, "address", sv->resolved ?
 	    mk_addr_fmt(&sv->addr, a, sizeof(a)) : NULL);
 	/* The local address towards this server: the socket's port and the
 	 * source address the kernel routes from (no packet sent). */
-	if (mk_sock_local(fd, &local) == 0) {
+	if (!sv->resolved)
+		mk_json_kstr(j, "local", NULL);
+	else if (mk_sock_local(fd, &local) == 0) {
 		if (mk_addr_is_any(&local) && sv->resolved &&
 		    mk_route_source(&sv->addr, &src) == 0) {
 			mk_addr_set_port(&src, mk_addr_port(&local));
@@ -200,15 +232,11 @@ print_json(struct mk_json *j, const struct server *sv,
 			mk_json_null(j);
 	} else {
 		if (!sv->resolved)
-			snprintf(err, sizeof(err), "unresolved");
-		else if (t->state == MK_STUNC_ERROR)
-			snprintf(err, sizeof(err), "error %u",
-			    t->resp.error_code);
-		else if (t->state == MK_STUNC_FAILED)
-			snprintf(err, sizeof(err), "send failed: %s",
-			    strerror(t->last_errno));
+			snprintf(err, sizeof(err), "not resolved: %s",
+			    sv->why ? sv->why : "unknown");
 		else
-			snprintf(err, sizeof(err), "timeout");
+			mk_stunc_error_text(t->state, t->resp.error_code,
+			    t->last_errno, t->junk, err, sizeof(err));
 		mk_json_kstr(j, "error", err);
 	}
 	mk_json_obj_end(j);
@@ -236,6 +264,45 @@ report_failure(const struct server *sv, const struct mk_stunc_txn *t)
 	}
 }
 
+/* The one line (kept by -q) that says why no server answered. */
+static void
+say_why(const struct server *sv, const struct mk_stunc_txn *t, size_t n)
+{
+	size_t i, unresolved = 0, silent = 0, refused = 0, unsent = 0;
+	const char *lookup = NULL;
+	char msg[256];
+	int len;
+
+	for (i = 0; i < n; i++) {
+		if (!sv[i].resolved) {
+			unresolved++;
+			if (lookup == NULL)
+				lookup = sv[i].why;
+		} else if (t[i].state == MK_STUNC_ERROR)
+			refused++;
+		else if (t[i].state == MK_STUNC_FAILED)
+			unsent++;
+		else
+			silent++;
+	}
+	len = snprintf(msg, sizeof(msg), "no answer from any server:");
+	if (silent > 0 && len > 0 && (size_t)len < sizeof(msg))
+		len += snprintf(msg + len, sizeof(msg) - (size_t)len,
+		    " %zu silent,", silent);
+	if (refused > 0 && len > 0 && (size_t)len < sizeof(msg))
+		len += snprintf(msg + len, sizeof(msg) - (size_t)len,
+		    " %zu error responses,", refused);
+	if (unsent > 0 && len > 0 && (size_t)len < sizeof(msg))
+		len += snprintf(msg + len, sizeof(msg) - (size_t)len,
+		    " %zu could not be sent to,", unsent);
+	if (unresolved > 0 && len > 0 && (size_t)len < sizeof(msg))
+		len += snprintf(msg + len, sizeof(msg) - (size_t)len,
+		    " %zu not resolved (%s),", unresolved, lookup);
+	if (len > 0 && (size_t)len < sizeof(msg) && msg[len - 1] == ',')
+		msg[len - 1] = '\0';
+	mk_err("%s", msg);
+}
+
 static int
 run_client(const struct opts *o, char **argv, int argc)
 {
@@ -243,13 +310,15 @@ run_client(const struct opts *o, char **argv, int argc)
 	static struct mk_stunc_txn txn[MK_STUNLIST_MAX];
 	struct mk_stunc_sched sched;
 	struct mk_json j;
-	const char *why;
 	char a[MK_ADDRSTRLEN], b[MK_ADDRSTRLEN];
+	const struct mk_stunlist *list;
+	uint64_t deadline, now, left;
 	size_t n = 0, i;
 	int fd, answered, family_filter;
 	bool dual;
 
-	n = collect_servers(sv, o, argv, argc);
+	deadline = mk_now_us() + o->timeout_ms * 1000;
+	n = collect_servers(sv, o, argv, argc, &list);
 
 	family_filter = o->family;
 	if (o->fd >= 0 && family_filter == AF_UNSPEC) {
@@ -261,19 +330,7 @@ run_client(const struct opts *o, char **argv, int argc)
 		}
 		family_filter = mk_sock_family(o->fd);
 	}
-	for (i = 0; i < n; i++) {
-		if (mk_addr_resolve(&sv[i].addr, sv[i].name, MK_STUN_PORT,
-		    family_filter, &why) != 0) {
-			/* A malformed argument is bad input; a name that
-			 * does not resolve is a network failure. */
-			if (strcmp(why, "malformed address") == 0 ||
-			    strcmp(why, "bad port") == 0)
-				mk_usage_error("bad server: %s", sv[i].name);
-			mk_warn("%s: %s", sv[i].name, why);
-			continue;
-		}
-		sv[i].resolved = true;
-	}
+	resolve_servers(sv, list, family_filter, deadline);
 
 	fd = open_client_socket(o, sv, n, &dual);
 	if (mk_log_level() >= MK_LOG_INFO) {
@@ -283,11 +340,13 @@ run_client(const struct opts *o, char **argv, int argc)
 			mk_info("bound on %s%s", mk_addr_fmt(&local, a,
 			    sizeof(a)), dual ? " (dual-stack)" : "");
 	}
+	/* What the look-ups left of -t (at least 1 us: 0 means no limit). */
+	now = mk_now_us();
+	left = deadline > now ? deadline - now : 1;
 	if (o->rfc)
-		mk_stunc_sched_rfc(&sched, o->timeout_set ?
-		    o->timeout_ms * 1000 : 0);
+		mk_stunc_sched_rfc(&sched, o->timeout_set ? left : 0);
 	else
-		mk_stunc_sched_fast(&sched, o->timeout_ms * 1000);
+		mk_stunc_sched_fast(&sched, left);
 
 	/* Unresolved servers keep their line but are never sent to. */
 	for (i = 0; i < n; i++) {
@@ -321,7 +380,7 @@ run_client(const struct opts *o, char **argv, int argc)
 		return MK_EXIT_FAIL;
 	}
 	if (answered == 0) {
-		mk_err("no answer from any server");
+		say_why(sv, txn, n);
 		return MK_EXIT_FAIL;
 	}
 	return 0;

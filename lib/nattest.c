@@ -52,6 +52,84 @@ on_v4_path(const struct mk_nat_report *r, const struct mk_nat_target *t,
 	    mk_addr_family(&res->mapped) == AF_INET;
 }
 
+/* The IPv4 address a target stands for: its own, or behind NAT64 the one
+ * embedded in the last 32 bits (RFC 6052 /96). */
+static void
+v4_of(const struct mk_nat_report *r, const struct mk_addr *a, uint8_t ip[4])
+{
+	if (mk_addr_family(a) == AF_INET)
+		memcpy(ip, &a->sin.sin_addr, 4);
+	else if (r->nat64)
+		memcpy(ip, (const uint8_t *)&a->sin6.sin6_addr + 12, 4);
+	else
+		memset(ip, 0, 4);
+}
+
+static bool
+v4_private(const uint8_t ip[4])
+{
+	return ip[0] == 10 || (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
+	    (ip[0] == 192 && ip[1] == 168) ||
+	    (ip[0] == 100 && (ip[1] & 0xc0) == 64);	/* RFC 6598 */
+}
+
+/*
+ * May natclass send to `a`, an address a server (`srv`) named? Only an
+ * address of the server's family (IPv4 through the NAT64 prefix when the
+ * server showed one), never this network, loopback, link-local, multicast
+ * or reserved ones, and a private address only when the server's own is
+ * private: a hostile server must not aim natclass at this host or its LAN.
+ * NULL if it may, else why not.
+ */
+const char *
+mk_nat_addr_refused(const struct mk_nat_report *r, const struct mk_addr *srv,
+    const struct mk_addr *a)
+{
+	uint8_t ip[4], sip[4];
+	const uint8_t *p;
+
+	if (mk_addr_port(a) == 0)
+		return "port 0";
+	if (mk_addr_family(a) != mk_addr_family(srv) &&
+	    !(r->nat64 && mk_addr_family(srv) == AF_INET6 &&
+	    mk_addr_family(a) == AF_INET))
+		return "not the server's address family";
+	if (mk_addr_family(a) == AF_INET6) {
+		p = (const uint8_t *)&a->sin6.sin6_addr;
+		if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6.sin6_addr))
+			return "unspecified address";
+		if (IN6_IS_ADDR_LOOPBACK(&a->sin6.sin6_addr))
+			return "loopback address";
+		if (IN6_IS_ADDR_MULTICAST(&a->sin6.sin6_addr))
+			return "multicast address";
+		if (IN6_IS_ADDR_LINKLOCAL(&a->sin6.sin6_addr) ||
+		    IN6_IS_ADDR_SITELOCAL(&a->sin6.sin6_addr))
+			return "link-local address";
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6.sin6_addr) ||
+		    IN6_IS_ADDR_V4COMPAT(&a->sin6.sin6_addr))
+			return "IPv4-mapped address";
+		if ((p[0] & 0xfe) == 0xfc &&
+		    (((const uint8_t *)&srv->sin6.sin6_addr)[0] & 0xfe) != 0xfc)
+			return "private address named by a public server";
+		return NULL;
+	}
+	memcpy(ip, &a->sin.sin_addr, 4);
+	v4_of(r, srv, sip);
+	if (ip[0] == 0)
+		return "unspecified address";
+	if (ip[0] == 127)
+		return "loopback address";
+	if (ip[0] == 169 && ip[1] == 254)
+		return "link-local address";
+	if ((ip[0] & 0xf0) == 224)
+		return "multicast address";
+	if ((ip[0] & 0xf0) == 240)
+		return "reserved or broadcast address";
+	if (v4_private(ip) && !v4_private(sip))
+		return "private address named by a public server";
+	return NULL;
+}
+
 /* Transactions of one socket, and where each result goes. */
 struct batch {
 	struct mk_stunc_txn *t;
@@ -90,6 +168,7 @@ keep_result(struct mk_nat_result *out, const struct mk_stunc_txn *t)
 	out->state = t->state;
 	out->rtt_us = t->rtt_us;
 	out->junk = t->junk;
+	out->last_errno = t->last_errno;
 	if (t->state == MK_STUNC_DONE) {
 		out->mapped = t->mapped;
 		if (t->resp.has & MK_STUN_HAS_OTHER_ADDRESS)
@@ -252,16 +331,75 @@ rfc5780_server(const struct mk_nat_report *r, const struct mk_nat_opts *o)
 	for (i = 0; i < r->n_servers; i++) {
 		const struct mk_addr *srv = &o->servers[i].addr;
 		struct mk_addr alt;
+		const char *refused;
+		char a[MK_ADDRSTRLEN];
 
 		if (!on_v4_path(r, &o->servers[i], &r->servers[i]) ||
 		    mk_addr_family(&r->servers[i].other_address) != AF_INET)
 			continue;
+		refused = mk_nat_addr_refused(r, srv,
+		    &r->servers[i].other_address);
+		if (refused != NULL) {
+			mk_warn("%s: OTHER-ADDRESS %s not probed: %s",
+			    o->servers[i].name, mk_addr_fmt(
+			    &r->servers[i].other_address, a, sizeof(a)),
+			    refused);
+			continue;
+		}
 		v4_dest(r, &r->servers[i].other_address, &alt);
 		if (!mk_addr_same_ip(srv, &alt) &&
 		    mk_addr_port(srv) != mk_addr_port(&alt))
 			return (int)i;
 	}
 	return -1;
+}
+
+/* Did this change request's answer come from where it was asked to
+ * (RFC 5780 §4.4)? A server that ignores CHANGE-REQUEST answers from its
+ * primary address, which the NAT lets in whatever its filtering. */
+static bool
+honoured(struct mk_nat_report *r, const struct mk_stunc_txn *t)
+{
+	char a[MK_ADDRSTRLEN], b[MK_ADDRSTRLEN];
+
+	if (t->state != MK_STUNC_DONE || mk_addr_equal(&t->from,
+	    &t->accept_from))
+		return true;
+	snprintf(r->filtering_note, sizeof(r->filtering_note),
+	    "inconclusive: a change-%s request was answered from %s, not %s",
+	    t->change & MK_STUN_CHANGE_IP ? "IP-and-port" : "port",
+	    mk_addr_fmt(&t->from, a, sizeof(a)),
+	    mk_addr_fmt(&t->accept_from, b, sizeof(b)));
+	mk_warn("filtering %s", r->filtering_note);
+	return false;
+}
+
+/* Filtering from tests I (t[0]), II (t[1], change IP and port) and III
+ * (t[2], change port). */
+static enum mk_nat_behaviour
+filtering(struct mk_nat_report *r, const struct mk_stunc_txn *t)
+{
+	mk_info("filtering tests: plain %s, change IP and port %s, change "
+	    "port %s", mk_stunc_state_name(t[0].state),
+	    mk_stunc_state_name(t[1].state), mk_stunc_state_name(t[2].state));
+	if (t[0].state != MK_STUNC_DONE) {
+		snprintf(r->filtering_note, sizeof(r->filtering_note),
+		    "inconclusive: the fresh socket got no answer");
+		return MK_NAT_UNKNOWN;
+	}
+	/* A server that refuses CHANGE-REQUEST (420) cannot tell. */
+	if (t[1].state == MK_STUNC_ERROR || t[2].state == MK_STUNC_ERROR) {
+		snprintf(r->filtering_note, sizeof(r->filtering_note),
+		    "inconclusive: the server refused CHANGE-REQUEST");
+		return MK_NAT_UNKNOWN;
+	}
+	if (!honoured(r, &t[1]) || !honoured(r, &t[2]))
+		return MK_NAT_UNKNOWN;
+	if (t[1].state == MK_STUNC_DONE)
+		return MK_NAT_EI;
+	if (t[2].state == MK_STUNC_DONE)
+		return MK_NAT_AD;
+	return MK_NAT_APD;
 }
 
 /*
@@ -281,6 +419,7 @@ behaviour_discovery(struct mk_nat_report *r, const struct mk_nat_opts *o,
 	struct mk_addr alt, a2, a3, any;
 	const struct mk_addr *m1 = &r->servers[si].mapped;
 	const char *why;
+	char a1[MK_ADDRSTRLEN];
 	int fdb, rc = -1;
 
 	t = calloc(5, sizeof(*t));
@@ -311,6 +450,8 @@ behaviour_discovery(struct mk_nat_report *r, const struct mk_nat_opts *o,
 	if (mk_stunc_exchange_groups(g, 2) < 0)
 		goto out;
 
+	mk_info("behaviour discovery with %s, alternate address %s",
+	    o->servers[si].name, mk_addr_fmt(&alt, a1, sizeof(a1)));
 	r->mapping_method = "rfc5780";
 	r->filtering_server = o->servers[si].name;
 	r->discovery_server = *p;
@@ -327,16 +468,10 @@ behaviour_discovery(struct mk_nat_report *r, const struct mk_nat_opts *o,
 	if (t[0].state == MK_STUNC_DONE)
 		r->varies_by_dest = !mk_addr_equal(&t[0].mapped, m1);
 
-	/* A server that refuses CHANGE-REQUEST (420) cannot tell. */
-	if (t[2].state != MK_STUNC_DONE || t[3].state == MK_STUNC_ERROR ||
-	    t[4].state == MK_STUNC_ERROR)
-		r->filtering = MK_NAT_UNKNOWN;
-	else if (t[3].state == MK_STUNC_DONE)
-		r->filtering = MK_NAT_EI;
-	else if (t[4].state == MK_STUNC_DONE)
-		r->filtering = MK_NAT_AD;
-	else
-		r->filtering = MK_NAT_APD;
+	mk_info("mapping tests: alternate address %s, alternate address and "
+	    "port %s", t[0].state == MK_STUNC_DONE ? "answered" : "silent",
+	    t[1].state == MK_STUNC_DONE ? "answered" : "silent");
+	r->filtering = filtering(r, &t[2]);
 	rc = 0;
 out:
 	if (fdb >= 0)
@@ -347,8 +482,10 @@ out:
 
 /* Does a packet to our own public mapping come back to us? */
 static void
-probe_hairpin(struct mk_nat_report *r, int fd4)
+probe_hairpin(struct mk_nat_report *r, const struct mk_addr *srv, int fd4)
 {
+	const char *refused;
+	char a[MK_ADDRSTRLEN];
 	uint8_t marker[20], buf[64];
 	struct mk_addr any, dst;
 	struct pollfd pfd = { .fd = fd4, .events = POLLIN };
@@ -356,6 +493,11 @@ probe_hairpin(struct mk_nat_report *r, int fd4)
 	int fdb, i;
 	ssize_t n;
 
+	if ((refused = mk_nat_addr_refused(r, srv, &r->global4)) != NULL) {
+		mk_warn("hairpinning not tested: mapped address %s: %s",
+		    mk_addr_fmt(&r->global4, a, sizeof(a)), refused);
+		return;
+	}
 	v4_dest(r, &r->global4, &dst);
 	mk_addr_any(&any, mk_addr_family(&dst), 0);
 	fdb = mk_udp_bind(&any, 0, &why);
@@ -702,6 +844,29 @@ any_junk(const struct mk_nat_report *r)
 	return false;
 }
 
+/* -vv progress: what each server and relay said. */
+static void
+log_answers(const struct mk_nat_report *r, const struct mk_nat_opts *o)
+{
+	const struct mk_nat_result *x;
+	const struct mk_nat_target *t;
+	char a[MK_ADDRSTRLEN];
+	size_t i;
+
+	for (i = 0; i < o->n_servers + o->n_relays; i++) {
+		t = i < o->n_servers ? &o->servers[i] :
+		    &o->relays[i - o->n_servers];
+		x = i < o->n_servers ? &r->servers[i] :
+		    &r->relays[i - o->n_servers];
+		if (x->state == MK_STUNC_DONE)
+			mk_info("%s: mapped %s in %.1f ms", t->name,
+			    mk_addr_fmt(&x->mapped, a, sizeof(a)),
+			    (double)x->rtt_us / 1000.0);
+		else
+			mk_info("%s: %s", t->name, mk_stunc_state_name(x->state));
+	}
+}
+
 static bool
 wants_family(const struct mk_nat_opts *o, int family)
 {
@@ -723,7 +888,7 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
     const char **why)
 {
 	const struct mk_nat_result *first;
-	const struct mk_nat_target *ft = NULL;
+	const struct mk_nat_target *ft = NULL, *ft4 = NULL;
 	struct mk_addr any;
 	int fd4 = -1, fd6 = -1, fdp, si, rc = -1;
 
@@ -752,10 +917,13 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 		fd6 = mk_udp_bind(&any, 0, why);
 		r->v6_tried = true;
 	}
+	mk_info("asking %zu servers and %zu relays", o->n_servers,
+	    o->n_relays);
 	if (ask_everyone(r, o, fd4, fd6) != 0) {
 		*why = "poll";
 		goto out;
 	}
+	log_answers(r, o);
 
 	r->junk = any_junk(r);
 	first = first_answer(r, o, AF_INET, AF_INET, &ft);
@@ -770,6 +938,7 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 	}
 	r->udp = first != NULL;
 	if (first != NULL) {
+		ft4 = ft;
 		r->global4 = first->mapped;
 		local_towards(fdp, &ft->addr, &r->local4);
 		r->no_nat = mk_addr_equal(&r->global4, &r->local4);
@@ -797,10 +966,12 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 			r->mapping = r->varies_by_dest == 1 ?
 			    MK_NAT_DEPENDENT : MK_NAT_EI;
 		}
+		if (si < 0)
+			mk_info("no RFC 5780 server: filtering not tested");
 		if (r->no_nat && r->mapping != MK_NAT_DEPENDENT)
 			r->mapping = MK_NAT_NONE;
 		if (o->hairpin && !r->no_nat)
-			probe_hairpin(r, fdp);
+			probe_hairpin(r, &ft4->addr, fdp);
 	}
 	if (!r->udp)
 		probe_tcp(r, o);

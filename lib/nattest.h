@@ -45,6 +45,7 @@ struct mk_nat_result {
 	struct mk_addr other_address;	/* len 0 when absent */
 	struct mk_addr response_origin;
 	uint16_t error_code;
+	int last_errno;		/* MK_STUNC_FAILED: why it could not send */
 	unsigned junk;		/* replies from it that were not valid answers */
 };
 
@@ -84,6 +85,8 @@ struct mk_nat_report {
 	enum mk_nat_behaviour filtering;
 	const char *mapping_method;	/* "rfc5780", "servers" or NULL */
 	const char *filtering_server;	/* name of the RFC 5780 server used */
+	char filtering_note[160];	/* why the filtering is unknown, if
+					 * the tests ran ("" otherwise) */
 	struct mk_addr discovery_server; /* its address (len 0: none) */
 	struct mk_nat_result *servers;	/* n_servers, in input order */
 	struct mk_nat_result *relays;	/* n_relays */
@@ -111,6 +114,16 @@ void mk_nat_report_free(struct mk_nat_report *r);
 int mk_nat_lifetime(const struct mk_addr *server, uint64_t max_us,
     void (*progress)(void *arg, const char *msg), void *arg,
     uint64_t *lo_us, uint64_t *hi_us, const char **why);
+
+/*
+ * May natclass send to `a`, an address the server at `srv` named (its
+ * OTHER-ADDRESS, or our mapping for the hairpin test)? NULL if it may, else
+ * why not: another family (IPv4 through the NAT64 prefix of a report that
+ * found one is allowed), this network, loopback, link-local, multicast,
+ * reserved, port 0, or a private address named by a public server.
+ */
+const char *mk_nat_addr_refused(const struct mk_nat_report *r,
+    const struct mk_addr *srv, const struct mk_addr *a);
 
 /* "none", "EIM", "EDM", "blocked", "unknown" (also when servers sent only
  * nonsense: that is not proof of a blocked path) */

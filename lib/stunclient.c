@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -243,6 +244,43 @@ match(struct mk_stunc_txn *t, size_t n, const uint8_t *buf,
 	}
 	*why = "unknown transaction ID";
 	return -1;
+}
+
+const char *
+mk_stunc_state_name(enum mk_stunc_state st)
+{
+	switch (st) {
+	case MK_STUNC_IDLE:
+		return "idle";
+	case MK_STUNC_PENDING:
+		return "pending";
+	case MK_STUNC_DONE:
+		return "answered";
+	case MK_STUNC_ERROR:
+		return "error response";
+	case MK_STUNC_TIMEOUT:
+		return "no answer";
+	case MK_STUNC_FAILED:
+		return "cannot send";
+	}
+	return "unknown";
+}
+
+const char *
+mk_stunc_error_text(enum mk_stunc_state st, uint16_t error_code, int err,
+    unsigned junk, char *buf, size_t n)
+{
+	if (st == MK_STUNC_ERROR)
+		snprintf(buf, n, "error response %u", error_code);
+	else if (st == MK_STUNC_FAILED && err != 0)
+		snprintf(buf, n, "cannot send: %s", strerror(err));
+	else if (st == MK_STUNC_FAILED)
+		snprintf(buf, n, "cannot send");
+	else if (junk > 0)
+		snprintf(buf, n, "only invalid replies");
+	else
+		snprintf(buf, n, "no answer");
+	return buf;
 }
 
 bool

@@ -99,6 +99,18 @@ uint64_t mk_stunc_send_due(int fd, int sock_family, struct mk_stunc_txn *t,
 int mk_stunc_input(struct mk_stunc_txn *t, size_t n, const uint8_t *buf,
     size_t len, const struct mk_addr *from, uint64_t now, const char **why);
 
+/* "idle", "pending", "answered", "error response", "no answer",
+ * "cannot send": the words stunq and natclass both use. */
+const char *mk_stunc_state_name(enum mk_stunc_state st);
+
+/*
+ * Why a transaction has no answer, in the words stunq and natclass both
+ * print (their JSON "error"): "no answer", "only invalid replies",
+ * "error response 420", "cannot send: <strerror>". Returns buf.
+ */
+const char *mk_stunc_error_text(enum mk_stunc_state st, uint16_t error_code,
+    int err, unsigned junk, char *buf, size_t n);
+
 /* True while any transaction is pending. */
 bool mk_stunc_pending(const struct mk_stunc_txn *t, size_t n);
 

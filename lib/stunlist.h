@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "addr.h"
 #include "meshconf.h"
 
 #define MK_STUNLIST_MAX		64
@@ -43,5 +44,24 @@ int mk_stunlist_collect(struct mk_stunlist *l, char *const *args,
 /* Whether mk_stunlist_collect would come to the mesh at all: a caller
  * need not read (or fail on) a mesh file it will not use. */
 bool mk_stunlist_wants_mesh(size_t nargs);
+
+/* One server's look-up result. */
+struct mk_stunlist_addr {
+	struct mk_addr addr;
+	const char *why;	/* NULL when resolved, else why not */
+	bool bad;		/* malformed (bad input), not a failed look-up */
+};
+
+/*
+ * Resolve every name of l (default_port when it names none; family
+ * AF_UNSPEC, AF_INET or AF_INET6) into out[i], all at once and never past
+ * deadline_us (mk_now_us() time): numeric addresses at once, host names in
+ * parallel with getaddrinfo_a, so a resolver that does not answer costs
+ * the deadline, not its own timeouts. A look-up still running at the
+ * deadline is abandoned ("name lookup timed out"). Returns how many
+ * resolved.
+ */
+size_t mk_stunlist_resolve(const struct mk_stunlist *l, uint16_t default_port,
+    int family, uint64_t deadline_us, struct mk_stunlist_addr *out);
 
 #endif

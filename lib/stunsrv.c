@@ -92,7 +92,10 @@ answer_unknown(const struct mk_stun_msg *m, const uint16_t *unknown,
 	}
 	mk_stun_begin(&b, out, cap, MK_STUN_BINDING_ERROR,
 	    m->rfc3489 ? m->legacy_txid : m->txid, m->rfc3489);
-	mk_stun_add_error(&b, 420, "Unknown Attribute");
+	/* No reason phrase (RFC 8489 allows an empty one): its 17 bytes
+	 * would lift a 24-byte request's answer above the bound stunq(1)
+	 * states. The code and the list say everything. */
+	mk_stun_add_error(&b, 420, NULL);
 	mk_stun_add_bytes(&b, MK_STUN_ATTR_UNKNOWN_ATTRIBUTES, list, 2 * n);
 	if (m->has & MK_STUN_HAS_FINGERPRINT)
 		mk_stun_add_fingerprint(&b);
@@ -321,12 +324,20 @@ open_slot(struct mk_stunsrv *s, int i, const struct mk_addr *a,
 	return 0;
 }
 
+/*
+ * The alternate address listens on the primary's port and on the
+ * alternate port (RFC 5780 §4), and OTHER-ADDRESS names what is really
+ * bound: so the primary socket is opened first, its port read back (it may
+ * have been 0), and the alternate port, when not given and the primary's
+ * was 0, is any free port of the primary address, then used on the
+ * alternate address too.
+ */
 int
 mk_stunsrv_open(struct mk_stunsrv **out, const struct mk_addr *primary,
     const struct mk_addr *alt, uint16_t alt_port, const char **why)
 {
 	struct mk_stunsrv *s;
-	struct mk_addr a[MK_STUNSRV_NSOCK];
+	struct mk_addr a;
 	int i, saved;
 
 	s = calloc(1, sizeof(*s));
@@ -336,9 +347,8 @@ mk_stunsrv_open(struct mk_stunsrv **out, const struct mk_addr *primary,
 	}
 	for (i = 0; i < MK_STUNSRV_NSOCK; i++)
 		s->slots[i].io.fd = -1;
-	a[MK_STUNSRV_PP] = *primary;
 	if (alt != NULL) {
-		if (alt_port == 0)
+		if (alt_port == 0 && mk_addr_port(primary) != 0)
 			alt_port = MK_STUN_ALT_PORT;
 		if (mk_addr_family(alt) != mk_addr_family(primary)) {
 			*why = "alternate address of another family";
@@ -350,26 +360,33 @@ mk_stunsrv_open(struct mk_stunsrv **out, const struct mk_addr *primary,
 			errno = EINVAL;
 			goto fail;
 		}
-		if (mk_addr_same_ip(primary, alt) ||
-		    alt_port == mk_addr_port(&a[MK_STUNSRV_PP])) {
+		if (mk_addr_same_ip(primary, alt) || (alt_port != 0 &&
+		    alt_port == mk_addr_port(primary))) {
 			*why = "alternate address and port must differ from "
 			    "the primary ones";
 			errno = EINVAL;
 			goto fail;
 		}
-		a[MK_STUNSRV_PA] = a[MK_STUNSRV_PP];
-		mk_addr_set_port(&a[MK_STUNSRV_PA], alt_port);
-		a[MK_STUNSRV_AP] = *alt;
-		mk_addr_set_port(&a[MK_STUNSRV_AP],
-		    mk_addr_port(&a[MK_STUNSRV_PP]));
-		a[MK_STUNSRV_AA] = *alt;
-		mk_addr_set_port(&a[MK_STUNSRV_AA], alt_port);
 		s->ctx.discovery = true;
 	}
-	for (i = 0; i < (s->ctx.discovery ? MK_STUNSRV_NSOCK : 1); i++) {
-		if (open_slot(s, i, &a[i], why) != 0)
-			goto fail;
+	if (open_slot(s, MK_STUNSRV_PP, primary, why) != 0)
+		goto fail;
+	if (!s->ctx.discovery) {
+		*out = s;
+		return 0;
 	}
+	a = *primary;
+	mk_addr_set_port(&a, alt_port);
+	if (open_slot(s, MK_STUNSRV_PA, &a, why) != 0)
+		goto fail;
+	alt_port = mk_addr_port(&s->ctx.slot[MK_STUNSRV_PA]);
+	a = *alt;
+	mk_addr_set_port(&a, mk_addr_port(&s->ctx.slot[MK_STUNSRV_PP]));
+	if (open_slot(s, MK_STUNSRV_AP, &a, why) != 0)
+		goto fail;
+	mk_addr_set_port(&a, alt_port);
+	if (open_slot(s, MK_STUNSRV_AA, &a, why) != 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:

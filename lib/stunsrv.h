@@ -11,9 +11,12 @@
  *
  * Against reflection a response carries only what its request needs:
  * the mapped address, FINGERPRINT only if the request had one, the
- * discovery attributes only in --alt mode, no SOFTWARE. Worst case per
- * request (see stunq(1)): a 20-byte request gets 92 bytes over IPv6 in
- * --alt mode (4.6x), 56 over IPv4 (2.8x); 44 (2.2x) / 32 (1.6x) without.
+ * discovery attributes only in --alt mode, no SOFTWARE, and error answers
+ * without a reason phrase. Worst case per request, errors included (see
+ * stunq(1); tests/fuzz/fuzz_stunsrv.c checks it): a 20-byte request gets
+ * 92 bytes over IPv6 in --alt mode (4.6x), 56 over IPv4 (2.8x); 44 (2.2x)
+ * / 32 (1.6x) without. A 420 is 36 bytes for a 24-byte request (1.5x),
+ * and grows by less than its request does for each attribute it names.
  */
 #ifndef MK_STUNSRV_H
 #define MK_STUNSRV_H
@@ -69,8 +72,10 @@ size_t mk_stunsrv_answer(const struct mk_stunsrv_ctx *ctx, int in,
 
 /*
  * Open the responder: primary address (port 0: any free port), optional
- * alternate address (NULL = none) and alternate port (0 means 3479; used
- * only with an alternate address). Returns 0, or -1 with errno and *why.
+ * alternate address (NULL = none) and alternate port (used only with an
+ * alternate address; 0 means 3479, or any free port when the primary's is
+ * 0). The alternate address listens on the primary's real port and on the
+ * alternate port. Returns 0, or -1 with errno and *why.
  */
 int mk_stunsrv_open(struct mk_stunsrv **out, const struct mk_addr *primary,
     const struct mk_addr *alt, uint16_t alt_port, const char **why);

@@ -121,6 +121,8 @@ classic_status() {
 	assert_equal "$(echo "$output" | json verdict udp tcp443)" "$(printf 'blocked\nFalse\nTrue')"
 	run -1 --separate-stderr nc h-block -t 1 -v "$STUN_IP1"
 	assert_output --partial '* UDP: false'
+	assert_line '	* Filtering: unknown (no answer)'
+	assert_line '	* MappingVariesByDestIP: unknown'
 }
 
 @test "against coturn (RFC 5780 on two addresses)" {
@@ -322,4 +324,195 @@ assert lt["min_s"] < lt["max_s"], lt
 	assert_success
 	[[ "$stderr" == *'lifetime: needs an RFC 5780 server'* ]]
 	assert_equal "$(echo "$output" | json lifetime)" None
+}
+
+@test "a server that ignores CHANGE-REQUEST makes the filtering unknown, and the report says why" {
+	# It answers the change requests from its primary address, which the
+	# EIM router (filtering address-and-port-dependent) lets in: taken at
+	# its word it made this endpoint-independent, "full cone".
+	bg_start liar "$LAB" exec stun $STUNPEER fake-server --bind "$STUN_IP1:3520" \
+		--mode ignore-change --alt "$STUN_IP2"
+	wait_log liar '^ready'
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1:3520"
+	assert_success
+	echo "$output" | $PY -c '
+import json, sys
+o = json.load(sys.stdin)
+assert o["verdict"] == "EIM" and o["mapping_method"] == "rfc5780", o
+assert o["filtering"] == "unknown", o
+assert o["classic"] == "unknown", o
+assert o["filtering_note"].startswith("inconclusive: a change-IP-and-port request was answered from '"$STUN_IP1"':3520"), o
+'
+	[[ "$stderr" == *'filtering inconclusive: '* ]]
+	run --separate-stderr nc h-eim1 -v "$STUN_IP1:3520"
+	assert_success
+	assert_line --regexp $'^\t\\* Filtering: unknown \\(inconclusive: a change-IP-and-port request was answered from .* not .*; RFC 5780 server '
+	# the honest responder on the same host still gets its answer
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1"
+	assert_equal "$(echo "$output" | json filtering filtering_note)" \
+		"$(printf 'address-and-port-dependent\nNone')"
+}
+
+@test "an OTHER-ADDRESS on loopback or, from a public server, on a private network is never probed" {
+	# A listener on the host's own loopback, where a hostile server's
+	# OTHER-ADDRESS points (both the alternate address's ports natclass
+	# would use: the primary's and the one named).
+	bg_start lo "$LAB" exec h-eim1 $PY -c '
+import select, socket
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 3521))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", 3522))
+print("ready", flush=True)
+while True:
+    for s in select.select([a, b], [], [])[0]:
+        d, src = s.recvfrom(4096)
+        print("got %d bytes from %s" % (len(d), src), flush=True)
+'
+	wait_log lo '^ready'
+	bg_start hostile "$LAB" exec stun $STUNPEER fake-server --bind "$STUN_IP1:3521" \
+		--mode other --other 127.0.0.1:3522
+	wait_log hostile '^ready'
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1:3521"
+	assert_success
+	[[ "$stderr" == *"OTHER-ADDRESS 127.0.0.1:3522 not probed: loopback address"* ]]
+	assert_equal "$(echo "$output" | json filtering mapping_method)" "$(printf 'unknown\nNone')"
+	# what the listener heard, after natclass is done: nothing
+	run cat "$BATS_TEST_TMPDIR/lo.log"
+	assert_output ready
+	bg_start hostile2 "$LAB" exec stun $STUNPEER fake-server --bind "$STUN_IP1:3523" \
+		--mode other --other 192.168.1.1:3478
+	wait_log hostile2 '^ready'
+	run --separate-stderr nc h-eim1 --json "$STUN_IP1:3523"
+	assert_success
+	[[ "$stderr" == *"OTHER-ADDRESS 192.168.1.1:3478 not probed: private address named by a public server"* ]]
+}
+
+@test "-v: no blank field; -vv and -j -v: progress on stderr" {
+	# a relay that does not answer: its latency is "none", not blank
+	cat >"$BATS_TEST_TMPDIR/derpmap.json" <<-EOF
+	{"Regions":{
+	 "903":{"RegionID":903,"RegionCode":"dead","RegionName":"Nowhere",
+	  "Nodes":[{"Name":"903a","RegionID":903,"HostName":"relay.invalid","IPv4":"$STUN2_IP","STUNPort":3599}]}}}
+	EOF
+	bg_start plain1 "$LAB" exec stun2 "$MK_BIN/stunq" -l "$STUN2_IP:3500"
+	wait_log plain1 'listening on'
+	run --separate-stderr nc h-eim1 -v -t 1 --derpmap "$BATS_TEST_TMPDIR/derpmap.json" "$STUN2_IP:3500"
+	assert_success
+	echo "$output"
+	# every "* Name: value" line has a value
+	# (the relay list's heading excepted: its lines follow it)
+	blank=$(printf '%s\n' "$output" | grep -v $'^\t\\* Relay latency:$' |
+		grep -E $'^\t\\* [A-Za-z0-9 ]+:[[:space:]]*$' || true)
+	assert_equal "$blank" ""
+	assert_line '	* MappingVariesByDestIP: unknown'
+	assert_line '	* Filtering: unknown (no RFC 5780 server)'
+	assert_line --regexp '^		- dead: none +\(Nowhere\)$'
+	assert_equal "$stderr" "natclass: dead: no answer"
+	# -vv: progress on stderr, the same report on stdout
+	run --separate-stderr nc h-eim1 -vv "$STUN_IP1"
+	assert_success
+	assert_line '	* Classic: port-restricted cone'
+	[[ "$stderr" == *"natclass: asking 1 servers and 0 relays"* ]]
+	[[ "$stderr" == *"natclass: $STUN_IP1: mapped $EIM1_WAN:"* ]]
+	[[ "$stderr" == *"natclass: behaviour discovery with $STUN_IP1"* ]]
+	[[ "$stderr" == *"natclass: filtering tests: "* ]]
+	# -j -v: the JSON on stdout, progress on stderr
+	run --separate-stderr nc h-eim1 -j -v "$STUN_IP1"
+	assert_success
+	assert_equal "$(echo "$output" | json verdict classic)" "$(printf 'EIM\nport-restricted cone')"
+	[[ "$stderr" == *"natclass: behaviour discovery with $STUN_IP1"* ]]
+}
+
+# man_checks PAGE PROG: the page names every long option of PROG's source,
+# has a non-empty .Os, refers only to pages that exist, and keeps its
+# examples' quotes (no .Dl with a quote in it: mdoc drops them).
+man_checks() {
+	local page=$TOP/man/$1 src=$TOP/bin/$2.c o x
+	for o in $(sed -n '/longopts\[\] = {/,/NULL, 0, NULL, 0/p' "$src" |
+	    grep -o '{ "[a-z-]*"' | cut -d'"' -f2); do
+		grep -q -- "Fl \\\\-$o\\b" "$page" || { echo "$1: no --$o"; return 1; }
+	done
+	grep -q '^\.Os [^ ]' "$page" || { echo "$1: empty .Os"; return 1; }
+	for x in $(sed -n 's/^\.Xr \([a-z.]*\) \([0-9]\).*/\1.\2/p' "$page"); do
+		[ -f "$TOP/man/$x" ] || { echo "$1: refers to $x, which does not exist"; return 1; }
+	done
+	! grep -n '^\.Dl .*["'"'"']' "$page"
+}
+
+@test "natclass(1): every option, a real .Os and SEE ALSO, examples that keep their quotes and run" {
+	run man_checks natclass.1 natclass
+	assert_success
+	# the DERP map example, as the page renders it, in the lab
+	bg_start r1 "$LAB" exec stun2 "$MK_BIN/stunq" -l "$STUN2_IP:3478"
+	wait_log r1 'listening on'
+	cat >"$BATS_TEST_TMPDIR/derp.json" <<-EOF
+	{"Regions":{
+	 "902":{"RegionID":902,"RegionCode":"near","RegionName":"Next Door",
+	  "Nodes":[{"Name":"902a","RegionID":902,"HostName":"relay.invalid","IPv4":"$STUN2_IP"}]},
+	 "903":{"RegionID":903,"RegionCode":"dead","RegionName":"Nowhere",
+	  "Nodes":[{"Name":"903a","RegionID":903,"HostName":"relay.invalid","IPv4":"$STUN2_IP","STUNPort":3599}]}}}
+	EOF
+	ex=$(mandoc -T ascii "$TOP/man/natclass.1" | col -b |
+		sed -n '/^[[:space:]]*\$ natclass --json --derpmap derp.json |$/,/sort -n$/p' |
+		sed 's/^[[:space:]]*\$ //')
+	[ -n "$ex" ]
+	echo "$ex"
+	cd "$BATS_TEST_TMPDIR"
+	run --separate-stderr "$LAB" exec h-eim1 env PATH="$MK_BIN:$PATH" bash -o pipefail -c \
+		"natclass() { command natclass --no-portmap -t 1 \"\$@\" $STUN_IP1; }; $ex"
+	assert_success
+	assert_output --regexp '^[0-9.]+ near$'
+	# the one-word example keeps its quotes
+	ex=$(mandoc -T ascii "$TOP/man/natclass.1" | col -b | sed -n 's/^[[:space:]]*\$ \(\[ "\$(natclass)".*\)$/\1/p')
+	assert_equal "$ex" '[ "$(natclass)" = EIM ] && echo "easy NAT"'
+}
+
+# offline CMD...: run CMD in a new network and mount namespace whose only
+# resolver (127.0.0.1:53, through a resolv.conf bound over /etc/resolv.conf
+# there) takes queries and never answers, as an offline network does. Both
+# namespaces, and the resolver, end with the command. CMD's own run time,
+# in ms, goes to $BATS_TEST_TMPDIR/elapsed.
+offline() {
+	local d=$BATS_TEST_TMPDIR
+	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:1\n' >"$d/resolv.conf"
+	cat >"$d/offline.sh" <<-'EOF'
+	d=$1; shift
+	mount --bind "$d/resolv.conf" /etc/resolv.conf || exit 99
+	ip link set lo up || exit 99
+	python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+print("ready", flush=True)
+while True:
+    s.recvfrom(4096)
+' >"$d/dns.log" &
+	dns=$!
+	trap 'kill $dns' EXIT
+	i=0
+	until grep -q ready "$d/dns.log"; do
+		i=$((i + 1)); [ $i -lt 200 ] || exit 99; sleep 0.05
+	done
+	t0=$(date +%s%3N)
+	rc=0
+	"$@" || rc=$?
+	echo $(($(date +%s%3N) - t0)) >"$d/elapsed"
+	exit $rc
+	EOF
+	env -u STUNQ_SERVERS MESHKIT_CONF=/nonexistent \
+		unshare --net --mount sh "$d/offline.sh" "$d" "$@"
+}
+
+@test "offline: name look-ups are bounded by -t, and natclass says why it has no server" {
+	# A resolver that never answers made each look-up block 5 s, one name
+	# after another (15 s for the built-in list). The bound (2.5 s for
+	# -t 1) is a margin for a loaded machine, not a speed test.
+	run -3 --separate-stderr offline "$MK_BIN/natclass" --no-portmap -t 1 stun.example.net stun2.example.net
+	echo "took $(cat "$BATS_TEST_TMPDIR/elapsed") ms"
+	[ "$(cat "$BATS_TEST_TMPDIR/elapsed")" -lt 2500 ]
+	assert_output ''
+	assert_equal "$stderr" "$(printf '%s\n' 'natclass: stun.example.net: name lookup timed out' \
+		'natclass: stun2.example.net: name lookup timed out' 'natclass: no server to ask')"
+	# a malformed server is still bad input, at once
+	run -2 --separate-stderr offline "$MK_BIN/natclass" --no-portmap '[::1'
+	assert_equal "${stderr_lines[0]}" 'natclass: bad server: [::1'
 }

@@ -62,10 +62,11 @@ nat64() {
 	assert_success
 	run $PY -c 'import json, sys
 j = json.loads(sys.stdin.read())
-for k in ("server", "local", "mapped", "response_origin"):
+for k in ("server", "address", "local", "mapped", "response_origin"):
     print(k, j[k])' <<<"$output"
 	assert_success
 	assert_line "server [$(nat64 "$STUN_IP1")]:3478"
+	assert_line "address [$(nat64 "$STUN_IP1")]:3478"
 	assert_line "local [$H_V6ONLY_IP6]:40001"
 	assert_line "mapped $NAT64_WAN:40001"
 	# the responder's own (IPv4) view of where it answered from

@@ -73,6 +73,9 @@ teardown() {
 	assert_equal "${lines[0]}" '-'
 	assert_line --index 1 --regexp '^127\.0\.0\.1:[0-9]+$'
 	[[ "$stderr" == *'127.0.0.1:9: no answer'* ]]
+	# in JSON with the words natclass uses
+	run --separate-stderr stunq -t 0.5 --json 127.0.0.1:9
+	assert_output '{"server":"127.0.0.1:9","address":"127.0.0.1:9","local":"127.0.0.1:'"$(echo "$output" | sed -n 's/.*"local":"127.0.0.1:\([0-9]*\)".*/\1/p')"'","error":"no answer"}'
 }
 
 @test "no answer at all: exit 3 within the timeout" {
@@ -84,6 +87,64 @@ teardown() {
 	[[ "$stderr" == *'no answer from any server'* ]]
 }
 
+# offline CMD...: run CMD in a new network and mount namespace whose only
+# resolver (127.0.0.1:53, through a resolv.conf bound over /etc/resolv.conf
+# there) takes queries and never answers, as an offline network does. Both
+# namespaces, and the resolver, end with the command. CMD's own run time,
+# in ms, goes to $BATS_TEST_TMPDIR/elapsed.
+offline() {
+	local d=$BATS_TEST_TMPDIR
+	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:1\n' >"$d/resolv.conf"
+	cat >"$d/offline.sh" <<-'EOF'
+	d=$1; shift
+	mount --bind "$d/resolv.conf" /etc/resolv.conf || exit 99
+	ip link set lo up || exit 99
+	python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+print("ready", flush=True)
+while True:
+    s.recvfrom(4096)
+' >"$d/dns.log" &
+	dns=$!
+	trap 'kill $dns' EXIT
+	i=0
+	until grep -q ready "$d/dns.log"; do
+		i=$((i + 1)); [ $i -lt 200 ] || exit 99; sleep 0.05
+	done
+	t0=$(date +%s%3N)
+	rc=0
+	"$@" || rc=$?
+	echo $(($(date +%s%3N) - t0)) >"$d/elapsed"
+	exit $rc
+	EOF
+	env -u STUNQ_SERVERS MESHKIT_CONF=/nonexistent \
+		unshare --net --mount sh "$d/offline.sh" "$d" "$@"
+}
+
+@test "-t bounds the whole run, name lookups included; -q keeps the line that says why" {
+	# A resolver that never answers made getaddrinfo block 5 s per name
+	# (18 s for the built-in list); -t 1 must end the run by about 1 s.
+	# The bound (2.5 s) is a margin for a loaded machine, not a speed test.
+	run -3 --separate-stderr offline "$MK_BIN/stunq" -q -t 1 stun.example.net 127.0.0.1:9
+	echo "took $(cat "$BATS_TEST_TMPDIR/elapsed") ms"
+	[ "$(cat "$BATS_TEST_TMPDIR/elapsed")" -lt 2500 ]
+	assert_output "$(printf -- '-\n-')"
+	# -q: one line, and it says why
+	assert_equal "${#stderr_lines[@]}" 1
+	assert_equal "$stderr" 'stunq: no answer from any server: 1 silent, 1 not resolved (name lookup timed out)'
+	run -3 --separate-stderr offline "$MK_BIN/stunq" -t 1 --json stun.example.net
+	assert_output --partial '"server":"stun.example.net","address":null,"local":null,'
+	assert_output --partial '"error":"not resolved: name lookup timed out"'
+	[[ "$stderr" == *'stun.example.net: name lookup timed out'* ]]
+	# no arguments: the built-in servers, within the default 3 s (margin 2 s)
+	run -3 --separate-stderr offline "$MK_BIN/stunq" -q
+	echo "took $(cat "$BATS_TEST_TMPDIR/elapsed") ms"
+	[ "$(cat "$BATS_TEST_TMPDIR/elapsed")" -lt 5000 ]
+	assert_equal "$stderr" 'stunq: no answer from any server: 3 not resolved (name lookup timed out)'
+}
+
 @test "--rfc retransmission still answers at once" {
 	start_responder srv 127.0.0.1:0
 	run --separate-stderr stunq --rfc -t 2 -p 40115 "127.0.0.1:$PORT"
@@ -91,14 +152,15 @@ teardown() {
 	assert_output '127.0.0.1:40115'
 }
 
-@test "--json carries server, rtt_ms, local, mapped, response_origin, other_address, software" {
+@test "--json carries server, address, rtt_ms, local, mapped, response_origin, other_address, software" {
 	start_responder srv 127.0.0.1:0
-	run --separate-stderr stunq --json -p 40116 "127.0.0.1:$PORT"
+	run --separate-stderr stunq --json -p 40116 "localhost:$PORT"
 	assert_success
 	echo "$output" | $PY -c '
 import json, sys
 o = json.loads(sys.stdin.read())
-assert o["server"] == "127.0.0.1:'"$PORT"'", o
+assert o["server"] == "localhost:'"$PORT"'", o
+assert o["address"] == "127.0.0.1:'"$PORT"'", o
 assert o["mapped"] == "127.0.0.1:40116", o
 assert o["local"] == "127.0.0.1:40116", o
 assert isinstance(o["rtt_ms"], float) and o["rtt_ms"] >= 0, o
@@ -186,6 +248,55 @@ os.execvp("stunq", ["stunq", "--fd", "7", sys.argv[1]])
 	assert_output --partial 'unknown=0x7777'
 }
 
+@test "responder: no answer, errors included, exceeds the amplification stunq(1) states" {
+	# without --alt over IPv4 the page allows 1.6 times the request
+	start_responder srv 127.0.0.1:0
+	for req in "$($STUNPEER request --attr 0x7777:)" \
+	    "$($STUNPEER request --change 6)" \
+	    "$($STUNPEER request --attr 0x7777: --fingerprint)" \
+	    "$($STUNPEER request)" "$($STUNPEER request --no-cookie)"; do
+		run $STUNPEER ask 127.0.0.1 "$PORT" "$req"
+		assert_success
+		# hex: two digits a byte
+		echo "request ${#req} answer ${#output} $($STUNPEER decode "$output")"
+		[ $((${#output} * 10)) -le $((${#req} * 16)) ]
+	done
+	run $STUNPEER decode "$($STUNPEER ask 127.0.0.1 "$PORT" "$($STUNPEER request --attr 0x7777:)")"
+	assert_output --partial 'error=420'
+	assert_output --partial 'unknown=0x7777'
+	# with --alt over IPv4: 2.8 times
+	start_responder alt 127.0.0.1:0 --alt 127.0.0.2
+	for req in "$($STUNPEER request)" "$($STUNPEER request --no-cookie)" \
+	    "$($STUNPEER request --attr 0x7777:)" "$($STUNPEER request --change 6)"; do
+		run $STUNPEER ask 127.0.0.1 "$PORT" "$req"
+		assert_success
+		echo "request ${#req} answer ${#output}"
+		[ $((${#output} * 10)) -le $((${#req} * 28)) ]
+	done
+}
+
+@test "responder -l ADDR:0 --alt: the alternate address listens on the primary's port; OTHER-ADDRESS is what is bound" {
+	start_responder srv 127.0.0.1:0 --alt 127.0.0.2
+	pp=$PORT
+	ap=$(sed -n 's/.*alternate port \([0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/srv.log")
+	[ -n "$ap" ]
+	run --separate-stderr stunq --json "127.0.0.1:$pp"
+	assert_success
+	assert_output --partial "\"other_address\":\"127.0.0.2:$ap\""
+	# every one of the four sockets answers, from itself
+	for a in "127.0.0.1 $pp" "127.0.0.1 $ap" "127.0.0.2 $pp" "127.0.0.2 $ap"; do
+		set -- $a
+		run $STUNPEER ask "$1" "$2" "$($STUNPEER request)"
+		assert_success
+		run $STUNPEER decode "$output"
+		assert_output --partial "response-origin=$1:$2"
+	done
+	# and a change-IP answer comes from the alternate address, primary port
+	run $STUNPEER decode "$($STUNPEER ask 127.0.0.1 "$pp" "$($STUNPEER request --change 4)")"
+	assert_output --partial "response-origin=127.0.0.2:$pp"
+	assert_output --partial "other-address=127.0.0.2:$ap"
+}
+
 @test "responder: malformed, oversized and non-request packets are dropped with a log line; it keeps serving" {
 	start_responder srv 127.0.0.1:0
 	# header only claiming 8 bytes of attributes that are not there
@@ -271,4 +382,32 @@ print(stunpeer.decode(data))
 		i=$((i + 1))
 	done
 	assert_equal "$out" '127.0.0.1:40122'
+}
+
+# man_checks PAGE PROG: the page names every long option of PROG's source,
+# has a non-empty .Os, refers only to pages that exist, and keeps its
+# examples' quotes (no .Dl with a quote in it: mdoc drops them).
+man_checks() {
+	local page=$TOP/man/$1 src=$TOP/bin/$2.c o x
+	for o in $(sed -n '/longopts\[\] = {/,/NULL, 0, NULL, 0/p' "$src" |
+	    grep -o '{ "[a-z-]*"' | cut -d'"' -f2); do
+		grep -q -- "Fl \\\\-$o\\b" "$page" || { echo "$1: no --$o"; return 1; }
+	done
+	grep -q '^\.Os [^ ]' "$page" || { echo "$1: empty .Os"; return 1; }
+	for x in $(sed -n 's/^\.Xr \([a-z.]*\) \([0-9]\).*/\1.\2/p' "$page"); do
+		[ -f "$TOP/man/$x" ] || { echo "$1: refers to $x, which does not exist"; return 1; }
+	done
+	! grep -n '^\.Dl .*["'"'"']' "$page"
+}
+
+@test "stunq(1): every option, a real .Os and SEE ALSO, examples that keep their quotes and run" {
+	run man_checks stunq.1 stunq
+	assert_success
+	# the jq example, as the page renders it, run against a local responder
+	start_responder srv 127.0.0.1:0
+	ex=$(mandoc -T ascii "$TOP/man/stunq.1" | col -b | sed -n 's/^[[:space:]]*\$ \(stunq --json | jq .*\)$/\1/p')
+	[ -n "$ex" ]
+	STUNQ_SERVERS="127.0.0.1:$PORT" run --separate-stderr bash -o pipefail -c "$ex"
+	assert_success
+	assert_output --regexp "^[0-9.]+ 127\.0\.0\.1:$PORT\$"
 }

@@ -10,6 +10,12 @@
       print "type=0x0101 attr=0x0020:value ..." and XOR-MAPPED/MAPPED addresses
   stunpeer.py fake-server --bind HOST:PORT --mode wrong-source|wrong-txid|garbage|ok [--count N]
       answer Binding requests badly on purpose (or correctly with ok); prints "ready PORT"
+  stunpeer.py fake-server --bind HOST:PORT --mode ignore-change --alt HOST2
+      an RFC 5780 server that lies: it listens on both addresses and ports and names
+      OTHER-ADDRESS, but answers a CHANGE-REQUEST from the socket the request came in on
+      (claiming in RESPONSE-ORIGIN that it honoured it); prints "ready PORT ALTPORT"
+  stunpeer.py fake-server --bind HOST:PORT --mode other --other ADDR:PORT
+      answers correctly but names ADDR:PORT as its OTHER-ADDRESS (a hostile server)
 """
 import binascii
 import os
@@ -88,6 +94,55 @@ def split_hp(s):
     return host.strip("[]"), int(port)
 
 
+def plain_val(host, port):
+    return struct.pack("!BBH", 0, 1, port) + socket.inet_aton(host)
+
+
+def xor_val(host, port):
+    ip = struct.unpack("!I", socket.inet_aton(host))[0] ^ COOKIE
+    return struct.pack("!BBHI", 0, 1, port ^ (COOKIE >> 16), ip)
+
+
+def lying_server(host, port, alt):
+    """Four sockets like an RFC 5780 server; CHANGE-REQUEST is ignored."""
+    import select
+    pp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    pp.bind((host, port))
+    port = pp.getsockname()[1]
+    pa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    pa.bind((host, 0))
+    aport = pa.getsockname()[1]
+    ap = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ap.bind((alt, port))
+    aa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    aa.bind((alt, aport))
+    where = {pp: (host, port), pa: (host, aport), ap: (alt, port), aa: (alt, aport)}
+    print("ready %d %d" % (port, aport), flush=True)
+    while True:
+        for s in select.select(list(where), [], [])[0]:
+            data, src = s.recvfrom(4096)
+            if len(data) < 20 or data[:2] != b"\0\1":
+                continue
+            h, p = where[s]
+            claimed_h, claimed_p = h, p
+            off = 20
+            while off + 8 <= len(data):
+                t, l = struct.unpack("!HH", data[off:off + 4])
+                if t == 0x0003 and l == 4:
+                    flags = struct.unpack("!I", data[off + 4:off + 8])[0]
+                    if flags & 4:
+                        claimed_h = alt if h == host else host
+                    if flags & 2:
+                        claimed_p = aport if p == port else port
+                off += 4 + l + ((4 - l % 4) % 4)
+            other = (alt if h == host else host, aport if p == port else port)
+            resp = build(0x0101, data[8:20], [
+                (0x0020, xor_val(src[0], src[1])),
+                (0x802C, plain_val(*other)),
+                (0x802B, plain_val(claimed_h, claimed_p))])
+            s.sendto(resp, src)
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "ask":
@@ -120,6 +175,8 @@ def main(argv):
     if cmd == "fake-server":
         host, port = split_hp(argv[argv.index("--bind") + 1])
         mode = argv[argv.index("--mode") + 1]
+        if mode == "ignore-change":
+            return lying_server(host, port, argv[argv.index("--alt") + 1])
         count = int(argv[argv.index("--count") + 1]) if "--count" in argv else 100
         s = socket.socket(family_of(host), socket.SOCK_DGRAM)
         s.bind((host, port))
@@ -137,7 +194,11 @@ def main(argv):
             ip = socket.inet_aton(src[0]) if family_of(host) == socket.AF_INET else None
             xport = src[1] ^ (COOKIE >> 16)
             val = struct.pack("!BBH", 0, 1, xport) + struct.pack("!I", struct.unpack("!I", ip)[0] ^ COOKIE)
-            resp = build(0x0101, txid, [(0x0020, val)])
+            attrs = [(0x0020, val)]
+            if mode == "other":
+                ohost, oport = split_hp(argv[argv.index("--other") + 1])
+                attrs.append((0x802C, plain_val(ohost, oport)))
+            resp = build(0x0101, txid, attrs)
             (other if mode == "wrong-source" else s).sendto(resp, src)
         return 0
     print(__doc__, file=sys.stderr)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "meshconf.h"
+#include "loop.h"
 #include "stunlist.h"
 #include "t.h"
 
@@ -90,10 +91,46 @@ test_limits(void)
 	unsetenv("STUNQ_SERVERS");
 }
 
+/* Numeric addresses need no look-up; malformed ones are bad input, not
+ * failed look-ups. (No name is looked up here: a unit test sends no
+ * packet, not even to a resolver.) */
+static void
+test_resolve(void)
+{
+	static struct mk_stunlist l;
+	static struct mk_stunlist_addr ra[MK_STUNLIST_MAX];
+	char a[MK_ADDRSTRLEN];
+	const char *why;
+	size_t n;
+
+	l.n = 0;
+	mk_stunlist_add(&l, "192.0.2.1", &why);
+	mk_stunlist_add(&l, "[2001:db8::1]:3479", &why);
+	mk_stunlist_add(&l, "[::1", &why);
+	mk_stunlist_add(&l, "192.0.2.1:99999", &why);
+	mk_stunlist_add(&l, "stun.example.net:x", &why);
+	n = mk_stunlist_resolve(&l, 3478, AF_INET, mk_now_us() + 5000000, ra);
+	CHECK(n == 1);
+	CHECK(ra[0].why == NULL && !ra[0].bad);
+	CHECK_STR(mk_addr_fmt(&ra[0].addr, a, sizeof(a)), "192.0.2.1:3478");
+	CHECK_STR(ra[1].why, "address of the wrong family");
+	CHECK(!ra[1].bad);
+	CHECK(ra[2].bad);
+	CHECK(ra[3].bad);
+	CHECK_STR(ra[3].why, "bad port");
+	CHECK(ra[4].bad);
+	/* a deadline already past: numeric addresses still count */
+	l.n = 0;
+	mk_stunlist_add(&l, "198.51.100.7:1", &why);
+	n = mk_stunlist_resolve(&l, 3478, AF_UNSPEC, 0, ra);
+	CHECK(n == 1);
+}
+
 int
 main(void)
 {
 	test_order();
 	test_limits();
+	test_resolve();
 	return t_done("stunlist");
 }
