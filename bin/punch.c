@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@
 #include "loop.h"
 #include "meshconf.h"
 #include "path.h"
+#include "portmap.h"
 #include "sock.h"
 #include "stun.h"
 #include "tls.h"
@@ -97,6 +99,7 @@ struct opts {
 	bool		 json;
 	char		*peer;
 	char		**cmd;		/* after --, or NULL */
+	bool		 no_portmap;
 	const char	*node;		/* --node mesh.conf: node mode */
 	const char	*wg;		/* --wg interface */
 };
@@ -204,6 +207,15 @@ struct punch {
 	struct peer	**peers;
 	size_t		 n_peers;
 
+	/* a port mapping of our IPv4 port by the gateway, if it offers one */
+	struct mk_pm_async *pm;
+	struct mk_io	 pm_io;
+	enum mk_pm_op	 pm_op;
+	struct mk_pm_probe pm_probe;
+	struct mk_pm_mapping pm_map;
+	bool		 pm_mapped;
+	struct mk_timer	 pm_timer;
+
 	bool		 relay_up, relay_ever;
 	uint64_t	 relay_at_us;	/* first on the relay */
 	char		 relay_url[320];
@@ -229,11 +241,12 @@ usage(FILE *f)
 	fprintf(f,
 "usage: punch -k keyfile (--relay url | -c mesh.conf) [-46jqv]\n"
 "             [--cafile file] [--pin sha256-raw:hex] [--insecure]\n"
-"             [--stun host:port] [-p port] [-w seconds]\n"
+"             [--no-portmap] [--stun host:port] [-p port] [-w seconds]\n"
 "             [--fd n [--endpoint ip:port]] peerkey | nodename\n"
 "             [-- command [arg ...]]\n"
 "       punch --node mesh.conf -k keyfile --wg interface [-46qv]\n"
-"             [--cafile file] [--insecure] [--stun host:port] [-p port]\n"
+"             [--cafile file] [--insecure] [--no-portmap]\n"
+"             [--stun host:port] [-p port]\n"
 "       punch status [-i interface] [-j]\n");
 }
 
@@ -284,6 +297,24 @@ own_add(struct punch *p, const struct mk_addr *a, const char *what,
 	p->own[p->n_own++] = *a;
 	mk_info("candidate %s (%s)", mk_addr_fmt(a, s, sizeof(s)), what);
 	return true;
+}
+
+static void
+own_remove(struct punch *p, const struct mk_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_own; i++)
+		if (mk_addr_equal(&p->own[i], a))
+			break;
+	if (i == p->n_own)
+		return;
+	p->n_own--;
+	memmove(&p->own[i], &p->own[i + 1], (p->n_own - i) * sizeof(p->own[0]));
+	memmove(&p->own_learned[i], &p->own_learned[i + 1],
+	    (p->n_own - i) * sizeof(p->own_learned[0]));
+	memmove(&p->own_stale[i], &p->own_stale[i + 1],
+	    (p->n_own - i) * sizeof(p->own_stale[0]));
 }
 
 /* After a STUN round: learned candidates it did not see again are gone
@@ -1101,6 +1132,157 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 		wg_flush(p, wg_peer);	/* before rx's buffers are reused */
 		wg_peer = NULL;
 	}
+}
+
+/* ---- port mapping (UPnP-IGD, NAT-PMP, PCP), off the loop ---- */
+
+#define PM_LIFETIME_NODE	7200	/* renewed at half life */
+#define PM_LIFETIME_ONESHOT	120	/* enough to punch and hand over */
+#define PM_RETRY_US		60000000
+#define PM_EXIT_WAIT_MS		8000	/* above probe + SOAP timeouts */
+
+static void on_pm(struct mk_loop *l, struct mk_io *io, uint32_t events);
+
+static void
+pm_start(struct punch *p, enum mk_pm_op op)
+{
+	struct mk_pm_job job;
+	const char *why;
+
+	memset(&job, 0, sizeof(job));
+	job.op = op;
+	job.which = op == MK_PM_OP_PROBE ? MK_PM_ALL :
+	    0;	/* PCP, NAT-PMP, UPnP: the first the gateway has */
+	job.timeout_us = MK_PM_PROBE_TIMEOUT_US;
+	job.internal_port = p->port;
+	job.lifetime = p->node ? PM_LIFETIME_NODE : PM_LIFETIME_ONESHOT;
+	job.mapping = p->pm_map;
+	/* a mapping needs what the probe learned (the external address) */
+	job.use_probe = op == MK_PM_OP_MAP;
+	job.probe = p->pm_probe;
+	if ((p->pm = mk_pm_async_start(&job, &why)) == NULL) {
+		mk_warn("port mapping: %s", why);
+		return;
+	}
+	p->pm_op = op;
+	p->pm_io.fd = mk_pm_async_fd(p->pm);
+	p->pm_io.fn = on_pm;
+	p->pm_io.arg = p;
+	if (mk_loop_add(&p->loop, &p->pm_io, EPOLLIN) != 0) {
+		mk_pm_async_free(p->pm);
+		p->pm = NULL;
+	}
+}
+
+static void
+on_pm_timer(struct mk_loop *l, struct mk_timer *t)
+{
+	struct punch *p = t->arg;
+
+	(void)l;
+	if (p->pm == NULL)
+		pm_start(p, p->pm_mapped ? MK_PM_OP_RENEW : MK_PM_OP_PROBE);
+}
+
+static void
+pm_arm(struct punch *p)
+{
+	uint64_t now = mk_now_us();
+
+	if (!p->pm_mapped)
+		mk_timer_in(&p->loop, &p->pm_timer, PM_RETRY_US);
+	else if (p->pm_map.renew_at_us != UINT64_MAX)
+		mk_timer_at(&p->loop, &p->pm_timer, p->pm_map.renew_at_us >
+		    now ? p->pm_map.renew_at_us : now);
+}
+
+static void
+on_pm(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct punch *p = io->arg;
+	struct mk_pm_job out;
+	struct mk_addr before = p->pm_map.external;
+	char s[MK_ADDRSTRLEN], what[64];
+
+	(void)events;
+	if (mk_pm_async_result(p->pm, &out) == 0)
+		return;
+	mk_loop_del(l, io);
+	mk_pm_async_free(p->pm);
+	p->pm = NULL;
+	if (p->pm_op == MK_PM_OP_PROBE) {
+		if (out.rc == 0 && out.probe.found != 0) {
+			p->pm_probe = out.probe;
+			pm_start(p, MK_PM_OP_MAP);
+		} else {
+			mk_info("no port mapping: %s", out.rc != 0 ? out.why :
+			    "the gateway offers none");
+			if (p->node)
+				pm_arm(p);
+		}
+		return;
+	}
+	if (out.rc != 0) {
+		if (p->pm_op == MK_PM_OP_RENEW)
+			mk_warn("port mapping renewal: %s", out.why);
+		else
+			mk_info("no port mapping: %s", out.why);
+		if (p->pm_mapped && mk_now_us() >= p->pm_map.expires_at_us) {
+			own_remove(p, &before);
+			p->pm_mapped = false;
+			send_cmm_all(p);
+		}
+		if (p->node)
+			pm_arm(p);
+		return;
+	}
+	p->pm_map = out.mapping;
+	p->pm_mapped = true;
+	if (before.len == 0 || !mk_addr_equal(&before, &p->pm_map.external)) {
+		if (before.len != 0)
+			own_remove(p, &before);
+		snprintf(what, sizeof(what), "port mapping by %s, %u s",
+		    mk_pm_name(p->pm_map.via), p->pm_map.lifetime);
+		if (own_add(p, &p->pm_map.external, what, false))
+			send_cmm_all(p);
+		mk_debug("mapped %s", mk_addr_fmt(&p->pm_map.external, s,
+		    sizeof(s)));
+	}
+	pm_arm(p);
+}
+
+/* On the way out: the gateway forgets the mapping (a bounded, blocking
+ * exchange; nothing else waits by then). */
+static void
+pm_release(struct punch *p)
+{
+	struct pollfd pfd;
+	struct mk_pm_job out;
+	char s[MK_ADDRSTRLEN];
+	const char *why;
+
+	if (p->pm != NULL) {
+		/* a mapping asked for may be made even so: wait for the
+		 * answer (the gateway's timeouts bound it), to delete it */
+		pfd.fd = mk_pm_async_fd(p->pm);
+		pfd.events = POLLIN;
+		if (p->pm_op != MK_PM_OP_PROBE &&
+		    poll(&pfd, 1, PM_EXIT_WAIT_MS) == 1 &&
+		    mk_pm_async_result(p->pm, &out) == 1 && out.rc == 0) {
+			p->pm_map = out.mapping;
+			p->pm_mapped = true;
+		}
+		mk_pm_async_free(p->pm);	/* its thread ends alone */
+		p->pm = NULL;
+	}
+	/* unmap forgets the external address: name it first */
+	mk_addr_fmt(&p->pm_map.external, s, sizeof(s));
+	if (p->pm_mapped && mk_pm_unmap(&p->pm_map, &why) != 0)
+		mk_warn("port mapping %s not deleted: %s", s, why);
+	else if (p->pm_mapped)
+		mk_info("port mapping %s by %s deleted", s,
+		    mk_pm_name(p->pm_map.via));
+	p->pm_mapped = false;
 }
 
 /* ---- the relay ---- */
@@ -2075,6 +2257,7 @@ run(const struct opts *o)
 		rc = MK_EXIT_FAIL;
 		goto out_mesh;
 	}
+	mk_timer_init(&p->pm_timer, on_pm_timer, p);
 	rc = MK_EXIT_FAIL;
 	if (open_sockets(p) != 0)
 		goto out;
@@ -2108,6 +2291,8 @@ run(const struct opts *o)
 	}
 	if (o->fd < 0)
 		own_local(p);
+	if (!o->no_portmap && sock_index(p, AF_INET) >= 0)
+		pm_start(p, MK_PM_OP_PROBE);
 	stun_setup(p, m, targets, n_targets);
 	if (n_targets > 0) {
 		mk_derpc_config_init(&cfg);
@@ -2139,9 +2324,19 @@ run(const struct opts *o)
 		goto out;
 	}
 	rc = p->rc;
-	if (rc == MK_EXIT_OK && !p->node)
-		rc = o->cmd != NULL ? exec_cmd(p) : report(p);
+	if (rc == MK_EXIT_OK && !p->node && o->cmd != NULL) {
+		/* the command inherits the socket, and with it the mapping:
+		 * it lapses by itself (PM_LIFETIME_ONESHOT) */
+		if (p->pm != NULL)
+			mk_pm_async_free(p->pm);
+		p->pm = NULL;
+		rc = exec_cmd(p);
+	} else if (rc == MK_EXIT_OK && !p->node) {
+		rc = report(p);
+	}
 out:
+	mk_timer_cancel(&p->loop, &p->pm_timer);
+	pm_release(p);
 	if (p->dc != NULL)
 		mk_derpc_free(p->dc);
 	for (i = 0; i < p->n_stun; i++)
@@ -2169,7 +2364,7 @@ out_mesh:
 
 enum {
 	OPT_RELAY = 256, OPT_PIN, OPT_CAFILE, OPT_INSECURE, OPT_STUN, OPT_FD,
-	OPT_ENDPOINT, OPT_NODE, OPT_WG,
+	OPT_ENDPOINT, OPT_NODE, OPT_WG, OPT_NO_PORTMAP,
 };
 
 int
@@ -2184,6 +2379,7 @@ main(int argc, char *argv[])
 		{ "json", no_argument, NULL, 'j' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "mesh", required_argument, NULL, 'c' },
+		{ "no-portmap", no_argument, NULL, OPT_NO_PORTMAP },
 		{ "node", required_argument, NULL, OPT_NODE },
 		{ "pin", required_argument, NULL, OPT_PIN },
 		{ "port", required_argument, NULL, 'p' },
@@ -2281,6 +2477,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_WG:
 			o.wg = optarg;
+			break;
+		case OPT_NO_PORTMAP:
+			o.no_portmap = true;
 			break;
 		default:
 			usage(stderr);

@@ -24,6 +24,8 @@ setup_file() {
 		[ $i -lt 100 ] || { cat "$d/relay.log" >&2; return 1; }
 		sleep 0.05
 	done
+	# UPnP-IGD, NAT-PMP and PCP on the upnp router
+	"$LAB" miniupnpd start
 	# a second STUN server, so a node can see its mapping vary
 	"$LAB" exec pub "$MK_BIN/stunq" -l "$PUB_IP:3478" >"$d/stun.log" 2>&1 &
 	echo $! >"$d/stun.pid"
@@ -182,4 +184,25 @@ print(s.recv(100).decode().strip(), os.environ["MESHKIT_REMOTE"], s.getpeername(
 	[[ $stderr == *'own key'* ]]
 	run -2 --separate-stderr punch -k /nonexistent --relay "$RELAY" "$(pub b)"
 	[[ $stderr == *'/nonexistent'* ]]
+}
+
+@test "EDM <-> the miniupnpd router's host: direct through its port mapping, deleted on exit" {
+	# without the mapping the pair cannot open: EDM against address-
+	# and-port filtering
+	pn a h-upnp a b --no-portmap -w 4
+	pn b h-edm1 b a --no-portmap -w 4
+	pn_rc a 1
+	pn_rc b 1
+	pn a h-upnp a b
+	pn b h-edm1 b a
+	pn_rc a 0
+	pn_rc b 0
+	grep -Eq "port mapping $UPNP_WAN:[0-9]+ by (PCP|NAT-PMP|UPnP) deleted" "$BATS_TEST_TMPDIR/a.log" ||
+		{ cat "$BATS_TEST_TMPDIR/a.log" >&2; false; }
+	run cat "$BATS_TEST_TMPDIR/b.out"
+	assert_output --regexp "^[0-9]+ $UPNP_WAN:[0-9]+ [0-9.]+$"
+	replied edm1 "$EDM1_WAN" "$UPNP_WAN"
+	# punch deleted its mapping as it left
+	run grep -E "^UDP:[0-9]+:$H_UPNP_IP:" "$UPNP_LEASE_FILE"
+	assert_failure
 }

@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: MIT
 # punch on loopback: two nodes through a local relay, and an independent
 # disco sender (tests/tools/discopeer.py, PyNaCl) that tries to fool it.
+# Every punch here runs with --no-portmap: outside the lab, a port-mapping
+# probe would reach the host's real gateway.
 
 load helpers
 
@@ -35,8 +37,8 @@ start_relay() {
 
 @test "two nodes on one host: a direct path, printed as LOCALPORT REMOTE_IP:PORT RTT_MS" {
 	start_relay
-	bg_start b punch -v -k "$KEYS/b.key" --relay "$RELAY" "$(pub a)"
-	run -0 --separate-stderr timeout 30 punch -k "$KEYS/a.key" --relay "$RELAY" "$(pub b)"
+	bg_start b punch --no-portmap -v -k "$KEYS/b.key" --relay "$RELAY" "$(pub a)"
+	run -0 --separate-stderr timeout 30 punch --no-portmap -k "$KEYS/a.key" --relay "$RELAY" "$(pub b)"
 	assert_output --regexp '^[0-9]+ [^ ]+:[0-9]+ [0-9]+\.[0-9]{3}$'
 	wait "$(bg_pid b)"
 	grep -Eq '^[0-9]+ [^ ]+:[0-9]+ [0-9.]+$' "$BATS_TEST_TMPDIR/b.log"
@@ -44,8 +46,8 @@ start_relay() {
 
 @test "--json: the same result as one object" {
 	start_relay
-	bg_start b punch -k "$KEYS/b.key" --relay "$RELAY" "$(pub a)"
-	run -0 --separate-stderr timeout 30 punch -j -k "$KEYS/a.key" --relay "$RELAY" "$(pub b)"
+	bg_start b punch --no-portmap -k "$KEYS/b.key" --relay "$RELAY" "$(pub a)"
+	run -0 --separate-stderr timeout 30 punch --no-portmap -j -k "$KEYS/a.key" --relay "$RELAY" "$(pub b)"
 	"$PY" -c 'import json, sys
 r = json.loads(sys.argv[1])
 assert set(r) == {"local_port", "remote", "rtt_ms"}, r
@@ -56,7 +58,7 @@ assert isinstance(r["local_port"], int) and r["rtt_ms"] >= 0' "$output"
 	start_relay
 	# a waits for b, which never comes to the relay; the attacker
 	# holds c's key, and for the right-key cases b's own
-	bg_start a punch -vv -k "$KEYS/a.key" --relay "$RELAY" -w 4 -4 "$(pub b)"
+	bg_start a punch --no-portmap -vv -k "$KEYS/a.key" --relay "$RELAY" -w 4 -4 "$(pub b)"
 	wait_log a 'UDP port'
 	port=$(sed -n 's/.*UDP port \([0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/a.log")
 	dst=127.0.0.1:$port
@@ -90,7 +92,7 @@ assert isinstance(r["local_port"], int) and r["rtt_ms"] >= 0' "$output"
 
 @test "a waiting punch uses no CPU" {
 	start_relay
-	bg_start a punch -v -k "$KEYS/a.key" --relay "$RELAY" -w 30 "$(pub c)"
+	bg_start a punch --no-portmap -v -k "$KEYS/a.key" --relay "$RELAY" -w 30 "$(pub c)"
 	wait_log a 'on the relay' 10
 	pid=$(bg_pid a)
 	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
@@ -105,7 +107,7 @@ assert isinstance(r["local_port"], int) and r["rtt_ms"] >= 0' "$output"
 	start_relay
 	port=$("$PY" -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	# b listens on a known port through the relay; a has no relay at all
-	bg_start b punch -v -k "$KEYS/b.key" --relay "$RELAY" -p "$port" -4 "$(pub a)"
+	bg_start b punch --no-portmap -v -k "$KEYS/b.key" --relay "$RELAY" -p "$port" -4 "$(pub a)"
 	wait_log b 'UDP port'
 	# a's socket is made (and bound) by its parent, as birthday hands one on
 	run -0 --separate-stderr timeout 30 "$PY" -c '
@@ -115,7 +117,7 @@ s.bind(("127.0.0.1", 0))
 os.dup2(s.fileno(), 3)
 os.set_inheritable(3, True)
 print(s.getsockname()[1], file=sys.stderr)
-os.execvp(sys.argv[1], sys.argv[1:])' punch -k "$KEYS/a.key" --fd 3 \
+os.execvp(sys.argv[1], sys.argv[1:])' punch --no-portmap -k "$KEYS/a.key" --fd 3 \
 		--endpoint "127.0.0.1:$port" "$(pub b)"
 	# a's line names the inherited socket's port and b's endpoint
 	assert_output --regexp "^$stderr 127\.0\.0\.1:$port [0-9.]+$"
@@ -123,8 +125,8 @@ os.execvp(sys.argv[1], sys.argv[1:])' punch -k "$KEYS/a.key" --fd 3 \
 }
 
 @test "--fd: a descriptor that is not a UDP socket is refused" {
-	run -3 --separate-stderr punch -k "$KEYS/a.key" --fd 0 --endpoint 127.0.0.1:9 "$(pub b)" </dev/null
+	run -3 --separate-stderr punch --no-portmap -k "$KEYS/a.key" --fd 0 --endpoint 127.0.0.1:9 "$(pub b)" </dev/null
 	[[ $stderr == *'--fd 0'* ]]
-	run -2 --separate-stderr punch -k "$KEYS/a.key" --endpoint 127.0.0.1:9 "$(pub b)"
+	run -2 --separate-stderr punch --no-portmap -k "$KEYS/a.key" --endpoint 127.0.0.1:9 "$(pub b)"
 	[[ $stderr == *'--endpoint needs --fd'* ]]
 }
