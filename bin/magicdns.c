@@ -1443,9 +1443,19 @@ setup_upstreams(struct server *s)
 		mk_err("%s: %s", o->resolv, strerror(errno));
 		return -1;
 	}
-	if (r.ours && mk_resolv_load(&r, s->backup) != 0) {
-		mk_err("%s: %s", s->backup, strerror(errno));
-		return -1;
+	if (r.ours) {
+		char dir[PATH_MAX], err[1024];
+
+		/* Only from a state directory no one else can write. */
+		snprintf(dir, sizeof(dir), "%s", s->backup);
+		if (mk_resolv_check_dir(dirname(dir), err, sizeof(err)) != 0) {
+			mk_err("%s", err);
+			return -1;
+		}
+		if (mk_resolv_load(&r, s->backup) != 0) {
+			mk_err("%s: %s", s->backup, strerror(errno));
+			return -1;
+		}
 	}
 	for (i = 0; i < r.n_ns; i++) {
 		memset(&u, 0, sizeof(u));

@@ -19,7 +19,18 @@
       itself turned into an empty NOERROR response (OPT record and all)
   magicdns-peer.py random HOST PORT COUNT SEED
       send COUNT random datagrams, some with a plausible header
+  magicdns-peer.py truncating HOST PORT
+      a UDP-only "server" (nothing on TCP) that answers every query with
+      one A record, 192.0.2.99, and TC set; prints "ready", then one line
+      per query
+  magicdns-peer.py hold [--source ADDR] HOST PORT COUNT SECONDS
+      open COUNT TCP connections (from ADDR), on each announce a message
+      of 65535 bytes and then send one byte of it a second, for SECONDS;
+      prints "ready" when all are open, then "closed N of COUNT" (how many
+      the server closed) and "first-closed S" (after how many seconds the
+      first of those it had kept open was closed, or "never")
 """
+import select
 import random
 import socket
 import struct
@@ -164,6 +175,89 @@ def rand(args):
     print("sent %d" % count)
 
 
+def truncating(args):
+    host, port = args[0], int(args[1])
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.bind((host, port))
+    print("ready", flush=True)
+    while True:
+        data, peer = s.recvfrom(65535)
+        if len(data) < 12:
+            continue
+        # the question as asked, then one answer pointing at it
+        end = 12
+        while end < len(data) and data[end] != 0:
+            end += 1 + data[end]
+        question = data[12:end + 5]
+        flags = 0x8000 | 0x0200 | (struct.unpack("!H", data[2:4])[0] & 0x0100)
+        resp = data[:2] + struct.pack("!HHHHH", flags, 1, 1, 0, 0) + \
+            question + b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + \
+            bytes([192, 0, 2, 99])
+        s.sendto(resp, peer)
+        print("answered %d bytes with TC" % len(resp), flush=True)
+
+
+def hold(args):
+    source = None
+    if args and args[0] == "--source":
+        source, args = args[1], args[2:]
+    host, port, count, secs = args[0], int(args[1]), int(args[2]), \
+        float(args[3])
+    socks = []
+    for _ in range(count):
+        s = socket.socket(family(host), socket.SOCK_STREAM)
+        if source:
+            s.bind((source, 0))
+        s.connect((host, port))
+        s.setblocking(False)
+        socks.append(s)
+    start = time.monotonic()
+    alive = {}
+    for s in socks:
+        try:
+            s.send(b"\xff\xff\x00")
+            alive[s] = True
+        except OSError:
+            alive[s] = False
+    print("ready", flush=True)
+    # the ones the server turned away at once are gone by the first tick
+    kept = None
+    first = None
+    deadline = start + secs
+    next_tick = start + 1
+    while time.monotonic() < deadline:
+        live = [s for s in socks if alive[s]]
+        r, _, _ = select.select(live, [], [], max(0, min(next_tick,
+                                deadline) - time.monotonic()))
+        for s in r:
+            try:
+                if s.recv(4096):
+                    continue
+            except OSError:
+                pass
+            alive[s] = False
+            if kept is not None and s in kept and first is None:
+                first = time.monotonic() - start
+        if time.monotonic() >= next_tick:
+            if kept is None:
+                kept = set(s for s in socks if alive[s])
+            for s in socks:
+                if alive[s]:
+                    try:
+                        s.send(b"\x00")
+                    except OSError:
+                        alive[s] = False
+                        if s in kept and first is None:
+                            first = time.monotonic() - start
+            next_tick += 1
+    closed = sum(1 for s in socks if not alive[s])
+    print("closed %d of %d" % (closed, count))
+    print("first-closed %s" % ("never" if first is None else
+                               "%.1f" % first), flush=True)
+    for s in socks:
+        s.close()
+
+
 def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
@@ -180,6 +274,10 @@ def main():
         echo(args)
     elif cmd == "random":
         rand(args)
+    elif cmd == "truncating":
+        truncating(args)
+    elif cmd == "hold":
+        hold(args)
     else:
         raise SystemExit(__doc__)
 
