@@ -29,6 +29,11 @@
       prints "ready" when all are open, then "closed N of COUNT" (how many
       the server closed) and "first-closed S" (after how many seconds the
       first of those it had kept open was closed, or "never")
+  magicdns-peer.py flood [--source ADDR] HOST PORT PIPES HOLDS SECONDS NAME
+      a TCP flood from one source for SECONDS: PIPES connections that each
+      keep 32 queries for NAME in flight, then HOLDS that announce 65535
+      bytes and send one a second; prints "answered N qps Q closed T
+      of C" (T: connections the server closed before the end)
 """
 import select
 import random
@@ -258,6 +263,81 @@ def hold(args):
         s.close()
 
 
+def flood(args):
+    source = None
+    if args and args[0] == "--source":
+        source, args = args[1], args[2:]
+    host, port = args[0], int(args[1])
+    pipes, holds, secs, name = int(args[2]), int(args[3]), float(args[4]), \
+        args[5]
+    q = query(name)
+    batch = (struct.pack("!H", len(q)) + q) * 32
+    socks, kind, inbuf = [], {}, {}
+    for i in range(pipes + holds):
+        s = socket.socket(family(host), socket.SOCK_STREAM)
+        if source:
+            s.bind((source, 0))
+        s.connect((host, port))
+        s.setblocking(False)
+        socks.append(s)
+        kind[s] = "pipe" if i < pipes else "hold"
+        inbuf[s] = b""
+    alive = set(socks)
+    out = {}
+    for s in socks:
+        try:
+            s.send(batch if kind[s] == "pipe" else b"\xff\xff\x00")
+            out[s] = 32
+        except OSError:
+            alive.discard(s)
+    answered = 0
+    start = time.monotonic()
+    end = start + secs
+    next_tick = start + 1
+    while time.monotonic() < end and alive:
+        r, _, _ = select.select(list(alive), [], [],
+                                max(0, min(next_tick, end) - time.monotonic()))
+        for s in r:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                alive.discard(s)
+                continue
+            if kind[s] != "pipe":
+                continue
+            buf = inbuf[s] + data
+            n = 0
+            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(
+                    "!H", buf[:2])[0]:
+                buf = buf[2 + struct.unpack("!H", buf[:2])[0]:]
+                n += 1
+            inbuf[s] = buf
+            answered += n
+            out[s] -= n
+            if out[s] == 0:
+                try:
+                    s.send(batch)
+                    out[s] = 32
+                except OSError:
+                    alive.discard(s)
+        if time.monotonic() >= next_tick:
+            for s in list(alive):
+                if kind[s] == "hold":
+                    try:
+                        s.send(b"\x00")
+                    except OSError:
+                        alive.discard(s)
+            next_tick += 1
+    took = time.monotonic() - start
+    print("answered %d qps %.0f closed %d of %d" % (
+        answered, answered / took, len(socks) - len(alive), len(socks)),
+        flush=True)
+    for s in socks:
+        s.close()
+
+
 def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
@@ -278,6 +358,8 @@ def main():
         truncating(args)
     elif cmd == "hold":
         hold(args)
+    elif cmd == "flood":
+        flood(args)
     else:
         raise SystemExit(__doc__)
 
