@@ -443,12 +443,16 @@ free_udp_peer() {
 	d www.stalled.test >"$BATS_TEST_TMPDIR/slow.out" &
 	slow=$!
 	wait_log hole swallowed 5
-	for _ in 1 2 3 4 5; do
-		run d +short alice.mesh.example
-		assert_output 100.64.0.1
+	# each answered at once, by dig's own clock (not counting its start,
+	# which a loaded machine stretches): under 500 ms where the stalled
+	# one takes 2000; the first while the stalled one still waits
+	for i in 1 2 3 4 5; do
+		run d alice.mesh.example
+		assert_output --regexp $'ANSWER SECTION:\nalice\.mesh\.example\.[[:space:]]+5[[:space:]]+IN[[:space:]]+A[[:space:]]+100\.64\.0\.1'
+		qt=$(sed -n 's/^;; Query time: \([0-9]*\) msec$/\1/p' <<<"$output")
+		[ -n "$qt" ] && [ "$qt" -lt 500 ]
+		[ "$i" -gt 1 ] || kill -0 "$slow"
 	done
-	t1=$(now_ms)
-	[ $((t1 - t0)) -lt 1500 ]
 	wait "$slow"
 	t2=$(now_ms)
 	grep -q 'status: SERVFAIL' "$BATS_TEST_TMPDIR/slow.out"
