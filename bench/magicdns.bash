@@ -6,6 +6,7 @@
 #
 #   MAGICDNS [bin/magicdns]  MAGICDNS_NAMES [1000]
 #   MAGICDNS_LAT_QPS [20000]  the fixed rate of the latency runs
+#   MAGICDNS_FLOOD_PIPES [8]  MAGICDNS_FLOOD_HOLDS [300]  the TCP flood
 #
 # Throughput: dnsperf (one thread, 100 queries outstanding, its default)
 # from LOAD_CPU against each server on SERVER_CPU, alternating runs,
@@ -178,5 +179,81 @@ bench_magicdns() {
 	if awk -v m="$mq" 'BEGIN { exit !(m == 0) }'; then
 		rc=1
 	fi
+	magicdns_flood "${PORT[magicdns]}" || rc=1
 	return "$rc"
+}
+
+# tcp_probe PORT SOURCE N: how many of N dig +tcp from SOURCE are answered.
+tcp_probe() {
+	local port=$1 src=$2 n=$3 i ok=0
+	for ((i = 0; i < n; i++)); do
+		if dig +tcp +short +time=2 +tries=1 -b "$src" -p "$port" \
+		    @127.0.0.1 "n$i.mesh.bench" 2>/dev/null | grep -q '^100\.64\.'; then
+			ok=$((ok + 1))
+		fi
+	done
+	echo "$ok"
+}
+
+# magicdns under a TCP flood from one source (127.0.0.2): MAGICDNS_FLOOD_PIPES
+# connections that keep 32 queries each in flight and MAGICDNS_FLOOD_HOLDS
+# that hold a slot with a byte a second (the attack of a 0xffff length and
+# a trickle). Everyone else: dnsperf over UDP from 127.0.0.1 (same settings
+# as above), runs with and without the flood alternating, median; and 20
+# dig +tcp from 127.0.0.3. The flooder is on the load CPU at nice 0, so
+# dnsperf (nice BENCH_NICE) keeps most of that CPU. Loopback is this host's
+# own, never rate-limited: this is the worst case, where only the per-source
+# connection cap and the event loop's fairness protect the others (a remote
+# source would also be held to --rate queries a second).
+MAGICDNS_FLOOD_PIPES=${MAGICDNS_FLOOD_PIPES:-8}
+MAGICDNS_FLOOD_HOLDS=${MAGICDNS_FLOOD_HOLDS:-300}
+magicdns_flood() {
+	local port=$1 i qps fl tq tb bq fq ratio fpid
+	local peer=tests/tools/magicdns-peer.py
+	local secs=$((BENCH_SECONDS + 2))
+
+	echo "-- magicdns under a TCP flood from one source: $MAGICDNS_FLOOD_PIPES pipelining + $MAGICDNS_FLOOD_HOLDS slow connections from 127.0.0.2 --"
+	: >"$TMP/dns/base.runs"
+	: >"$TMP/dns/flood.runs"
+	: >"$TMP/dns/flooder.out"
+	for ((i = 1; i <= BENCH_RUNS; i++)); do
+		dnsperf_run "$port" "$BENCH_SECONDS"
+		qps=$(dnsperf_field 'Queries per second')
+		echo "${qps:-0}" >>"$TMP/dns/base.runs"
+		printf '  no flood   run %d   others %s qps\n' "$i" "${qps:-0}"
+
+		taskset -c "$LOAD_CPU" /usr/bin/python3 "$peer" flood \
+			--source 127.0.0.2 127.0.0.1 "$port" "$MAGICDNS_FLOOD_PIPES" \
+			"$MAGICDNS_FLOOD_HOLDS" "$secs" n0.mesh.bench \
+			>"$TMP/dns/flooder.run" 2>&1 &
+		fpid=$!
+		PIDS+=("$fpid")
+		sleep 1
+		dnsperf_run "$port" "$BENCH_SECONDS"
+		qps=$(dnsperf_field 'Queries per second')
+		wait "$fpid" 2>/dev/null || true
+		fl=$(cat "$TMP/dns/flooder.run")
+		cat "$TMP/dns/flooder.run" >>"$TMP/dns/flooder.out"
+		echo "${qps:-0}" >>"$TMP/dns/flood.runs"
+		printf '  flood      run %d   others %s qps; flooder: %s\n' "$i" \
+			"${qps:-0}" "$fl"
+	done
+	# TCP from a third source, during one more flood
+	tb=$(tcp_probe "$port" 127.0.0.3 20)
+	taskset -c "$LOAD_CPU" /usr/bin/python3 "$peer" flood --source 127.0.0.2 \
+		127.0.0.1 "$port" "$MAGICDNS_FLOOD_PIPES" "$MAGICDNS_FLOOD_HOLDS" \
+		"$secs" n0.mesh.bench >"$TMP/dns/flooder.run" 2>&1 &
+	fpid=$!
+	PIDS+=("$fpid")
+	sleep 2
+	tq=$(tcp_probe "$port" 127.0.0.3 20)
+	wait "$fpid" 2>/dev/null || true
+	bq=$(median_file "$TMP/dns/base.runs")
+	fq=$(median_file "$TMP/dns/flood.runs")
+	ratio=$(awk -v f="$fq" -v b="$bq" \
+		'BEGIN { if (b > 0) printf "%.2f", f / b; else print "0" }')
+	printf 'tcp flood from one source: others %.0f qps (UDP) beside %.0f qps without the flood, ratio %sx; dig +tcp from another source %s/20 answered (%s/20 without); the flooder: %s\n' \
+		"$fq" "$bq" "$ratio" "$tq" "$tb" \
+		"$(sed -n 's/^answered [0-9]* qps \([0-9]*\) closed \(.*\)/\1 answers a second, \2 connections closed early/p' "$TMP/dns/flooder.run")"
+	awk -v f="$fq" 'BEGIN { exit !(f > 0) }' && [ "$tq" -gt 0 ]
 }

@@ -52,9 +52,13 @@
 /* The largest UDP query taken, and the largest UDP reply. */
 #define UDP_BUF		4096
 #define MAX_CONNS	256
+#define CONN_PER_SOURCE	16	/* TCP connections one address may hold */
 #define CONN_MAX_PENDING 32	/* forwarded queries per TCP connection */
 #define CONN_WBUF_MAX	(256U << 10)
 #define CONN_IDLE_US	(10ULL * 1000000)
+/* A message must be whole this long after its first byte came: a byte
+ * now and then does not keep a connection (and its slot) forever. */
+#define CONN_MSG_US	(5ULL * 1000000)
 #define RELOAD_DELAY_US	(100ULL * 1000)
 #define LOCAL_REFRESH_US (10ULL * 1000000)
 #define DEFAULT_RATE	200
@@ -103,6 +107,9 @@ struct tconn {
 	struct mk_timer	 idle;
 	uint8_t		*rbuf;
 	size_t		 rlen;
+	size_t		 roff;		/* parsed up to here */
+	uint64_t	 active_us;	/* last query taken or answer sent */
+	uint64_t	 msg_start_us;	/* a message began; 0: none */
 	uint8_t		*wbuf;
 	size_t		 wlen;
 	size_t		 woff;
@@ -113,12 +120,25 @@ struct tconn {
 	uint32_t	 events;
 };
 
+/* A forwarded query as its log line names it (qname empty unless -vv). */
+struct fwdlog {
+	struct mk_addr	 peer;
+	uint16_t	 qtype;
+	char		 qname[MK_DNS_QNAME_MAX + 2];
+};
+
 /* Where to send a forwarded UDP answer. */
 struct udpfwd {
 	struct listener	*li;
-	struct mk_addr	 peer;
+	struct fwdlog	 log;
 	uint8_t		 ctrl[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 	size_t		 ctrl_len;
+};
+
+/* A query forwarded for a TCP client. */
+struct tcpfwd {
+	struct tconn	*c;
+	struct fwdlog	 log;
 };
 
 struct stats {
@@ -131,6 +151,8 @@ struct stats {
 	uint64_t	ratelimited;
 	uint64_t	servfail_local;	/* no upstream, or too busy */
 	uint64_t	tcp_conns;
+	uint64_t	tcp_refused;	/* over the per-source or total cap */
+	uint64_t	tcp_timeouts;	/* a message not whole in time */
 	uint64_t	reloads;
 };
 
@@ -331,22 +353,45 @@ watch_files(struct server *s)
 
 /* ---- queries ---- */
 
-/* Not an open resolver: who may ask, and how fast. */
+/* Not an open resolver: who may ask. */
 static bool
-admit(struct server *s, const struct mk_addr *peer, bool tcp)
+allowed(struct server *s, const struct mk_addr *peer)
 {
-	if (!mk_dnsacl_allowed(&s->acl, peer)) {
-		s->st.refused_acl++;
-		return false;
-	}
-	/* This host's own queries cannot be forged from outside; TCP
-	 * sources are real. */
-	if (!tcp && !mk_dnsacl_is_local(&s->acl, peer) &&
-	    !mk_ratelim_take(&s->rl, peer, mk_now_us())) {
-		s->st.ratelimited++;
-		return false;
-	}
-	return true;
+	char a[MK_ADDRSTRLEN];
+
+	if (mk_dnsacl_allowed(&s->acl, peer))
+		return true;
+	s->st.refused_acl++;
+	if (mk_log_level() >= MK_LOG_DEBUG)
+		mk_debug("%s: dropped: not an allowed source",
+		    mk_addr_fmt(peer, a, sizeof(a)));
+	return false;
+}
+
+/*
+ * And how fast, over UDP and TCP alike. This host's own queries cannot
+ * be forged from outside and are never limited.
+ */
+static bool
+within_rate(struct server *s, const struct mk_addr *peer, bool tcp)
+{
+	char a[MK_ADDRSTRLEN];
+
+	if (mk_dnsacl_is_local(&s->acl, peer) ||
+	    mk_ratelim_take(&s->rl, peer, mk_now_us()))
+		return true;
+	s->st.ratelimited++;
+	if (mk_log_level() >= MK_LOG_DEBUG)
+		mk_debug("%s: dropped by the rate limit%s",
+		    mk_addr_fmt(peer, a, sizeof(a)),
+		    tcp ? "; connection closed" : "");
+	return false;
+}
+
+static bool
+admit(struct server *s, const struct mk_addr *peer)
+{
+	return allowed(s, peer) && within_rate(s, peer, false);
 }
 
 static void
@@ -399,6 +444,68 @@ handle(struct server *s, const struct mk_addr *peer, const uint8_t *q,
 	return act;
 }
 
+static void
+fwdlog_set(struct fwdlog *fl, const struct mk_addr *peer,
+    const struct mk_dns_qinfo *qi)
+{
+	fl->peer = *peer;
+	fl->qtype = qi->qtype;
+	fl->qname[0] = '\0';
+	if (mk_log_level() >= MK_LOG_DEBUG)
+		memcpy(fl->qname, qi->qname, strlen(qi->qname) + 1);
+}
+
+static const char *
+upstream_name(const struct server *s, int i, char *buf, size_t len)
+{
+	if (i < 0 || (size_t)i >= s->n_up)
+		return "?";
+	if (s->up[i].kind == MK_DNSFWD_DOH)
+		return s->up[i].url;
+	return mk_addr_fmt(&s->up[i].addr, buf, len);
+}
+
+/* -vv: what became of a forwarded query. */
+static void
+log_forwarded(const struct server *s, const struct fwdlog *fl,
+    const struct mk_dnsfwd_result *r)
+{
+	char a[MK_ADDRSTRLEN], u[MK_DNSFWD_URL_MAX], t[16], to[48];
+	unsigned long long ms = (unsigned long long)(r->elapsed_us / 1000);
+	const char *rc = r->rcode >= 0 ? mk_dns_rcode_str(r->rcode) : "";
+
+	if (mk_log_level() < MK_LOG_DEBUG)
+		return;
+	mk_addr_fmt(&fl->peer, a, sizeof(a));
+	mk_dns_type_str(fl->qtype, t, sizeof(t));
+	to[0] = '\0';
+	if (r->timeouts > 0)
+		snprintf(to, sizeof(to), "; %u upstream%s timed out",
+		    r->timeouts, r->timeouts == 1 ? "" : "s");
+	switch (r->how) {
+	case MK_DNSFWD_ANSWERED:
+		mk_debug("%s %s %s: answered by %s: %s in %llu ms%s%s", a,
+		    fl->qname[0] ? fl->qname : ".", t,
+		    upstream_name(s, r->up, u, sizeof(u)), rc, ms,
+		    r->cut ? "; truncated to fit the client (TC)" : "", to);
+		break;
+	case MK_DNSFWD_TRUNCATED:
+		mk_debug("%s %s %s: truncated answer from %s passed on (no "
+		    "answer over TCP): %s in %llu ms%s", a,
+		    fl->qname[0] ? fl->qname : ".", t,
+		    upstream_name(s, r->up, u, sizeof(u)), rc, ms, to);
+		break;
+	case MK_DNSFWD_FAILED:
+		mk_debug("%s %s %s: no upstream answered: SERVFAIL in %llu "
+		    "ms%s", a, fl->qname[0] ? fl->qname : ".", t, ms, to);
+		break;
+	default:
+		mk_debug("%s %s %s: dropped: shutting down", a,
+		    fl->qname[0] ? fl->qname : ".", t);
+		break;
+	}
+}
+
 /* SERVFAIL of our own, when a query cannot even go upstream. */
 static bool
 local_servfail(struct server *s, const uint8_t *q, size_t qlen,
@@ -431,12 +538,15 @@ udp_send(struct listener *li, const struct mk_addr *peer, const void *ctrl,
 }
 
 static void
-udp_forwarded(void *arg, const uint8_t *resp, size_t len)
+udp_forwarded(void *arg, const uint8_t *resp, size_t len,
+    const struct mk_dnsfwd_result *r)
 {
 	struct udpfwd *u = arg;
 
+	log_forwarded(u->li->s, &u->log, r);
 	if (resp != NULL)
-		udp_send(u->li, &u->peer, u->ctrl, u->ctrl_len, resp, len);
+		udp_send(u->li, &u->log.peer, u->ctrl, u->ctrl_len, resp,
+		    len);
 	free(u);
 }
 
@@ -481,25 +591,37 @@ reply_ctrl(const struct msghdr *mh, uint8_t *out, size_t cap)
 	return 0;
 }
 
+/* -vv: a query that could not go upstream at all. */
+static void
+log_not_forwarded(const struct mk_addr *peer, const struct mk_dns_qinfo *qi,
+    int err)
+{
+	log_query(peer, qi, err == EBUSY ? "too many queries upstream: "
+	    "SERVFAIL" : err == ENOENT ? "no upstream: SERVFAIL" :
+	    "cannot forward: SERVFAIL");
+}
+
 static void
 forward_udp(struct server *s, struct listener *li, const struct mk_addr *peer,
-    const struct msghdr *mh, const uint8_t *q, size_t qlen, uint16_t limit)
+    const struct msghdr *mh, const uint8_t *q, size_t qlen,
+    const struct mk_dns_qinfo *qi)
 {
 	struct udpfwd *u;
 	uint8_t out[UDP_BUF];
 	size_t olen;
+	int err = ENOMEM;
 
 	if ((u = malloc(sizeof(*u))) != NULL) {
 		u->li = li;
-		u->peer = *peer;
+		fwdlog_set(&u->log, peer, qi);
 		u->ctrl_len = li->any ? reply_ctrl(mh, u->ctrl,
 		    sizeof(u->ctrl)) : 0;
-		if (mk_dnsfwd_query(s->fwd, q, qlen, limit, udp_forwarded,
-		    u) == 0)
+		if (mk_dnsfwd_query(s->fwd, q, qlen, qi->limit,
+		    udp_forwarded, u) == 0)
 			return;
-		if (errno == EBUSY)
-			mk_debug("too many queries upstream; SERVFAIL");
+		err = errno;
 	}
+	log_not_forwarded(peer, qi, err);
 	if (local_servfail(s, q, qlen, out, sizeof(out), &olen))
 		udp_send(li, peer, u ? u->ctrl : NULL, u ? u->ctrl_len : 0,
 		    out, olen);
@@ -550,7 +672,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 
 			mk_addr_from_sa(&peer, (struct sockaddr *)&names[i],
 			    mh->msg_namelen);
-			if (!admit(s, &peer, false))
+			if (!admit(s, &peer))
 				continue;
 			if (mh->msg_flags & MSG_TRUNC) {
 				s->st.dropped++;
@@ -560,7 +682,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 			    out[k], sizeof(out[k]), &olen, &qi);
 			if (act == MK_DNS_FORWARD) {
 				forward_udp(s, li, &peer, mh, in[i],
-				    msgs[i].msg_len, qi.limit);
+				    msgs[i].msg_len, &qi);
 				continue;
 			}
 			if (act != MK_DNS_REPLY)
@@ -603,6 +725,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 /* ---- TCP ---- */
 
 static void conn_close(struct tconn *c);
+static bool conn_parse(struct tconn *c);
 
 static void
 conn_free(struct tconn *c)
@@ -642,18 +765,48 @@ conn_bury(struct tconn *c)
 		(void)mk_timer_in(&s->loop, &s->reaper, 0);
 }
 
+/* Length of the whole message at the parse position, or 0 if not whole. */
+static size_t
+conn_msg(const struct tconn *c)
+{
+	size_t left = c->rlen - c->roff, mlen;
+
+	if (left < 2)
+		return 0;
+	mlen = (size_t)c->rbuf[c->roff] << 8 | c->rbuf[c->roff + 1];
+	return left >= 2 + mlen ? 2 + mlen : 0;
+}
+
 static void
 conn_events(struct tconn *c)
 {
 	uint32_t ev = 0;
 
-	if (!c->eof && c->pending < CONN_MAX_PENDING &&
-	    c->wlen - c->woff < CONN_WBUF_MAX / 2)
+	/* Read only when there is room to act on what comes: below the cap
+	 * of pending queries, and nothing whole left unparsed. */
+	if (!c->eof && c->pending < CONN_MAX_PENDING && conn_msg(c) == 0 &&
+	    c->rlen < 2 + MK_DNS_MSG_MAX && c->wlen - c->woff <
+	    CONN_WBUF_MAX / 2)
 		ev |= EPOLLIN;
 	if (c->woff < c->wlen)
 		ev |= EPOLLOUT;
 	if (ev != c->events && mk_loop_mod(&c->s->loop, &c->io, ev) == 0)
 		c->events = ev;
+}
+
+/*
+ * The one timer of a connection: a message begun must be whole within
+ * CONN_MSG_US of its first byte; otherwise it may sit idle CONN_IDLE_US
+ * after its last query or answer.
+ */
+static void
+conn_timer(struct tconn *c)
+{
+	uint64_t at = c->msg_start_us != 0 ? c->msg_start_us + CONN_MSG_US :
+	    c->active_us + CONN_IDLE_US;
+
+	if (mk_timer_at(&c->s->loop, &c->idle, at) != 0)
+		conn_close(c);
 }
 
 /* Write what is buffered; false if the connection was closed. */
@@ -677,7 +830,8 @@ conn_flush(struct tconn *c)
 	}
 	if (c->woff == c->wlen)
 		c->woff = c->wlen = 0;
-	if (c->eof && c->pending == 0 && c->wlen == 0) {
+	/* Done once it said all it will, and all of it is answered. */
+	if (c->eof && c->pending == 0 && c->wlen == 0 && conn_msg(c) == 0) {
 		conn_close(c);
 		return false;
 	}
@@ -712,24 +866,33 @@ conn_reply(struct tconn *c, const uint8_t *msg, size_t len)
 	c->wbuf[c->wlen + 1] = (uint8_t)len;
 	memcpy(c->wbuf + c->wlen + 2, msg, len);
 	c->wlen += 2 + len;
+	c->active_us = mk_now_us();
 	return conn_flush(c);
 }
 
 static void
-tcp_forwarded(void *arg, const uint8_t *resp, size_t len)
+tcp_forwarded(void *arg, const uint8_t *resp, size_t len,
+    const struct mk_dnsfwd_result *r)
 {
-	struct tconn *c = arg;
+	struct tcpfwd *tf = arg;
+	struct tconn *c = tf->c;
 
+	log_forwarded(c->s, &tf->log, r);
+	free(tf);
 	c->pending--;
 	if (c->closed) {
 		if (c->pending == 0)
 			conn_bury(c);
 		return;
 	}
-	if (resp != NULL)
-		conn_reply(c, resp, len);
-	else
-		conn_flush(c);
+	if (r->how == MK_DNSFWD_GONE)
+		return;		/* shutting down: no new queries now */
+	if (resp != NULL ? !conn_reply(c, resp, len) : !conn_flush(c))
+		return;
+	/* Room again: what waited in the buffer goes now (the socket may
+	 * have nothing more to say, so EPOLLIN alone would not). */
+	if (conn_msg(c) != 0 && conn_parse(c))
+		conn_timer(c);
 }
 
 /* One whole message from a TCP client; false if the connection closed. */
@@ -739,19 +902,34 @@ conn_query(struct tconn *c, const uint8_t *q, size_t qlen)
 	struct server *s = c->s;
 	struct mk_dns_qinfo qi;
 	enum mk_dns_action act;
+	struct tcpfwd *tf;
 	size_t olen;
+	int err = ENOMEM;
 
+	/* Over its rate: this source's stream ends here (it is no
+	 * forgery; cutting it off also frees its slot). */
+	if (!within_rate(s, &c->peer, true)) {
+		conn_close(c);
+		return false;
+	}
 	act = handle(s, &c->peer, q, qlen, true, s->tbuf, sizeof(s->tbuf),
 	    &olen, &qi);
 	switch (act) {
 	case MK_DNS_REPLY:
 		return conn_reply(c, s->tbuf, olen);
 	case MK_DNS_FORWARD:
-		if (mk_dnsfwd_query(s->fwd, q, qlen, qi.limit, tcp_forwarded,
-		    c) == 0) {
-			c->pending++;
-			return true;
+		if ((tf = malloc(sizeof(*tf))) != NULL) {
+			tf->c = c;
+			fwdlog_set(&tf->log, &c->peer, &qi);
+			if (mk_dnsfwd_query(s->fwd, q, qlen, qi.limit,
+			    tcp_forwarded, tf) == 0) {
+				c->pending++;
+				return true;
+			}
+			err = errno;
+			free(tf);
 		}
+		log_not_forwarded(&c->peer, &qi, err);
 		if (!local_servfail(s, q, qlen, s->tbuf, sizeof(s->tbuf),
 		    &olen))
 			return true;
@@ -763,13 +941,47 @@ conn_query(struct tconn *c, const uint8_t *q, size_t qlen)
 	}
 }
 
+/*
+ * Take the whole messages in the buffer, up to the cap of pending
+ * queries; the rest wait there until answers make room (tcp_forwarded).
+ * False if the connection was closed.
+ */
+static bool
+conn_parse(struct tconn *c)
+{
+	size_t m;
+
+	while (c->pending < CONN_MAX_PENDING && (m = conn_msg(c)) != 0) {
+		c->roff += m;
+		c->active_us = mk_now_us();
+		/* The message stays where it is until the loop is done. */
+		if (!conn_query(c, c->rbuf + c->roff - m + 2, m - 2))
+			return false;
+	}
+	memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
+	c->rlen -= c->roff;
+	c->roff = 0;
+	/* A message begun and not whole: its deadline runs from now, or
+	 * from when it began. */
+	if (c->rlen > 0 && conn_msg(c) == 0) {
+		if (c->msg_start_us == 0)
+			c->msg_start_us = mk_now_us();
+	} else
+		c->msg_start_us = 0;
+	if (c->eof)
+		return conn_flush(c);
+	conn_events(c);
+	return true;
+}
+
 static void
 on_conn(struct mk_loop *l, struct mk_io *io, uint32_t events)
 {
 	struct tconn *c = io->arg;
-	size_t cap = 2 + MK_DNS_MSG_MAX, mlen, off;
+	size_t cap = 2 + MK_DNS_MSG_MAX;
 	ssize_t n;
 
+	(void)l;
 	if (c->closed)
 		return;
 	/* Both ways shut or reset: nothing more can be said to it. */
@@ -779,9 +991,9 @@ on_conn(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	}
 	if ((events & EPOLLOUT) && !conn_flush(c))
 		return;
-	if (!(events & EPOLLIN) || c->eof)
+	if (!(events & EPOLLIN) || c->eof || c->rlen == cap ||
+	    !(c->events & EPOLLIN))
 		return;
-	mk_timer_in(l, &c->idle, CONN_IDLE_US);
 	n = recv(io->fd, c->rbuf + c->rlen, cap - c->rlen, 0);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
@@ -790,38 +1002,44 @@ on_conn(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	}
 	if (n == 0) {
 		/* The client is done sending; answer what it asked, then
-		 * close. */
+		 * close. A message it left unfinished never will be. */
 		c->eof = true;
+		c->msg_start_us = 0;
+		if (conn_msg(c) == 0)
+			c->rlen = 0;
 		conn_flush(c);
 		return;
 	}
 	c->rlen += (size_t)n;
-	off = 0;
-	while (c->rlen - off >= 2) {
-		mlen = (size_t)c->rbuf[off] << 8 | c->rbuf[off + 1];
-		if (c->rlen - off < 2 + mlen)
-			break;
-		if (!conn_query(c, c->rbuf + off + 2, mlen))
-			return;
-		off += 2 + mlen;
-		if (c->pending >= CONN_MAX_PENDING)
-			break;
-	}
-	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-	c->rlen -= off;
-	conn_events(c);
+	if (conn_parse(c))
+		conn_timer(c);
 }
 
 static void
 on_idle(struct mk_loop *l, struct mk_timer *t)
 {
 	struct tconn *c = t->arg;
+	uint64_t now = mk_now_us();
+	char a[MK_ADDRSTRLEN];
 
-	if (c->pending > 0) {
-		mk_timer_in(l, &c->idle, CONN_IDLE_US);
+	(void)l;
+	if (c->msg_start_us != 0 && now >= c->msg_start_us + CONN_MSG_US) {
+		c->s->st.tcp_timeouts++;
+		if (mk_log_level() >= MK_LOG_DEBUG)
+			mk_debug("%s: tcp: a message not whole in %llu s; "
+			    "closed", mk_addr_fmt(&c->peer, a, sizeof(a)),
+			    (unsigned long long)(CONN_MSG_US / 1000000));
+		conn_close(c);
 		return;
 	}
-	conn_close(c);
+	/* Waiting on us (upstream, or a client slow to read) is not idle. */
+	if (c->pending > 0 || c->wlen > 0)
+		c->active_us = now;
+	else if (c->msg_start_us == 0 && now >= c->active_us + CONN_IDLE_US) {
+		conn_close(c);
+		return;
+	}
+	conn_timer(c);
 }
 
 static void
@@ -848,6 +1066,33 @@ conn_close(struct tconn *c)
 		conn_bury(c);
 }
 
+/* May peer have one more connection? Not past the total, nor past its
+ * share: one source must not hold every slot. */
+static bool
+conn_room(struct server *s, const struct mk_addr *peer)
+{
+	const struct tconn *c;
+	char a[MK_ADDRSTRLEN];
+	unsigned n = 0;
+
+	if (s->n_conns >= MAX_CONNS) {
+		s->st.tcp_refused++;
+		mk_debug("tcp: %d connections already; %s refused", MAX_CONNS,
+		    mk_addr_fmt(peer, a, sizeof(a)));
+		return false;
+	}
+	for (c = s->conns; c != NULL; c = c->next)
+		if (mk_addr_same_ip(&c->peer, peer) && ++n >= CONN_PER_SOURCE) {
+			s->st.tcp_refused++;
+			if (mk_log_level() >= MK_LOG_DEBUG)
+				mk_debug("%s: tcp: %d connections from it "
+				    "already; refused", mk_addr_fmt(peer, a,
+				    sizeof(a)), CONN_PER_SOURCE);
+			return false;
+		}
+	return true;
+}
+
 static void
 on_accept(struct mk_loop *l, struct mk_io *io, uint32_t events)
 {
@@ -867,7 +1112,7 @@ on_accept(struct mk_loop *l, struct mk_io *io, uint32_t events)
 		if (fd < 0)
 			return;
 		mk_addr_from_sa(&peer, (struct sockaddr *)&ss, sl);
-		if (!admit(s, &peer, true) || s->n_conns >= MAX_CONNS ||
+		if (!allowed(s, &peer) || !conn_room(s, &peer) ||
 		    (c = calloc(1, sizeof(*c))) == NULL) {
 			close(fd);
 			continue;
@@ -883,6 +1128,7 @@ on_accept(struct mk_loop *l, struct mk_io *io, uint32_t events)
 		c->io.fn = on_conn;
 		c->io.arg = c;
 		c->events = EPOLLIN;
+		c->active_us = mk_now_us();
 		mk_timer_init(&c->idle, on_idle, c);
 		if (mk_loop_add(l, &c->io, EPOLLIN) != 0 ||
 		    mk_timer_in(l, &c->idle, CONN_IDLE_US) != 0) {
@@ -1197,9 +1443,19 @@ setup_upstreams(struct server *s)
 		mk_err("%s: %s", o->resolv, strerror(errno));
 		return -1;
 	}
-	if (r.ours && mk_resolv_load(&r, s->backup) != 0) {
-		mk_err("%s: %s", s->backup, strerror(errno));
-		return -1;
+	if (r.ours) {
+		char dir[PATH_MAX], err[1024];
+
+		/* Only from a state directory no one else can write. */
+		snprintf(dir, sizeof(dir), "%s", s->backup);
+		if (mk_resolv_check_dir(dirname(dir), err, sizeof(err)) != 0) {
+			mk_err("%s", err);
+			return -1;
+		}
+		if (mk_resolv_load(&r, s->backup) != 0) {
+			mk_err("%s: %s", s->backup, strerror(errno));
+			return -1;
+		}
 	}
 	for (i = 0; i < r.n_ns; i++) {
 		memset(&u, 0, sizeof(u));
@@ -1322,9 +1578,10 @@ log_stats(const struct server *s)
 	const struct mk_dnsfwd_stats *f = mk_dnsfwd_stats(s->fwd);
 
 	mk_warn("queries %llu, local %llu, forwarded %llu, errors %llu, "
-	    "dropped %llu, refused %llu, rate-limited %llu, tcp %llu; "
+	    "dropped %llu, refused %llu, rate-limited %llu, tcp %llu "
+	    "(turned away %llu, timed out %llu); "
 	    "upstream: answered %llu, servfail %llu, tcp %llu, doh %llu, "
-	    "timeouts %llu, busy %llu; reloads %llu",
+	    "truncated %llu, timeouts %llu, busy %llu; reloads %llu",
 	    (unsigned long long)s->st.queries,
 	    (unsigned long long)s->st.local,
 	    (unsigned long long)s->st.forwarded,
@@ -1333,10 +1590,13 @@ log_stats(const struct server *s)
 	    (unsigned long long)s->st.refused_acl,
 	    (unsigned long long)s->st.ratelimited,
 	    (unsigned long long)s->st.tcp_conns,
+	    (unsigned long long)s->st.tcp_refused,
+	    (unsigned long long)s->st.tcp_timeouts,
 	    (unsigned long long)f->answered,
 	    (unsigned long long)(f->servfail + s->st.servfail_local),
 	    (unsigned long long)f->tcp_retries,
 	    (unsigned long long)f->doh_sent,
+	    (unsigned long long)f->truncated,
 	    (unsigned long long)f->timeouts,
 	    (unsigned long long)f->busy,
 	    (unsigned long long)s->st.reloads);

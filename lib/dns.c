@@ -21,6 +21,7 @@ struct query {
 	struct mk_dns_qinfo *qi;
 	char		 key[MK_DNS_QNAME_MAX + 2];	/* lowercase */
 	size_t		 key_len;
+	unsigned	 n_opt;		/* OPT records in it */
 };
 
 uint16_t
@@ -203,24 +204,142 @@ reply_new(const ldns_pkt *q, const ldns_rr *question, int rcode, bool aa)
 	return p;
 }
 
-/* Empty the answer, authority and additional sections (OPT stays). */
-static void
-clear_sections(ldns_pkt *p)
+/* The records of one section, as a fresh shallow list set into p. */
+static bool
+set_section(ldns_pkt *p, ldns_pkt_section sec, ldns_rr **rr,
+    const uint8_t *in, size_t n, size_t k)
 {
-	ldns_rr_list_deep_free(ldns_pkt_answer(p));
-	ldns_rr_list_deep_free(ldns_pkt_authority(p));
-	ldns_rr_list_deep_free(ldns_pkt_additional(p));
-	ldns_pkt_set_answer(p, ldns_rr_list_new());
-	ldns_pkt_set_authority(p, ldns_rr_list_new());
-	ldns_pkt_set_additional(p, ldns_rr_list_new());
-	ldns_pkt_set_ancount(p, 0);
-	ldns_pkt_set_nscount(p, 0);
-	ldns_pkt_set_arcount(p, 0);
+	ldns_rr_list *l;
+	size_t i, c = 0;
+
+	if ((l = ldns_rr_list_new()) == NULL)
+		return false;
+	for (i = 0; i < k && i < n; i++) {
+		if (in[i] != sec)
+			continue;
+		if (!ldns_rr_list_push_rr(l, rr[i])) {
+			ldns_rr_list_free(l);
+			return false;
+		}
+		c++;
+	}
+	switch (sec) {
+	case LDNS_SECTION_ANSWER:
+		ldns_rr_list_free(ldns_pkt_answer(p));
+		ldns_pkt_set_answer(p, l);
+		ldns_pkt_set_ancount(p, (uint16_t)c);
+		break;
+	case LDNS_SECTION_AUTHORITY:
+		ldns_rr_list_free(ldns_pkt_authority(p));
+		ldns_pkt_set_authority(p, l);
+		ldns_pkt_set_nscount(p, (uint16_t)c);
+		break;
+	default:
+		ldns_rr_list_free(ldns_pkt_additional(p));
+		ldns_pkt_set_additional(p, l);
+		ldns_pkt_set_arcount(p, (uint16_t)c);
+		break;
+	}
+	return true;
+}
+
+/* p with only the first k of the records rr (in message order). */
+static bool
+keep_first(ldns_pkt *p, ldns_rr **rr, const uint8_t *in, size_t n, size_t k)
+{
+	return set_section(p, LDNS_SECTION_ANSWER, rr, in, n, k) &&
+	    set_section(p, LDNS_SECTION_AUTHORITY, rr, in, n, k) &&
+	    set_section(p, LDNS_SECTION_ADDITIONAL, rr, in, n, k);
+}
+
+/* The wire size of p, left in b. 0 on failure. */
+static size_t
+wire_size(ldns_buffer *b, ldns_pkt *p)
+{
+	ldns_buffer_clear(b);
+	if (ldns_pkt2buffer_wire(b, p) != LDNS_STATUS_OK)
+		return 0;
+	return ldns_buffer_position(b);
 }
 
 /*
- * p to wire into out; when larger than limit, the sections go and TC is
- * set. 0, or -1 (no memory, or out too small).
+ * p is larger than limit: keep as many of its records, in message order,
+ * as fit (answers first, then authority, then additional; the OPT record
+ * always stays), with TC set, as dnsmasq and Tailscale do, so a client
+ * that never retries over TCP still gets what fits. The wire form is left
+ * in b. 0, or -1 (no memory, or not even the header and question fit).
+ */
+static int
+fit_records(ldns_pkt *p, size_t limit, ldns_buffer *b)
+{
+	const ldns_pkt_section secs[3] = { LDNS_SECTION_ANSWER,
+	    LDNS_SECTION_AUTHORITY, LDNS_SECTION_ADDITIONAL };
+	ldns_rr **rr = NULL;
+	uint8_t *in = NULL;
+	size_t n = 0, i, j, lo, hi, mid, sz;
+	int rc = -1;
+
+	ldns_pkt_set_tc(p, true);
+	n = ldns_rr_list_rr_count(ldns_pkt_answer(p)) +
+	    ldns_rr_list_rr_count(ldns_pkt_authority(p)) +
+	    ldns_rr_list_rr_count(ldns_pkt_additional(p));
+	if (n > 0 && ((rr = calloc(n, sizeof(*rr))) == NULL ||
+	    (in = calloc(n, 1)) == NULL))
+		goto out;
+	for (i = 0, n = 0; i < 3; i++) {
+		ldns_rr_list *l = i == 0 ? ldns_pkt_answer(p) : i == 1 ?
+		    ldns_pkt_authority(p) : ldns_pkt_additional(p);
+
+		for (j = 0; j < ldns_rr_list_rr_count(l); j++) {
+			rr[n] = ldns_rr_list_rr(l, j);
+			in[n++] = (uint8_t)secs[i];
+		}
+	}
+	/* The most records that fit: k = lo fits, k = hi does not. A
+	 * binary search, since name compression makes sizes not add up. */
+	lo = 0;
+	hi = n;
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (!keep_first(p, rr, in, n, mid))
+			goto out;
+		sz = wire_size(b, p);
+		if (sz > 0 && sz <= limit)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (!keep_first(p, rr, in, n, lo))
+		goto out;
+	for (i = lo; i < n; i++) {
+		ldns_rr_free(rr[i]);
+		rr[i] = NULL;
+	}
+	n = lo;
+	sz = wire_size(b, p);
+	if (sz > 0 && sz <= limit)
+		rc = 0;
+out:
+	if (rc != 0 && rr != NULL && !keep_first(p, rr, in, n, n)) {
+		/* Cannot even put them back: the sections go (the caller
+		 * frees p and nothing else) and the records with them. */
+		ldns_rr_list_free(ldns_pkt_answer(p));
+		ldns_rr_list_free(ldns_pkt_authority(p));
+		ldns_rr_list_free(ldns_pkt_additional(p));
+		ldns_pkt_set_answer(p, NULL);
+		ldns_pkt_set_authority(p, NULL);
+		ldns_pkt_set_additional(p, NULL);
+		for (i = 0; i < n; i++)
+			ldns_rr_free(rr[i]);
+	}
+	free(rr);
+	free(in);
+	return rc;
+}
+
+/*
+ * p to wire into out; when larger than limit, the records that fit stay
+ * and TC is set. 0, or -1 (no memory, or out too small).
  */
 static int
 finish(ldns_pkt *p, size_t limit, uint8_t *out, size_t cap, size_t *outlen)
@@ -242,17 +361,9 @@ finish(ldns_pkt *p, size_t limit, uint8_t *out, size_t cap, size_t *outlen)
 	    ldns_pkt_arcount(p) > 1 ? ldns_pkt2buffer_wire(b, p) :
 	    ldns_pkt2buffer_wire_compress(b, p, NULL)) != LDNS_STATUS_OK)
 		goto out;
-	if ((n = ldns_buffer_position(b)) > limit) {
-		clear_sections(p);
-		ldns_pkt_set_tc(p, true);
-		ldns_buffer_clear(b);
-		if (ldns_pkt_answer(p) == NULL ||
-		    ldns_pkt_authority(p) == NULL ||
-		    ldns_pkt_additional(p) == NULL ||
-		    ldns_pkt2buffer_wire(b, p) != LDNS_STATUS_OK)
-			goto out;
-		n = ldns_buffer_position(b);
-	}
+	if (ldns_buffer_position(b) > limit && fit_records(p, limit, b) != 0)
+		goto out;
+	n = ldns_buffer_position(b);
 	if (n > cap)
 		goto out;
 	memcpy(out, ldns_buffer_begin(b), n);
@@ -540,6 +651,11 @@ parse_query(struct query *qq, const uint8_t *q, size_t qlen,
 
 	if (ldns_wire2pkt(&qq->pkt, q, qlen) != LDNS_STATUS_OK)
 		return false;
+	/* ldns takes OPT records out of the additional section (the last
+	 * one wins) and counts them off ARCOUNT: the difference is how
+	 * many there were. */
+	qq->n_opt = (unsigned)((q[10] << 8 | q[11]) -
+	    ldns_pkt_arcount(qq->pkt));
 	qi->edns = ldns_pkt_edns(qq->pkt);
 	qi->do_bit = qi->edns && ldns_pkt_edns_do(qq->pkt);
 	qi->limit = mk_dns_limit(qi->edns, ldns_pkt_edns_udp_size(qq->pkt),
@@ -589,6 +705,11 @@ mk_dns_respond(const uint8_t *q, size_t qlen, const struct mk_dnstab *t,
 	if (!parse_query(&qq, q, qlen, flags))
 		return header_reply(q, MK_DNS_FORMERR, out, cap, outlen, qi);
 	if (qq.question == NULL) {
+		act = error_reply(&qq, MK_DNS_FORMERR, out, cap, outlen);
+		goto out;
+	}
+	/* RFC 6891 6.1.1: more than one OPT record is a format error. */
+	if (qq.n_opt > 1) {
 		act = error_reply(&qq, MK_DNS_FORMERR, out, cap, outlen);
 		goto out;
 	}
@@ -690,25 +811,25 @@ int
 mk_dns_fit(uint8_t *resp, size_t *len, size_t cap, size_t limit)
 {
 	ldns_pkt *p = NULL;
-	uint8_t *w = NULL;
-	size_t n = 0;
+	ldns_buffer *b = NULL;
+	size_t n;
 	int rc = -1;
 
 	if (*len <= limit)
 		return 0;
 	if (ldns_wire2pkt(&p, resp, *len) != LDNS_STATUS_OK)
 		return -1;
-	clear_sections(p);
-	ldns_pkt_set_tc(p, true);
-	if (ldns_pkt_answer(p) == NULL || ldns_pkt_authority(p) == NULL ||
-	    ldns_pkt_additional(p) == NULL ||
-	    ldns_pkt2wire(&w, p, &n) != LDNS_STATUS_OK || n > cap || n > limit)
+	if ((b = ldns_buffer_new(MK_DNS_UDP_MIN)) == NULL ||
+	    fit_records(p, limit, b) != 0)
 		goto out;
-	memcpy(resp, w, n);
+	n = ldns_buffer_position(b);
+	if (n > cap || n > limit)
+		goto out;
+	memcpy(resp, ldns_buffer_begin(b), n);
 	*len = n;
 	rc = 0;
 out:
-	free(w);
+	ldns_buffer_free(b);
 	ldns_pkt_free(p);
 	return rc;
 }

@@ -58,8 +58,9 @@ struct mk_dns_qinfo {
  * Decide about one query (q, qlen bytes) with the names of t. MK_DNS_REPLY:
  * the reply is in out (cap bytes; MK_DNS_MSG_MAX always suffices) and
  * *outlen is set, already no larger than what the client takes over its
- * transport (TC set when the answer did not fit). Malformed queries get
- * FORMERR, other opcodes NOTIMP, EDNS versions other than 0 BADVERS.
+ * transport (TC set and the records that fit kept when it did not).
+ * Malformed queries (more than one OPT record too) get FORMERR, other
+ * opcodes NOTIMP, EDNS versions other than 0 BADVERS.
  * qi may be NULL.
  */
 enum mk_dns_action mk_dns_respond(const uint8_t *q, size_t qlen,
@@ -85,9 +86,12 @@ int mk_dns_check_answer(const uint8_t *q, size_t qlen, const uint8_t *resp,
     size_t rlen, bool *tc);
 
 /*
- * Make an answer fit in limit bytes: left alone when it does, else cut
- * down to header, question and EDNS with TC set, as RFC 2181 9 allows
- * (the client then asks over TCP). 0, or -1 if resp does not parse.
+ * Make an answer fit in limit bytes: left alone when it does, else it
+ * keeps the records that fit, in message order (answers, authority,
+ * additional; the OPT record always), with TC set, as dnsmasq and
+ * Tailscale do: a client that retries over TCP gets it all there, one
+ * that never does still gets what fits. 0, or -1 if resp does not parse
+ * or not even its header and question fit.
  */
 int mk_dns_fit(uint8_t *resp, size_t *len, size_t cap, size_t limit);
 

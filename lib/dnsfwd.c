@@ -62,6 +62,12 @@ struct pending {
 	struct mk_timer		 timer;
 	uint8_t			*soft;	/* SERVFAIL/REFUSED kept */
 	size_t			 soft_len;
+	int			 soft_up;
+	uint8_t			*trunc;	/* a truncated UDP answer kept */
+	size_t			 trunc_len;
+	int			 trunc_up;
+	uint64_t		 start_us;
+	unsigned		 timeouts;
 	struct attempt		 at[MK_DNSFWD_MAX_UPSTREAMS];
 };
 
@@ -259,12 +265,32 @@ pending_free(struct pending *p)
 	f->n_pending--;
 	free(p->q);
 	free(p->soft);
+	free(p->trunc);
 	free(p);
+}
+
+/* Pass resp (NULL: none) on with what became of p, then free p. */
+static void
+deliver(struct pending *p, const uint8_t *resp, size_t len,
+    enum mk_dnsfwd_how how, int up, bool cut)
+{
+	struct mk_dnsfwd_result res;
+
+	memset(&res, 0, sizeof(res));
+	res.how = how;
+	res.up = up;
+	res.rcode = resp != NULL && len >= MK_DNS_HDR ? (resp[3] & 0x0f) : -1;
+	res.cut = cut;
+	res.timeouts = p->timeouts;
+	res.elapsed_us = mk_now_us() - p->start_us;
+	p->fn(p->arg, resp, len, &res);
+	pending_free(p);
 }
 
 /* Hand the answer to the caller with the client's ID, cut to its size. */
 static void
-finish(struct pending *p, const uint8_t *r, size_t n)
+finish(struct pending *p, const uint8_t *r, size_t n, enum mk_dnsfwd_how how,
+    int up)
 {
 	struct mk_dnsfwd *f = p->f;
 	size_t len = n;
@@ -274,15 +300,12 @@ finish(struct pending *p, const uint8_t *r, size_t n)
 	if (mk_dns_fit(f->obuf, &len, sizeof(f->obuf), p->limit) != 0) {
 		mk_dns_set_id(p->q, p->client_id);
 		if (mk_dns_error(p->q, p->qlen, MK_DNS_SERVFAIL, f->obuf,
-		    sizeof(f->obuf), &len) != 0) {
+		    sizeof(f->obuf), &len) != 0)
 			len = 0;
-		}
+		how = MK_DNSFWD_FAILED;
 	}
-	if (len > 0)
-		p->fn(p->arg, f->obuf, len);
-	else
-		p->fn(p->arg, NULL, 0);
-	pending_free(p);
+	deliver(p, len > 0 ? f->obuf : NULL, len, how, up, len < n &&
+	    how != MK_DNSFWD_FAILED);
 }
 
 static void
@@ -291,9 +314,18 @@ finish_failed(struct pending *p)
 	struct mk_dnsfwd *f = p->f;
 	size_t len;
 
+	/* A truncated answer beats none for a UDP client; over TCP it
+	 * would only say "ask over TCP". */
+	if (p->trunc != NULL && p->limit < MK_DNS_MSG_MAX) {
+		f->st.truncated++;
+		finish(p, p->trunc, p->trunc_len, MK_DNSFWD_TRUNCATED,
+		    p->trunc_up);
+		return;
+	}
 	if (p->soft != NULL) {
 		f->st.answered++;
-		finish(p, p->soft, p->soft_len);
+		finish(p, p->soft, p->soft_len, MK_DNSFWD_ANSWERED,
+		    p->soft_up);
 		return;
 	}
 	f->st.servfail++;
@@ -302,11 +334,9 @@ finish_failed(struct pending *p)
 	    sizeof(f->rbuf), &len) != 0)
 		len = 0;
 	if (len > 0)
-		finish(p, f->rbuf, len);
-	else {
-		p->fn(p->arg, NULL, 0);
-		pending_free(p);
-	}
+		finish(p, f->rbuf, len, MK_DNSFWD_FAILED, -1);
+	else
+		deliver(p, NULL, 0, MK_DNSFWD_FAILED, -1, false);
 }
 
 /* Done if no attempt is left; else wait for the next deadline. */
@@ -342,6 +372,7 @@ on_deadline(struct mk_loop *l, struct mk_timer *t)
 	for (i = 0; i < p->f->n_up; i++) {
 		if (active(&p->at[i]) && p->at[i].deadline_us <= now) {
 			p->f->st.timeouts++;
+			p->timeouts++;
 			mk_debug("upstream %zu: no answer in time", i);
 			attempt_fail(p, i);
 		}
@@ -375,6 +406,12 @@ handle_answer(struct pending *p, size_t i, const uint8_t *r, size_t n,
 	}
 	if (tc && !via_stream && f->up[i].kind == MK_DNSFWD_DNS) {
 		f->st.tcp_retries++;
+		/* Kept in case TCP to it fails: see finish_failed. */
+		if (p->trunc == NULL && (p->trunc = malloc(n)) != NULL) {
+			memcpy(p->trunc, r, n);
+			p->trunc_len = n;
+			p->trunc_up = (int)i;
+		}
 		if (start_tcp(p, i) != 0)
 			attempt_fail(p, i);
 		settle(p);
@@ -385,13 +422,14 @@ handle_answer(struct pending *p, size_t i, const uint8_t *r, size_t n,
 		if (p->soft == NULL && (p->soft = malloc(n)) != NULL) {
 			memcpy(p->soft, r, n);
 			p->soft_len = n;
+			p->soft_up = (int)i;
 		}
 		attempt_fail(p, i);
 		settle(p);
 		return;
 	}
 	f->st.answered++;
-	finish(p, r, n);
+	finish(p, r, n, MK_DNSFWD_ANSWERED, (int)i);
 }
 
 /* ---- UDP ---- */
@@ -655,6 +693,7 @@ mk_dnsfwd_query(struct mk_dnsfwd *f, const uint8_t *q, size_t qlen,
 	p->limit = limit;
 	p->fn = fn;
 	p->arg = arg;
+	p->start_us = mk_now_us();
 	memcpy(p->q, q, qlen);
 	mk_dns_set_id(p->q, id);
 	p->qlen = qlen;
@@ -796,10 +835,8 @@ mk_dnsfwd_free(struct mk_dnsfwd *f)
 
 	if (f == NULL)
 		return;
-	while ((p = f->list) != NULL) {
-		p->fn(p->arg, NULL, 0);
-		pending_free(p);
-	}
+	while ((p = f->list) != NULL)
+		deliver(p, NULL, 0, MK_DNSFWD_GONE, -1, false);
 	for (i = 0; i < MK_DNSFWD_MAX_UPSTREAMS; i++) {
 		if (f->us[i].io.fd >= 0) {
 			mk_loop_del(f->loop, &f->us[i].io);

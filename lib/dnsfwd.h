@@ -6,11 +6,14 @@
  * back truncated, or as DNS over HTTPS. A table of pending queries keyed
  * by a random upstream ID lets any number wait without holding anything
  * else up. The query travels as the client sent it (EDNS, DO and all);
- * only the ID changes on the way, and is put back on the answer.
+ * only the ID changes on the way, and is put back on the answer. When an
+ * answer came truncated and TCP to that upstream fails, a UDP client gets
+ * the truncated answer (TC set) rather than SERVFAIL.
  */
 #ifndef MK_DNSFWD_H
 #define MK_DNSFWD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,19 +64,39 @@ struct mk_dnsfwd_stats {
 	uint64_t	answered;	/* a good answer passed on */
 	uint64_t	servfail;	/* every upstream failed */
 	uint64_t	tcp_retries;	/* truncated: asked over TCP */
+	uint64_t	truncated;	/* ... TCP failed: the UDP one passed */
 	uint64_t	doh_sent;
 	uint64_t	timeouts;	/* attempts with no answer */
 	uint64_t	ignored;	/* answers matching no pending query */
 	uint64_t	busy;		/* refused: too many pending */
 };
 
+/* What became of a forwarded query, for the caller's log. */
+enum mk_dnsfwd_how {
+	MK_DNSFWD_ANSWERED,	/* an upstream's answer */
+	MK_DNSFWD_TRUNCATED,	/* an upstream's truncated UDP answer: it
+				 * could not be had over TCP */
+	MK_DNSFWD_FAILED,	/* every upstream failed: our SERVFAIL */
+	MK_DNSFWD_GONE,		/* the forwarder was freed first */
+};
+
+struct mk_dnsfwd_result {
+	enum mk_dnsfwd_how	how;
+	int			up;	/* the upstream (index), or -1 */
+	int			rcode;	/* of the answer given, or -1 */
+	bool			cut;	/* fitted to the client's limit, TC */
+	unsigned		timeouts; /* attempts with no answer */
+	uint64_t		elapsed_us;
+};
+
 /*
  * The answer to a forwarded query, or resp NULL when the forwarder is
  * freed first. Runs from the loop, never inside mk_dnsfwd_query; resp
  * carries the client's ID and fits the limit given there (SERVFAIL when
- * every upstream failed).
+ * every upstream failed). res says how it came about; never NULL.
  */
-typedef void (*mk_dnsfwd_fn)(void *arg, const uint8_t *resp, size_t len);
+typedef void (*mk_dnsfwd_fn)(void *arg, const uint8_t *resp, size_t len,
+    const struct mk_dnsfwd_result *res);
 
 int mk_dnsfwd_new(struct mk_dnsfwd **out, struct mk_loop *l,
     const struct mk_dnsfwd_conf *c, const char **why);

@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,58 @@ mk_resolv_backup_path(char *buf, size_t len, const char *state_dir,
 	return 0;
 }
 
+/* ---- the state directory ---- */
+
+/*
+ * Whoever can write the state directory chooses what --uninstall writes
+ * to resolv.conf, and the upstreams read from the backup: it must belong
+ * to root or to us and be writable by no one else, and so must every
+ * directory above it, except sticky ones like /tmp (where no one else can
+ * rename what is ours).
+ */
+int
+mk_resolv_check_dir(const char *dir, char *err, size_t errlen)
+{
+	char real[PATH_MAX], *p;
+	struct stat st;
+	uid_t me = geteuid();
+	bool top = true;
+
+	if (realpath(dir, real) == NULL)
+		return seterr(err, errlen, "state directory %s: %s", dir,
+		    strerror(errno));
+	for (;;) {
+		if (lstat(real, &st) != 0)
+			return seterr(err, errlen, "state directory %s: %s: %s",
+			    dir, real, strerror(errno));
+		if (!S_ISDIR(st.st_mode)) {
+			errno = ENOTDIR;
+			return seterr(err, errlen, "state directory %s: %s is "
+			    "not a directory", dir, real);
+		}
+		if (st.st_uid != 0 && st.st_uid != me) {
+			errno = EPERM;
+			return seterr(err, errlen, "state directory %s: %s "
+			    "belongs to uid %u, not to root or this user; "
+			    "refusing it", dir, real, (unsigned)st.st_uid);
+		}
+		if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+		    (top || (st.st_mode & S_ISVTX) == 0)) {
+			errno = EPERM;
+			return seterr(err, errlen, "state directory %s: %s is "
+			    "writable by %s; refusing it", dir, real,
+			    (st.st_mode & S_IWOTH) ? "anyone" : "its group");
+		}
+		if (strcmp(real, "/") == 0)
+			return 0;
+		top = false;
+		if ((p = strrchr(real, '/')) == real)
+			p[1] = '\0';
+		else
+			*p = '\0';
+	}
+}
+
 /* ---- writing ---- */
 
 static int
@@ -349,7 +402,7 @@ mk_resolv_install(const char *path, const char *backup, const char *ns,
 {
 	struct stat st, bst, lst;
 	struct mk_resolv old;
-	char *cur = NULL, *bk = NULL, *nc = NULL, dir[PATH_MAX];
+	char *cur = NULL, *bk = NULL, *nc = NULL, dir[PATH_MAX], *d;
 	size_t curlen, bklen, nclen;
 	int rc = -1;
 
@@ -365,6 +418,9 @@ mk_resolv_install(const char *path, const char *backup, const char *ns,
 	if (old.ours) {
 		/* Installed before and never uninstalled (a crash): the
 		 * backup holds the real original; keep it. */
+		snprintf(dir, sizeof(dir), "%s", backup);
+		if (mk_resolv_check_dir(dirname(dir), err, errlen) != 0)
+			goto out;
 		if (read_file(backup, &bk, &bklen, &bst) != 0) {
 			seterr(err, errlen, "%s was written by magicdns but "
 			    "its backup %s cannot be read: %s", path, backup,
@@ -373,9 +429,21 @@ mk_resolv_install(const char *path, const char *backup, const char *ns,
 		}
 		mk_resolv_parse(&old, bk, bklen);
 	} else {
+		/* Ours alone: never the original's owner or mode. */
+		memset(&bst, 0, sizeof(bst));
+		bst.st_mode = 0600;
+		bst.st_uid = geteuid();
+		bst.st_gid = getegid();
 		snprintf(dir, sizeof(dir), "%s", backup);
-		if (mkdir_p(dirname(dir)) != 0 ||
-		    write_file(backup, cur, curlen, &st, false) != 0) {
+		d = dirname(dir);
+		if (mkdir_p(d) != 0) {
+			seterr(err, errlen, "backup %s: %s", backup,
+			    strerror(errno));
+			goto out;
+		}
+		if (mk_resolv_check_dir(d, err, errlen) != 0)
+			goto out;
+		if (write_file(backup, cur, curlen, &bst, false) != 0) {
 			seterr(err, errlen, "backup %s: %s", backup,
 			    strerror(errno));
 			goto out;
@@ -402,15 +470,29 @@ mk_resolv_uninstall(const char *path, const char *backup, char *err,
     size_t errlen)
 {
 	struct stat bst, st;
-	char *bk = NULL, *cur = NULL;
+	char *bk = NULL, *cur = NULL, dir[PATH_MAX];
 	size_t bklen, curlen;
 	int rc = -1;
 
+	snprintf(dir, sizeof(dir), "%s", backup);
+	if (access(dir, F_OK) != 0 && errno == ENOENT)
+		return 1;
+	if (mk_resolv_check_dir(dirname(dir), err, errlen) != 0)
+		return -1;
 	if (read_file(backup, &bk, &bklen, &bst) != 0) {
 		if (errno == ENOENT)
 			return 1;
 		return seterr(err, errlen, "%s: %s", backup, strerror(errno));
 	}
+	/*
+	 * The restored file keeps the owner and mode of the one there now
+	 * (ours, written with the original's), never the backup's: whoever
+	 * owns the backup does not get to own resolv.conf.
+	 */
+	memset(&st, 0, sizeof(st));
+	st.st_mode = 0644;
+	st.st_uid = geteuid();
+	st.st_gid = getegid();
 	if (read_file(path, &cur, &curlen, &st) == 0) {
 		if (curlen < sizeof(MK_RESOLV_MARKER) - 1 ||
 		    memcmp(cur, MK_RESOLV_MARKER,
@@ -424,7 +506,7 @@ mk_resolv_uninstall(const char *path, const char *backup, char *err,
 		seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (write_file(path, bk, bklen, &bst, true) != 0) {
+	if (write_file(path, bk, bklen, &st, true) != 0) {
 		seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}

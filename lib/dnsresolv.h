@@ -5,7 +5,8 @@
  * namespace (ip netns exec bind-mounts /etc/netns/NS/resolv.conf over
  * /etc/resolv.conf, so every namespace has its own file but they share
  * one state directory), and restored byte for byte, with its mode and
- * owner. A bind-mounted file cannot be renamed over: it is then written in
+ * owner (those of the file in place, which had the original's: never the
+ * backup's). The state directory must be trusted (mk_resolv_check_dir). A bind-mounted file cannot be renamed over: it is then written in
  * place, which is safe because the backup is on disk (fsynced) first.
  */
 #ifndef MK_DNSRESOLV_H
@@ -47,6 +48,14 @@ int mk_resolv_load(struct mk_resolv *r, const char *path);
  * identify` finds it (its file in /run/netns), or "default". 0 or -1.
  */
 int mk_netns_name(char *buf, size_t len);
+
+/*
+ * May dir hold the backup: it and every directory above it owned by root
+ * or by this user, and none writable by others (sticky ones above it, as
+ * /tmp, excepted)? 0, or -1 with a message in err. install and uninstall
+ * check it themselves.
+ */
+int mk_resolv_check_dir(const char *dir, char *err, size_t errlen);
 
 /* state_dir "/" "resolv.conf." key into buf; 0 or -1 (too long). */
 int mk_resolv_backup_path(char *buf, size_t len, const char *state_dir,

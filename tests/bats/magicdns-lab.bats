@@ -298,6 +298,27 @@ syns() {
 	assert_output 500
 }
 
+@test "the per-source rate limit counts TCP too: a source over it is cut off" {
+	md m pub -u none -l "$PUB_IP" -a "$STUN2_IP/32" --rate 10 -vv
+	q=$($PEER query alice.mesh.example)
+	msgs=()
+	for _ in $(seq 200); do
+		msgs+=("$q")
+	done
+	# 200 queries in one write: the burst of 20 answered, then closed
+	run "$LAB" exec stun2 $PEER send --tcp --timeout 5 "$PUB_IP" 53 "${msgs[@]}"
+	assert_success
+	assert_line --index $((${#lines[@]} - 1)) closed
+	[ "${#lines[@]}" -ge 11 ] && [ "${#lines[@]}" -le 41 ]
+	wait_log m "^magicdns: $STUN2_IP:[0-9]+: dropped by the rate limit; connection closed$"
+	kill -USR1 "$(bg_pid m)"
+	wait_log m 'rate-limited [1-9]'
+	# this host's own TCP queries are never limited
+	run "$LAB" exec pub $PEER send --tcp --timeout 5 "$PUB_IP" 53 "${msgs[@]}"
+	assert_equal "${#lines[@]}" 200
+	refute_output --partial closed
+}
+
 @test "DNS over HTTPS to unbound: the queries arrive over HTTPS, multiplexed" {
 	ub() { "$LAB" exec relay unbound-control -c "$F/unbound.conf" "$@"; }
 	before=$(ub stats_noreset | sed -n 's/^num.query.https=//p')
@@ -408,6 +429,48 @@ syns() {
 	wait "$(bg_pid m2)" || rc=$?
 	assert_equal "$rc" 0
 	resolv_same
+}
+
+@test "a state directory another user owns or can write is refused; resolv.conf untouched" {
+	mkdir -m 0700 "$STATE"
+	chmod 0777 "$STATE"
+	# (bounded: a magicdns that took the directory would serve on)
+	run timeout 10 "$LAB" exec pub "$MK_BIN/magicdns" -c "$F/mesh.conf" \
+		-u none --state-dir "$STATE" --install
+	assert_failure 3
+	assert_output --partial "state directory $STATE: $STATE is writable by anyone; refusing it"
+	resolv_same
+	run lo_addrs
+	refute_output --partial 100.100.100.100
+	# a backup planted there is not put in place by --uninstall
+	printf 'nameserver 203.0.113.66\n' >"$STATE/resolv.conf.$LAB_PREFIX-pub"
+	run "$LAB" exec pub "$MK_BIN/magicdns" --uninstall --state-dir "$STATE"
+	assert_failure 3
+	assert_output --partial 'refusing it'
+	resolv_same
+	# owned by someone else, even if only they can write it
+	chmod 0755 "$STATE"
+	chown nobody "$STATE"
+	run "$LAB" exec pub "$MK_BIN/magicdns" --uninstall --state-dir "$STATE"
+	assert_failure 3
+	assert_output --partial "belongs to uid $(id -u nobody), not to root or this user"
+	resolv_same
+	rm -rf "$STATE"
+}
+
+@test "the restored resolv.conf keeps its own owner and mode, never the backup's" {
+	md m pub --install
+	kill -KILL "$(bg_pid m)"
+	wait "$(bg_pid m)" || true
+	backup=$STATE/resolv.conf.$LAB_PREFIX-pub
+	[ "$(stat -c %a "$backup")" = 600 ]
+	# whoever got to own the backup does not get to own resolv.conf
+	chown nobody:nogroup "$backup"
+	chmod 0666 "$backup"
+	run "$LAB" exec pub "$MK_BIN/magicdns" --uninstall --state-dir "$STATE"
+	assert_success
+	resolv_same
+	[ "$(stat -c %U:%G "$NETNS_DIR/resolv.conf")" = root:root ]
 }
 
 @test "a resolv.conf rewritten by someone else meanwhile is left alone, with the backup" {

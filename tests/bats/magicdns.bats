@@ -241,6 +241,161 @@ EOF
 	assert_output --regexp '^42428[0-9a-f]{3}00010001'
 }
 
+# free_udp_peer NAME MODE: a magicdns-peer.py server on a free port; UPORT.
+free_udp_peer() {
+	local name=$1 mode=$2
+	for _ in 1 2 3 4 5; do
+		UPORT=$((20000 + RANDOM % 20000))
+		bg_start "$name" $PEER "$mode" 127.0.0.1 "$UPORT"
+		wait_log "$name" '^ready' 5 && return 0
+	done
+	return 1
+}
+
+@test "truncation: a UDP answer too big keeps the records that fit, with TC; local and forwarded" {
+	# 32 addresses (the most one name takes) here, 60 in dnsmasq
+	for i in $(seq 32); do
+		echo "10.0.0.$i many"
+	done >"$BATS_TEST_TMPDIR/hosts"
+	for i in $(seq 60); do
+		echo "10.0.0.$i many.fwd.test"
+	done >"$BATS_TEST_TMPDIR/dm.hosts"
+	start_dnsmasq dm --addn-hosts="$BATS_TEST_TMPDIR/dm.hosts"
+	start_md md -H "$BATS_TEST_TMPDIR/hosts" -d lab.test -u "127.0.0.1:$DMPORT" -vv
+	# local: 12 + 19 (question) + 30 x 16 bytes fit in 512
+	run d +noedns +ignore many.lab.test
+	assert_output --partial 'flags: qr aa tc rd ra;'
+	assert_output --partial 'ANSWER: 30,'
+	assert_output --regexp 'MSG SIZE  rcvd: (49[0-9]|50[0-9]|51[0-2])'
+	# and all 32 over TCP, or with a large enough EDNS size
+	run d +tcp many.lab.test
+	assert_output --partial 'ANSWER: 32,'
+	run d +bufsize=1232 many.lab.test
+	assert_output --partial 'ANSWER: 32,'
+	refute_output --partial ' tc '
+	# forwarded: what fits of dnsmasq's 60, TC set
+	run d +noedns +ignore many.fwd.test
+	assert_output --partial 'status: NOERROR'
+	assert_output --regexp 'flags: qr( aa)? tc rd ra;'
+	assert_output --regexp 'ANSWER: [1-5]?[0-9],'
+	refute_output --partial 'ANSWER: 0,'
+	run d +tcp many.fwd.test
+	assert_output --partial 'ANSWER: 60,'
+	wait_log md "many\.fwd\.test A: answered by 127\.0\.0\.1:$DMPORT: NOERROR in [0-9]+ ms; truncated to fit the client \(TC\)"
+}
+
+@test "an upstream's truncated answer reaches a UDP client when the upstream has no TCP" {
+	free_udp_peer tc truncating
+	start_md md -c "$MESH" -u "127.0.0.1:$UPORT" -vv
+	run d +ignore www.tc.test
+	assert_output --partial 'status: NOERROR'
+	assert_output --regexp 'flags: qr tc rd;'
+	assert_output --partial 'ANSWER: 1,'
+	assert_output --regexp 'www\.tc\.test\.[[:space:]]+60[[:space:]]+IN[[:space:]]+A[[:space:]]+192\.0\.2\.99'
+	wait_log md "www\.tc\.test A: truncated answer from 127\.0\.0\.1:$UPORT passed on \(no answer over TCP\): NOERROR in [0-9]+ ms"
+	# a TCP client asked for all of it: that could not be had
+	run d +tcp www.tc.test
+	assert_output --partial 'status: SERVFAIL'
+	kill -USR1 "$(bg_pid md)"
+	wait_log md 'truncated 1,'
+}
+
+@test "a query with two OPT records: FORMERR (RFC 6891), never forwarded" {
+	free_udp_peer echo echo
+	start_md md -c "$MESH" -u "127.0.0.1:$UPORT"
+	opt=00002904d0000000000000
+	q=$($PEER query www.example.org)
+	run $PEER send 127.0.0.1 "$MDPORT" "${q:0:20}0002${q:24}$opt$opt"
+	assert_output --regexp '^42428181'
+	run $PEER send --tcp 127.0.0.1 "$MDPORT" "${q:0:20}0002${q:24}$opt$opt"
+	assert_output --regexp '^42428181'
+	# one is fine, and goes upstream
+	run $PEER send 127.0.0.1 "$MDPORT" "${q:0:20}0001${q:24}$opt"
+	assert_output --regexp '^42428180'
+	assert_equal "$(grep -vc '^ready' "$BATS_TEST_TMPDIR/echo.log")" 1
+}
+
+@test "-vv logs what became of each forwarded query" {
+	start_dnsmasq dm --address=/fwd.test/192.0.2.55
+	start_md md -c "$MESH" -u "127.0.0.1:$DMPORT" -vv
+	d +short www.fwd.test >/dev/null
+	wait_log md "^magicdns: 127\.0\.0\.1:[0-9]+ www\.fwd\.test A: answered by 127\.0\.0\.1:$DMPORT: NOERROR in [0-9]+ ms$"
+	d +tcp +short www2.fwd.test >/dev/null
+	wait_log md "www2\.fwd\.test A: answered by 127\.0\.0\.1:$DMPORT: NOERROR in [0-9]+ ms$"
+	d +short alice.mesh.example >/dev/null
+	wait_log md 'alice\.mesh\.example A: local NOERROR'
+	# a silent upstream and a refused one: SERVFAIL, the silence counted
+	free_udp_peer hole blackhole
+	port=$(dead_port)
+	start_md md2 -c "$MESH" -u "127.0.0.1:$UPORT" -u "127.0.0.1:$port" -vv
+	d www.stalled.test >/dev/null || true
+	wait_log md2 'www\.stalled\.test A: no upstream answered: SERVFAIL in [0-9]+ ms; 1 upstream timed out$'
+	# no upstream at all
+	start_md md3 -c "$MESH" -u none -vv
+	d www.example.org >/dev/null || true
+	wait_log md3 'www\.example\.org A: no upstream: SERVFAIL'
+	# and without -vv, none of it
+	start_md md4 -c "$MESH" -u "127.0.0.1:$DMPORT"
+	d +short www.fwd.test >/dev/null
+	run grep -c 'answered by' "$BATS_TEST_TMPDIR/md4.log"
+	assert_output 0
+}
+
+@test "TCP pipelining: 40 forwarded queries in one write get 40 answers (past the cap of 32 pending)" {
+	start_dnsmasq dm --address=/fwd.test/192.0.2.55
+	start_md md -c "$MESH" -u "127.0.0.1:$DMPORT"
+	q=$($PEER query www.fwd.test)
+	msgs=()
+	for _ in $(seq 40); do
+		msgs+=("$q")
+	done
+	# 5 s: well under the 10 s idle close that used to free the rest
+	run $PEER send --tcp --timeout 5 127.0.0.1 "$MDPORT" "${msgs[@]}"
+	assert_success
+	refute_output --partial timeout
+	assert_equal "${#lines[@]}" 40
+	for l in "${lines[@]}"; do
+		[[ $l == 4242858000010001* ]]
+	done
+	# mixed with local names, on one connection, 100 of them
+	q2=$($PEER query bob.mesh.example)
+	msgs=()
+	for _ in $(seq 50); do
+		msgs+=("$q" "$q2")
+	done
+	run $PEER send --tcp --timeout 5 127.0.0.1 "$MDPORT" "${msgs[@]}"
+	assert_equal "${#lines[@]}" 100
+	refute_output --partial timeout
+}
+
+@test "one source cannot take every TCP slot: 16 a source, a message whole within 5 s" {
+	start_md md -c "$MESH" -u none -vv
+	# 300 connections from 127.0.0.1, each announcing 65535 bytes and
+	# sending one a second for 8 s
+	bg_start hold $PEER hold --source 127.0.0.1 127.0.0.1 "$MDPORT" 300 8
+	wait_log hold '^ready' 30
+	# meanwhile another source is answered over TCP
+	run d +tcp -b 127.0.0.2 +short alice.mesh.example
+	assert_output 100.64.0.1
+	run $PEER send --tcp 127.0.0.1 "$MDPORT" "$($PEER query bob.mesh.example)"
+	assert_output closed	# 127.0.0.1 has its 16 already
+	wait "$(bg_pid hold)"
+	# the 284 past its share at once, its 16 when their message was not
+	# whole 5 s after it began (a byte a second does not keep them)
+	grep -qx 'closed 300 of 300' "$BATS_TEST_TMPDIR/hold.log"
+	first=$(sed -n 's/^first-closed //p' "$BATS_TEST_TMPDIR/hold.log")
+	[ "$first" != never ]
+	# 5 s after the first byte, sent at 0; 1 s of margin for timers
+	awk -v f="$first" 'BEGIN { exit !(f >= 4.0) }'
+	kill -USR1 "$(bg_pid md)"
+	wait_log md 'tcp 17 \(turned away 28[0-9], timed out 16\)'
+	grep -q '127\.0\.0\.1:[0-9]*: tcp: a message not whole in 5 s; closed' \
+		"$BATS_TEST_TMPDIR/md.log"
+	# and a client that sends its message in pieces, in time, is answered
+	run d +tcp +short bob.mesh.example
+	assert_output 100.64.0.2
+}
+
 @test "the query goes upstream as sent: EDNS, DO and options; only the ID differs" {
 	for _ in 1 2 3 4 5; do
 		UPORT=$((20000 + RANDOM % 20000))
@@ -288,12 +443,16 @@ EOF
 	d www.stalled.test >"$BATS_TEST_TMPDIR/slow.out" &
 	slow=$!
 	wait_log hole swallowed 5
-	for _ in 1 2 3 4 5; do
-		run d +short alice.mesh.example
-		assert_output 100.64.0.1
+	# each answered at once, by dig's own clock (not counting its start,
+	# which a loaded machine stretches): under 500 ms where the stalled
+	# one takes 2000; the first while the stalled one still waits
+	for i in 1 2 3 4 5; do
+		run d alice.mesh.example
+		assert_output --regexp $'ANSWER SECTION:\nalice\.mesh\.example\.[[:space:]]+5[[:space:]]+IN[[:space:]]+A[[:space:]]+100\.64\.0\.1'
+		qt=$(sed -n 's/^;; Query time: \([0-9]*\) msec$/\1/p' <<<"$output")
+		[ -n "$qt" ] && [ "$qt" -lt 500 ]
+		[ "$i" -gt 1 ] || kill -0 "$slow"
 	done
-	t1=$(now_ms)
-	[ $((t1 - t0)) -lt 1500 ]
 	wait "$slow"
 	t2=$(now_ms)
 	grep -q 'status: SERVFAIL' "$BATS_TEST_TMPDIR/slow.out"

@@ -471,6 +471,19 @@ test_edns(void)
 	ldns_pkt_free(p);
 	o.version = 0;
 
+	/* two OPT records: FORMERR (RFC 6891 6.1.1), never forwarded */
+	qn = mkq(qb, sizeof(qb), "www.example.org.", LDNS_RR_TYPE_A, &o);
+	REQUIRE_VOID(qn > 0 && qn + 11 <= sizeof(qb));
+	memcpy(qb + qn, qb + qn - 11, 11);
+	qb[11] = 2;
+	act = mk_dns_respond(qb, qn + 11, &t, 0, out, sizeof(out), &outlen,
+	    &qi);
+	CHECK(act == MK_DNS_REPLY && qi.rcode == MK_DNS_FORMERR);
+	CHECK((out[3] & 0x0f) == MK_DNS_FORMERR);
+	qb[11] = 1;
+	act = mk_dns_respond(qb, qn, &t, 0, out, sizeof(out), &outlen, &qi);
+	CHECK(act == MK_DNS_FORWARD);
+
 	/* an answer too big for 512 bytes: TC over UDP without EDNS,
 	 * whole over TCP or with a large EDNS size */
 	for (i = 0; i < MK_DNSTAB_MAX_IPS; i++) {
@@ -487,7 +500,9 @@ test_edns(void)
 	CHECK(outlen <= 512);
 	CHECK(qi.limit == 512 && qi.local && qi.rcode == 0);
 	CHECK((out[2] & 0x02) != 0);			/* TC */
-	CHECK(out[6] == 0 && out[7] == 0);		/* no answers */
+	/* the records that fit: 12 + 50 (question) + 16 each */
+	CHECK(out[6] == 0 && out[7] == (512 - 12 - 50) / 16);
+	CHECK(outlen + 16 > 512);
 	act = mk_dns_respond(qb, qn, &t, MK_DNS_TCP, out, sizeof(out),
 	    &outlen, &qi);
 	CHECK(act == MK_DNS_REPLY && outlen > 512 && (out[2] & 0x02) == 0);
@@ -660,14 +675,28 @@ test_forward_helpers(void)
 	qn = mkq(qb, sizeof(qb), "www.example.org.", LDNS_RR_TYPE_AAAA, &o);
 	CHECK(mk_dns_check_answer(qb, qn, big, bn, &tc) == -1);
 
-	/* fitting: untouched when it fits, else TC with no records */
+	/* fitting: untouched when it fits, else TC with the records that
+	 * fit, in order, and the OPT record (dnsmasq and Tailscale do so) */
 	rn = bn;
 	CHECK(mk_dns_fit(big, &rn, sizeof(big), 4096) == 0 && rn == bn);
 	CHECK(mk_dns_fit(big, &rn, sizeof(big), 512) == 0 && rn <= 512);
 	REQUIRE_VOID(ldns_wire2pkt(&p, big, rn) == LDNS_STATUS_OK);
-	CHECK(ldns_pkt_tc(p) && ldns_pkt_ancount(p) == 0 &&
+	/* 12 + 21 (question) + 11 (OPT) + 16 a compressed A: 29 fit */
+	CHECK(ldns_pkt_tc(p) && ldns_pkt_ancount(p) == 29 &&
 	    ldns_pkt_qdcount(p) == 1 && ldns_pkt_edns(p));
+	CHECK(rn + 16 > 512);
+	for (i = 0; i < (int)ldns_pkt_ancount(p); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(p),
+		    (size_t)i);
+
+		CHECK(ldns_rdf_data(ldns_rr_rdf(rr, 0))[3] == i);
+	}
 	CHECK(ldns_pkt_id(p) == 1);
+	ldns_pkt_free(p);
+	/* a limit below even one record: header, question, OPT and TC */
+	CHECK(mk_dns_fit(big, &rn, sizeof(big), 50) == 0 && rn <= 50);
+	REQUIRE_VOID(ldns_wire2pkt(&p, big, rn) == LDNS_STATUS_OK);
+	CHECK(ldns_pkt_tc(p) && ldns_pkt_ancount(p) == 0 && ldns_pkt_edns(p));
 	ldns_pkt_free(p);
 	qn = mkq(qb, sizeof(qb), "www.example.org.", LDNS_RR_TYPE_A, &o);
 	CHECK(mk_dns_check_answer(qb, qn, big, rn, &tc) == 0 && tc);

@@ -107,7 +107,8 @@ test_install(void)
 	REQUIRE_VOID(s != NULL);
 	CHECK_STR(s, orig);
 	REQUIRE_VOID(stat(backup, &st) == 0);
-	CHECK((st.st_mode & 07777) == 0640);
+	/* the backup is ours alone, whatever the original's mode */
+	CHECK((st.st_mode & 07777) == 0600 && st.st_uid == geteuid());
 	REQUIRE_VOID(mk_resolv_load(&r, path) == 0);
 	CHECK(r.ours);
 	CHECK(r.n_ns == 1);
@@ -123,11 +124,17 @@ test_install(void)
 	    "mesh.example", err, sizeof(err)) == 0);
 	CHECK_STR(get(backup), orig);
 
+	/* a backup with another owner and mode: the restored file keeps
+	 * the original's (the file in place has them), never the backup's */
+	CHECK(chmod(backup, 0666) == 0);
+	if (geteuid() == 0)
+		CHECK(chown(backup, 65534, 65534) == 0);
 	REQUIRE_VOID(mk_resolv_uninstall(path, backup, err, sizeof(err)) ==
 	    0);
 	CHECK_STR(get(path), orig);
 	REQUIRE_VOID(stat(path, &st) == 0);
 	CHECK((st.st_mode & 07777) == 0640);
+	CHECK(st.st_uid == geteuid() && st.st_gid == getegid());
 	CHECK(access(backup, F_OK) != 0 && errno == ENOENT);
 	CHECK(mk_resolv_uninstall(path, backup, err, sizeof(err)) == 1);
 
@@ -158,6 +165,45 @@ test_install(void)
 	CHECK(r.n_ns == 0);
 }
 
+/* A state directory someone else can write is refused, both ways. */
+static void
+test_state_dir(void)
+{
+	char sd[160], path[128], backup[200], err[512];
+
+	snprintf(path, sizeof(path), "%s/resolv.conf", dir);
+	snprintf(sd, sizeof(sd), "%s/open", dir);
+	REQUIRE_VOID(mkdir(sd, 0700) == 0 && chmod(sd, 0777) == 0);
+	REQUIRE_VOID(mk_resolv_backup_path(backup, sizeof(backup), sd,
+	    "ns1") == 0);
+	put(path, "nameserver 192.0.2.53\n", 0644);
+	CHECK(mk_resolv_check_dir(sd, err, sizeof(err)) == -1);
+	CHECK(mk_resolv_install(path, backup, "100.100.100.100", NULL, err,
+	    sizeof(err)) == -1);
+	CHECK(strstr(err, "writable by anyone; refusing it") != NULL);
+	CHECK_STR(get(path), "nameserver 192.0.2.53\n");
+	CHECK(access(backup, F_OK) != 0);
+	/* a backup planted there is not restored */
+	put(backup, "nameserver 203.0.113.66\n", 0644);
+	put(path, MK_RESOLV_MARKER "\nnameserver 100.100.100.100\n", 0644);
+	CHECK(mk_resolv_uninstall(path, backup, err, sizeof(err)) == -1);
+	CHECK_STR(get(path), MK_RESOLV_MARKER "\nnameserver 100.100.100.100\n");
+	/* group-writable: refused too; private: fine */
+	CHECK(chmod(sd, 0770) == 0);
+	CHECK(mk_resolv_check_dir(sd, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "writable by its group") != NULL);
+	CHECK(chmod(sd, 0755) == 0);
+	CHECK(mk_resolv_check_dir(sd, err, sizeof(err)) == 0);
+	/* owned by another user */
+	if (geteuid() == 0) {
+		CHECK(chown(sd, 65534, 65534) == 0);
+		CHECK(mk_resolv_check_dir(sd, err, sizeof(err)) == -1);
+		CHECK(strstr(err, "belongs to uid 65534") != NULL);
+	}
+	unlink(backup);
+	CHECK(mk_resolv_check_dir("/nonexistent/x", err, sizeof(err)) == -1);
+}
+
 static void
 test_netns(void)
 {
@@ -180,6 +226,7 @@ main(void)
 	}
 	test_parse();
 	test_install();
+	test_state_dir();
 	test_netns();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
