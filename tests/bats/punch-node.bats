@@ -278,3 +278,82 @@ df_ping() {
 	wait_log punch-h-eim1b 'UDP port' 10
 	grep -q "UDP port $port " "$BATS_TEST_TMPDIR/punch-h-eim1b.log"
 }
+
+@test "SIGHUP: a node added to mesh.conf becomes a peer, one removed is dropped" {
+	m2=$BATS_TEST_TMPDIR/mesh2.conf
+	grep -v '^node carol' "$MESH" >"$m2"
+	# alice and dave start without carol
+	"$LAB" exec h-eim1 env PATH="$WGPATH" "$MK_BIN/wgsetup" up --userspace \
+		"$(ifc h-eim1)" --mesh "$m2" --key "$KEYS/a.key"
+	bg_start punch-h-eim1 "$LAB" exec h-eim1 "$MK_BIN/punch" -v --node "$m2" \
+		-k "$KEYS/a.key" --wg "$(ifc h-eim1)"
+	wait_log punch-h-eim1 'node alice: 2 peers' 10
+	# carol joins: the file, WireGuard's peers, then punch
+	cp "$MESH" "$m2"
+	"$LAB" exec h-eim1 env PATH="$WGPATH" "$MK_BIN/wgsetup" up --userspace \
+		"$(ifc h-eim1)" --mesh "$m2" --key "$KEYS/a.key"
+	kill -HUP "$(bg_pid punch-h-eim1)"
+	wait_log punch-h-eim1 "$m2: 3 peers" 10
+	node h-edm1
+	wait_for 20 pings h-eim1 100.64.0.3
+	# dave leaves: punch drops him
+	grep -v '^node dave' "$MESH" >"$m2"
+	kill -HUP "$(bg_pid punch-h-eim1)"
+	wait_log punch-h-eim1 "$m2: 2 peers" 10
+	run --separate-stderr "$LAB" exec h-eim1 "$MK_BIN/punch" status -i "$(ifc h-eim1)"
+	refute_line --regexp '^dave '
+	assert_line --regexp '^carol '
+	# a file that does not parse changes nothing
+	echo 'node broken' >>"$m2"
+	kill -HUP "$(bg_pid punch-h-eim1)"
+	wait_log punch-h-eim1 'keeping the peers as they are' 10
+	"$LAB" exec h-eim1 ping -c 2 -i 0.2 -W 2 100.64.0.3 >/dev/null
+}
+
+@test "a mesh file without this node's key: exit 2, nothing left behind" {
+	m2=$BATS_TEST_TMPDIR/mesh2.conf
+	grep -v '^node alice' "$MESH" >"$m2"
+	run -2 --separate-stderr "$LAB" exec h-eim1 "$MK_BIN/punch" --node "$m2" \
+		-k "$KEYS/a.key" --wg "$(ifc h-eim1)"
+	[[ $stderr == *"this node's key is not in it"* ]]
+	[ ! -e "/run/meshkit/punch-$(ifc h-eim1).sock" ]
+}
+
+@test "two meshed relays: peers homed on different relays meet; killing one moves its nodes to the other" {
+	t=$BATS_TEST_TMPDIR
+	(umask 077; openssl rand -hex 32 >"$t/mesh.key")
+	r1="http://$RELAY_IP:8080" r2="http://$PUB_IP:8080"
+	m2=$t/mesh2.conf
+	{
+		echo "relay $r1"
+		echo "relay $r2"
+		echo "stun $RELAY_IP:3478"
+		grep '^node ' "$MESH"
+	} >"$m2"
+	relay1() {
+		bg_start "r1-$1" "$LAB" exec relay "$MK_BIN/derpcat" -l :8080 --http \
+			--stun-port 0 -v --mesh-key "$t/mesh.key" --mesh-with "$r2"
+		wait_log "r1-$1" 'listening on' 10
+	}
+	bg_start r2 "$LAB" exec pub "$MK_BIN/derpcat" -l :8080 --http --stun-port 0 -v \
+		--mesh-key "$t/mesh.key" --mesh-with "$r1"
+	wait_log r2 'listening on' 10
+	# dave comes while the first relay is down: he homes on the second
+	for h in h-edm1 h-edm2; do
+		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" up --userspace \
+			"$(ifc "$h")" --mesh "$m2" --key "$KEYS/$(key_of "$h").key"
+	done
+	bg_start punch-dave "$LAB" exec h-edm2 "$MK_BIN/punch" -v --node "$m2" \
+		-k "$KEYS/d.key" --wg "$(ifc h-edm2)"
+	wait_log punch-dave "on the relay $r2" 20
+	relay1 a
+	bg_start punch-carol "$LAB" exec h-edm1 "$MK_BIN/punch" -v --node "$m2" \
+		-k "$KEYS/c.key" --wg "$(ifc h-edm1)"
+	wait_log punch-carol "on the relay $r1" 20
+	# EDM to EDM: no direct path; the packets cross both relays
+	wait_for 30 pings h-edm1 100.64.0.4
+	# the first relay dies: carol moves to the second, the tunnel goes on
+	kill "$(bg_pid r1-a)"
+	wait_log punch-carol "on the relay $r2" 30
+	wait_for 30 pings h-edm1 100.64.0.4
+}
