@@ -1291,6 +1291,7 @@ static void
 dc_connected(struct mk_derpc *c, void *arg)
 {
 	struct punch *p = arg;
+	size_t i;
 
 	snprintf(p->relay_url, sizeof(p->relay_url), "%s",
 	    mk_derpc_target(c)->url.url);
@@ -1299,6 +1300,12 @@ dc_connected(struct mk_derpc *c, void *arg)
 		p->relay_at_us = mk_now_us();
 	p->relay_up = p->relay_ever = true;
 	send_cmm_all(p);
+	/* a peer not yet direct is on this relay now */
+	for (i = 0; i < p->n_peers; i++)
+		if (!trusted(p->peers[i]))
+			p->peers[i]->reported = PATH_NONE;
+	for (i = 0; i < p->n_peers; i++)
+		report_path(p->peers[i]);
 }
 
 static void
@@ -2314,8 +2321,6 @@ run(const struct opts *o)
 	if (p->node) {
 		mk_timer_in(&p->loop, &p->restun_timer, RESTUN_MIN_US +
 		    randombytes_uniform(6000000));
-		for (i = 0; i < p->n_peers; i++)
-			report_path(p->peers[i]);
 	} else {
 		mk_timer_in(&p->loop, &p->deadline, o->wait_ms * 1000);
 	}

@@ -357,3 +357,70 @@ df_ping() {
 	wait_log punch-carol "on the relay $r2" 30
 	wait_for 30 pings h-edm1 100.64.0.4
 }
+
+# block ROUTER ADDR: drop UDP between this router and ADDR; unblock ROUTER
+block() {
+	"$LAB" exec "$1" nft -f - <<EOF
+table inet mkcut {
+	chain cut {
+		type filter hook forward priority -10;
+		ip daddr $2 meta l4proto udp drop
+		ip saddr $2 meta l4proto udp drop
+	}
+}
+EOF
+}
+unblock() { "$LAB" exec "$1" nft delete table inet mkcut; }
+
+@test "an iperf3 TCP stream survives a relay -> direct and a direct -> relay switch" {
+	block eim1 "$EIM2_WAN"
+	node h-eim1
+	node h-eim2
+	wait_for 20 pings h-eim1 100.64.0.2
+	bg_start iperf-s "$LAB" exec h-eim2 iperf3 -s -1 -B 100.64.0.2
+	wait_for 10 '"$LAB" exec h-eim2 ss -Htln | grep -q 100.64.0.2:5201'
+	bg_start iperf-c "$LAB" exec h-eim1 iperf3 -c 100.64.0.2 -t 16 -b 20M
+	# relay -> direct
+	sleep 3
+	unblock eim1
+	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
+	# direct -> relay
+	sleep 3
+	block eim1 "$EIM2_WAN"
+	wait_for 15 '[ "$(grep -c " relay http" "$BATS_TEST_TMPDIR/punch-h-eim1.log")" -ge 2 ]'
+	rc=0
+	wait "$(bg_pid iperf-c)" || rc=$?
+	unblock eim1
+	[ "$rc" = 0 ] || { bg_log iperf-c >&2; false; }
+	bg_log iperf-c | grep -q 'receiver'
+}
+
+@test "a tunnel idle longer than the routers' UDP timeout stays direct (keepalive)" {
+	m2=$BATS_TEST_TMPDIR/mesh2.conf
+	{ cat "$MESH"; echo "option keepalive 2"; } >"$m2"
+	for r in eim1 eim2; do
+		"$LAB" exec "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=5 \
+			net.netfilter.nf_conntrack_udp_timeout_stream=5
+	done
+	for h in h-eim1 h-eim2; do
+		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" up --userspace \
+			"$(ifc "$h")" --mesh "$m2" --key "$KEYS/$(key_of "$h").key"
+		bg_start "punch-$h" "$LAB" exec "$h" "$MK_BIN/punch" -v --node "$m2" \
+			-k "$KEYS/$(key_of "$h").key" --wg "$(ifc "$h")"
+	done
+	wait_for 20 pings h-eim1 100.64.0.2
+	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
+	relays=$(grep -c " relay http" "$BATS_TEST_TMPDIR/punch-h-eim1.log")
+	# idle for three timeouts
+	sleep 15
+	n0=$(relay_packets)
+	"$LAB" exec h-eim1 ping -c 5 -i 0.2 -W 1 100.64.0.2 >/dev/null
+	n1=$(relay_packets)
+	for r in eim1 eim2; do
+		"$LAB" exec "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=30 \
+			net.netfilter.nf_conntrack_udp_timeout_stream=120
+	done
+	[ $((n1 - n0)) -le 2 ] || { echo "the relay carried $((n1 - n0)) packets" >&2; false; }
+	# no fall back to the relay meanwhile
+	assert_equal "$(grep -c " relay http" "$BATS_TEST_TMPDIR/punch-h-eim1.log")" "$relays"
+}
