@@ -87,6 +87,7 @@ struct conn {
 	uint64_t	 pg_at;		/* PeerGone(NotHere) token bucket */
 	uint32_t	 pg_tokens;
 	uint64_t	 id;
+	uint64_t	 act_seq;	/* when it last registered or sent */
 };
 
 struct sent_ent {
@@ -145,6 +146,7 @@ struct mk_derps {
 	uint64_t		 hs_pend;	/* partial frames before auth */
 	struct mk_derps_stats	 st;
 	uint64_t		 next_id;
+	uint64_t		 act_seq;
 	uint64_t		 limit_log_us;
 	uint64_t		 limit_suppressed;
 };
@@ -615,6 +617,7 @@ register_conn(struct conn *c)
 	c->pe_next = pe->conns;
 	pe->conns = c;
 	pe->active = c;
+	c->act_seq = ++s->act_seq;
 	s->st.clients++;
 	if (c->mesh)
 		s->st.mesh_conns++;
@@ -639,8 +642,15 @@ unregister_conn(struct conn *c)
 	for (pp = &pe->conns; *pp != c; pp = &(*pp)->pe_next)
 		;
 	*pp = c->pe_next;
-	if (pe->active == c)
+	if (pe->active == c) {
+		/* derper: the one that most recently connected or sent */
+		struct conn *o;
+
 		pe->active = pe->conns;
+		for (o = pe->conns; o != NULL; o = o->pe_next)
+			if (o->act_seq > pe->active->act_seq)
+				pe->active = o;
+	}
 	c->pe = NULL;
 	s->st.clients--;
 	if (c->mesh)
@@ -1154,8 +1164,10 @@ frame_rule(uint8_t state, uint8_t type, size_t *min, size_t *max)
 static void
 note_activity(struct conn *c)
 {
-	if (c->pe != NULL && c->pe->active != c)
-		c->pe->active = c;
+	if (c->pe == NULL)
+		return;
+	c->pe->active = c;
+	c->act_seq = ++c->srv->act_seq;
 }
 
 /* Frames in buf: bytes used, or -1 when c was closed. */

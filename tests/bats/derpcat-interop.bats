@@ -273,9 +273,9 @@ start_mesh_server() {
 	assert_success
 }
 
-@test "derpcat -l: the older of two connections for a key receives once it sends any frame (a Ping), not only a SendPacket" {
+@test "derpcat -l: the older of two connections for a key receives once it sends any frame (a Ping), not only a SendPacket; when the receiver goes, the last to connect or send takes over" {
 	start_derpcat_server srv
-	run dp garbage "$URL" dup-last-active alive
+	run dp garbage "$URL" dup-last-active dup-active-after-close alive
 	assert_success
 }
 

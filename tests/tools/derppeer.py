@@ -1354,6 +1354,33 @@ class Garbage:
         return False, "after the older one pinged: older %s, newer %s" % (
             "received" if got else "got nothing", "got nothing" if quiet else "received")
 
+    def case_dup_active_after_close(self):
+        # when the connection that receives goes, derper gives its packets
+        # to the one that most recently connected or sent: here the oldest,
+        # which pinged after the second connected, not the second
+        a = self.session()
+        kb = bytes(PrivateKey.generate())
+        b1 = self.session(kb)
+        b2 = self.session(kb)
+        if not self.ping(b1):
+            return False, "no Pong on the oldest connection"
+        b3 = self.session(kb)
+        # end b3 and wait until the server has closed it (so has forgotten it)
+        b3.stream.sock.shutdown(socket.SHUT_WR)
+        how, _ = self.outcome(b3.stream)
+        b3.stream.sock.close()
+        if how != "closed":
+            return False, "the server did not close the newest connection after its EOF (%s)" % how
+        a.send_packet(b1.pub, b"after the newest left")
+        got = self.recv_from(b1, a.pub)
+        quiet = self.quiet_until_pong(b2)
+        for x in (a, b1, b2):
+            shutdown(x)
+        if got == b"after the newest left" and quiet:
+            return True, "the last to send before the newest came (the oldest) receives; the second got nothing"
+        return False, "after the newest left: oldest %s, second %s" % (
+            "received" if got else "got nothing", "got nothing" if quiet else "received")
+
     def watch_until(self, w, want, what):
         """Read w's PeerPresent frames until every key of want (key -> flags)
         was seen; (ok, text)."""
@@ -1445,7 +1472,7 @@ class Garbage:
              "keepalive-oversize", "pong-odd-size", "clientinfo-null", "alive"]
     # Not run by default: the Python server does not keep duplicate
     # connections as derper does, nor mesh; these need --mesh-key.
-    MORE = ["dup-last-active", "present-flags", "watch-self", "watchconns-payload",
+    MORE = ["dup-last-active", "dup-active-after-close", "present-flags", "watch-self", "watchconns-payload",
             "closepeer-wrong-length", "forward-nothere"]
 
 
