@@ -294,6 +294,63 @@ on_server_signal(struct mk_loop *l, int signo, void *arg)
 	}
 }
 
+/*
+ * The state directory holds the server's private key: one that another
+ * user owns or may write to (who could then read or replace the key) is
+ * refused. 0, or -1 after an error line.
+ */
+static int
+check_state_dir(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) != 0) {
+		mk_err("%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		mk_err("--state %s: not a directory", dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		mk_err("--state %s: owned by uid %u, not by this user (uid %u); "
+		    "refusing to keep keys there", dir, (unsigned)st.st_uid,
+		    (unsigned)geteuid());
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		mk_err("--state %s: writable by %s (mode %04o); refusing to "
+		    "keep keys there", dir, st.st_mode & S_IWOTH ? "others" :
+		    "its group", (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * wg-quick's warning for a secret file others can reach: its mode lets
+ * others read or write it and its directory lets them in. (wg-quick masks
+ * both modes with 0007 together, which misses a 0711 directory; this
+ * checks the search bit.) A static helper until lib/key has one.
+ */
+static void
+warn_world_accessible(const char *path)
+{
+	char dir[4096];
+	struct stat f, d;
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
+		    (int)(slash - path), path);
+	if (stat(path, &f) != 0 || stat(dir, &d) != 0)
+		return;
+	if ((f.st_mode & (S_IROTH | S_IWOTH)) && (d.st_mode & S_IXOTH))
+		mk_warn("Warning: `%s' is world accessible", path);
+}
+
 /* The server key, from dir/derp.key or made there (or in memory). */
 static int
 server_key(const char *dir, struct mk_key *k)
@@ -307,6 +364,7 @@ server_key(const char *dir, struct mk_key *k)
 	}
 	snprintf(path, sizeof(path), "%s/derp.key", dir);
 	if (access(path, F_OK) == 0) {
+		warn_world_accessible(path);
 		if (mk_key_read_file(k, path, &why) != 0) {
 			mk_err("%s: %s", path, why);
 			return -1;
@@ -327,7 +385,8 @@ server_tls(const struct opts *o, const struct mk_addr *la,
     struct mk_tls_ctx **ctx)
 {
 	uint8_t pin[MK_TLS_PIN_LEN];
-	char hex[2 * MK_TLS_PIN_LEN + 1], ip[MK_ADDRSTRLEN];
+	char hex[2 * MK_TLS_PIN_LEN + 1], ip[MK_ADDRSTRLEN], host[256];
+	char path[4096];
 	const char *why, *name = o->hostname;
 	bool made;
 
@@ -339,6 +398,11 @@ server_tls(const struct opts *o, const struct mk_addr *la,
 	} else {
 		if (name == NULL && !mk_addr_is_any(la))
 			name = mk_addr_fmt_ip(la, ip, sizeof(ip));
+		/* on a wildcard, the host's name: a certificate without a
+		 * subjectAltName fails Tailscale's name check */
+		if (name == NULL && gethostname(host, sizeof(host)) == 0 &&
+		    memchr(host, '\0', sizeof(host)) != NULL && host[0] != '\0')
+			name = host;
 		if (mk_tls_server_selfsigned(ctx, o->state, name, &made,
 		    &why) != 0) {
 			mk_err("%s: %s", o->state != NULL ? o->state :
@@ -348,6 +412,19 @@ server_tls(const struct opts *o, const struct mk_addr *la,
 		if (made && o->state != NULL)
 			mk_info("made a self-signed certificate in %s",
 			    o->state);
+		if (o->state != NULL) {
+			snprintf(path, sizeof(path), "%s/tls.key", o->state);
+			warn_world_accessible(path);
+		}
+		/* A kept certificate made for another name (or before it had
+		 * a subjectAltName) is kept: replacing it would break every
+		 * pin configured for it without a word. */
+		if (!made && name != NULL && !mk_tls_ctx_matches(*ctx, name))
+			mk_warn("%s/tls.crt is not for %s: Tailscale clients "
+			    "check the name even when pinning and will refuse "
+			    "it; kept so that existing pins stay valid (remove "
+			    "tls.crt and tls.key for a new one, with a new "
+			    "pin)", o->state, name);
 	}
 	if (mk_tls_ctx_pin(*ctx, pin) == 0) {
 		mk_hex_encode(hex, pin, sizeof(pin));
@@ -396,6 +473,10 @@ run_server(const struct opts *o)
 		mk_err("%s: %s", o->state, strerror(errno));
 		goto out;
 	}
+	if (o->state != NULL && check_state_dir(o->state) != 0) {
+		rc = MK_EXIT_USAGE;
+		goto out;
+	}
 	if (server_key(o->state, &cfg.priv) != 0)
 		goto out;
 	if (o->verify != NULL) {
@@ -413,6 +494,7 @@ run_server(const struct opts *o)
 			mk_err("%s: %s", o->mesh_key, why);
 			goto out;
 		}
+		warn_world_accessible(o->mesh_key);
 		cfg.has_mesh_key = true;
 	}
 	cfg.mesh_cafile = o->cafile;
@@ -423,11 +505,14 @@ run_server(const struct opts *o)
 		cfg.mesh_has_pin = true;
 	}
 	if (o->max_conns_set) {
+		/* unfinished handshakes scale with it: a NAT or a /64 with
+		 * many clients needs both raised (an eighth; at least 32, or
+		 * all when fewer are allowed) */
 		cfg.max_conns_per_ip = (unsigned)o->max_conns;
-		if (o->max_conns == 0)
-			cfg.max_pending_per_ip = 0;
-		else if (cfg.max_pending_per_ip > cfg.max_conns_per_ip)
-			cfg.max_pending_per_ip = cfg.max_conns_per_ip;
+		cfg.max_pending_per_ip = cfg.max_conns_per_ip / 8;
+		if (cfg.max_pending_per_ip < 32)
+			cfg.max_pending_per_ip = cfg.max_conns_per_ip < 32 ?
+			    cfg.max_conns_per_ip : 32;
 	}
 	if (!o->http && server_tls(o, &la, &tls) != 0)
 		goto out;

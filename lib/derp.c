@@ -497,16 +497,24 @@ mk_derp_mesh_key_parse(uint8_t out[32], const char *s, size_t len)
 	return mk_hex_decode(out, 32, s, len);
 }
 
+/* A JSON object; with null_ok, JSON null reads as an empty object, as Go's
+ * json.Unmarshal leaves a struct untouched by null. */
 static json_t *
-load_object(const char *json, size_t len, const char **why)
+load_object(const char *json, size_t len, bool null_ok, const char **why)
 {
 	json_error_t err;
 	json_t *root;
 
-	root = json_loadb(json, len, 0, &err);
+	root = json_loadb(json, len, JSON_DECODE_ANY, &err);
 	if (root == NULL) {
 		*why = "info is not JSON";
 		return NULL;
+	}
+	if (null_ok && json_is_null(root)) {
+		json_decref(root);
+		if ((root = json_object()) == NULL)
+			*why = "out of memory";
+		return root;
 	}
 	if (!json_is_object(root)) {
 		json_decref(root);
@@ -537,9 +545,11 @@ mk_derp_client_info_parse(struct mk_derp_client_info *ci, const char *json,
 	int rc = -1;
 
 	memset(ci, 0, sizeof(*ci));
-	if ((root = load_object(json, len, why)) == NULL)
+	if ((root = load_object(json, len, true, why)) == NULL)
 		return -1;
 	json_object_foreach(root, k, v) {
+		if (json_is_null(v))
+			continue;	/* Go: null leaves a field as it is */
 		if (strcasecmp(k, "version") == 0) {
 			if (get_int(v, 0, 1000000, &n) != 0) {
 				*why = "bad version";
@@ -547,8 +557,6 @@ mk_derp_client_info_parse(struct mk_derp_client_info *ci, const char *json,
 			}
 			ci->version = (int)n;
 		} else if (strcasecmp(k, "meshKey") == 0) {
-			if (json_is_null(v))
-				continue;
 			if (!json_is_string(v)) {
 				*why = "bad meshKey";
 				goto out;
@@ -596,7 +604,7 @@ mk_derp_server_info_parse(struct mk_derp_server_info *si, const char *json,
 	int rc = -1;
 
 	memset(si, 0, sizeof(*si));
-	if ((root = load_object(json, len, why)) == NULL)
+	if ((root = load_object(json, len, false, why)) == NULL)
 		return -1;
 	json_object_foreach(root, k, v) {
 		if (strcasecmp(k, "version") == 0) {

@@ -206,7 +206,8 @@ size_t mk_derp_server_info_json(const struct mk_derp_server_info *si,
     char *out, size_t cap);
 /*
  * Parse with Go's leniency: field names match case-insensitively, unknown
- * fields are ignored. 0, or -1 with *why.
+ * fields are ignored, a null field is left unset, and a ClientInfo of JSON
+ * null is an empty one (derper accepts it). 0, or -1 with *why.
  */
 int mk_derp_client_info_parse(struct mk_derp_client_info *ci,
     const char *json, size_t len, const char **why);

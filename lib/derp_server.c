@@ -87,6 +87,7 @@ struct conn {
 	uint64_t	 pg_at;		/* PeerGone(NotHere) token bucket */
 	uint32_t	 pg_tokens;
 	uint64_t	 id;
+	uint64_t	 act_seq;	/* when it last registered or sent */
 };
 
 struct sent_ent {
@@ -145,6 +146,7 @@ struct mk_derps {
 	uint64_t		 hs_pend;	/* partial frames before auth */
 	struct mk_derps_stats	 st;
 	uint64_t		 next_id;
+	uint64_t		 act_seq;
 	uint64_t		 limit_log_us;
 	uint64_t		 limit_suppressed;
 };
@@ -544,17 +546,20 @@ broadcast(struct mk_derps *s, const uint8_t *f, size_t len,
 	}
 }
 
+/* As derper's presentFlags: IsRegular only when no other flag applies (a
+ * prober is 0x04, not 0x05). */
 static uint8_t
 present_flags(const struct conn *c)
 {
-	uint8_t f = c->mesh ? MK_DERP_PRESENT_MESH_PEER :
-	    MK_DERP_PRESENT_REGULAR;
+	uint8_t f = 0;
 
 	if (c->prober)
 		f |= MK_DERP_PRESENT_PROBER;
+	if (c->mesh)
+		f |= MK_DERP_PRESENT_MESH_PEER;
 	if (c->not_ideal)
 		f |= MK_DERP_PRESENT_NOT_IDEAL;
-	return f;
+	return f != 0 ? f : MK_DERP_PRESENT_REGULAR;
 }
 
 static void
@@ -612,6 +617,7 @@ register_conn(struct conn *c)
 	c->pe_next = pe->conns;
 	pe->conns = c;
 	pe->active = c;
+	c->act_seq = ++s->act_seq;
 	s->st.clients++;
 	if (c->mesh)
 		s->st.mesh_conns++;
@@ -636,8 +642,15 @@ unregister_conn(struct conn *c)
 	for (pp = &pe->conns; *pp != c; pp = &(*pp)->pe_next)
 		;
 	*pp = c->pe_next;
-	if (pe->active == c)
+	if (pe->active == c) {
+		/* derper: the one that most recently connected or sent */
+		struct conn *o;
+
 		pe->active = pe->conns;
+		for (o = pe->conns; o != NULL; o = o->pe_next)
+			if (o->act_seq > pe->active->act_seq)
+				pe->active = o;
+	}
 	c->pe = NULL;
 	s->st.clients--;
 	if (c->mesh)
@@ -966,9 +979,6 @@ send_packet(struct conn *c, const struct mk_derp_frame *f)
 
 	s->st.recv_packets++;
 	s->st.recv_bytes += f->data_len;
-	/* derper's lastWriterIsActive */
-	if (c->pe->active != c)
-		c->pe->active = c;
 	dst = peer_lookup(s, f->key);
 	if (dst != NULL && dst->active != NULL) {
 		/* deliver may close dst (a failed write) and free its
@@ -1001,8 +1011,11 @@ forward_packet(struct conn *c, const struct mk_derp_frame *f)
 	s->st.recv_bytes += f->data_len;
 	dst = peer_lookup(s, f->key2);
 	if (dst == NULL || dst->active == NULL) {
-		/* one hop only: never forwarded again */
+		/* one hop only: never forwarded again; the mesh peer learns
+		 * the key is not here, as a client would */
 		drop(s, MK_DERPS_DROP_UNKNOWN_DEST_ON_FWD, 1);
+		if (mk_disco_looks_like(f->data, f->data_len))
+			not_here(c, f->key2);
 		return;
 	}
 	if ((src = peer_lookup(s, f->key)) != NULL)
@@ -1019,14 +1032,20 @@ watch_conns(struct conn *c)
 
 	if (c->watcher)
 		return;
+	if (mk_key_equal(&c->key, &s->pub)) {
+		/* a server meshed with itself: nothing to learn (derper) */
+		mk_debug("WatchConns with our own key ignored");
+		return;
+	}
 	c->watcher = true;
 	c->watch_next = s->watchers;
 	s->watchers = c;
 	s->st.watchers++;
-	/* everyone here now, then changes as they happen */
+	/* everyone here now, the watcher itself included (as derper), then
+	 * changes as they happen */
 	for (i = 0; i < s->pnb && !c->dead; i++)
 		for (pe = s->pb[i]; pe != NULL && !c->dead; pe = pe->hnext)
-			if (pe->active != NULL && pe->active != c)
+			if (pe->active != NULL)
 				send_present(c, pe->active);
 }
 
@@ -1092,31 +1111,63 @@ active_frame(struct conn *c, const struct mk_derp_frame *f)
 	}
 }
 
-/* The most a frame of each type may carry from a client; 0: skipped,
- * whatever its size, as derper discards frames it does not handle. */
-static size_t
-frame_limit(uint8_t state, uint8_t type)
+enum frule {
+	FR_SKIP,	/* discarded, whatever its size */
+	FR_HANDLE,	/* handled if its size is in [min, max], else fatal */
+	FR_REFUSE,	/* fatal: not expected now */
+};
+
+/*
+ * What derper does with a frame of each type from a client. Frames it
+ * does not handle (KeepAlive, Pong, unknown types) it discards at any
+ * size; the others close the connection when their size is wrong:
+ * WatchConns must be empty, ClosePeer exactly a key, NotePreferred one
+ * byte, a Ping 8 to 1000 bytes.
+ */
+static enum frule
+frame_rule(uint8_t state, uint8_t type, size_t *min, size_t *max)
 {
-	if (state == S_HANDSHAKE)
-		return type == MK_DERP_CLIENT_INFO ? MK_DERP_MAX_CLIENT_INFO :
-		    SIZE_MAX;
+	*min = 0;
+	if (state == S_HANDSHAKE) {
+		*max = MK_DERP_MAX_CLIENT_INFO;
+		return type == MK_DERP_CLIENT_INFO ? FR_HANDLE : FR_REFUSE;
+	}
 	switch (type) {
 	case MK_DERP_SEND_PACKET:
-		return 32 + MK_DERP_MAX_PACKET;
+		*min = 32;
+		*max = 32 + MK_DERP_MAX_PACKET;
+		return FR_HANDLE;
 	case MK_DERP_FORWARD_PACKET:
-		return 64 + MK_DERP_MAX_PACKET;
+		*min = 64;
+		*max = 64 + MK_DERP_MAX_PACKET;
+		return FR_HANDLE;
 	case MK_DERP_NOTE_PREFERRED:
-		return 1;
+		*min = *max = 1;
+		return FR_HANDLE;
 	case MK_DERP_PING:
-		return PING_MAX;
+		*min = 8;
+		*max = PING_MAX;
+		return FR_HANDLE;
 	case MK_DERP_WATCH_CONNS:
+		*max = 0;
+		return FR_HANDLE;
 	case MK_DERP_CLOSE_PEER:
-	case MK_DERP_PONG:
-	case MK_DERP_KEEP_ALIVE:
-		return 64;
+		*min = *max = 32;
+		return FR_HANDLE;
 	default:
-		return 0;
+		return FR_SKIP;
 	}
+}
+
+/* derper's lastWriterIsActive: of several connections for one key, the
+ * last to send any frame receives. */
+static void
+note_activity(struct conn *c)
+{
+	if (c->pe == NULL)
+		return;
+	c->pe->active = c;
+	c->act_seq = ++c->srv->act_seq;
 }
 
 /* Frames in buf: bytes used, or -1 when c was closed. */
@@ -1125,7 +1176,8 @@ conn_frames(struct conn *c, const uint8_t *buf, size_t len)
 {
 	struct mk_derp_frame f;
 	const char *why = "bad frame";
-	size_t off = 0, lim, avail;
+	size_t off = 0, min, max, avail;
+	enum frule rule;
 	uint8_t type;
 	uint32_t flen;
 	int r;
@@ -1133,25 +1185,32 @@ conn_frames(struct conn *c, const uint8_t *buf, size_t len)
 	while (!c->dead && mk_derp_hdr_get(buf + off, len - off, &type,
 	    &flen) == 1) {
 		avail = len - off - MK_DERP_HDR_LEN;
-		lim = frame_limit(c->state, type);
-		if (lim == SIZE_MAX) {
+		rule = frame_rule(c->state, type, &min, &max);
+		if (rule == FR_REFUSE) {
 			c->srv->st.bad_frames++;
 			conn_close(c, "expected ClientInfo");
 			return -1;
 		}
-		if (lim != 0 && flen > lim) {
+		if (c->state == S_ACTIVE)
+			note_activity(c);
+		if (rule == FR_HANDLE && flen > max) {
 			c->srv->st.bad_frames++;
 			conn_close(c, "frame too large");
 			return -1;
 		}
-		if (lim == 0 && flen > avail) {
+		if (rule == FR_HANDLE && flen < min) {
+			c->srv->st.bad_frames++;
+			conn_close(c, "frame of the wrong size");
+			return -1;
+		}
+		if (rule == FR_SKIP && flen > avail) {
 			c->d.skip = flen - avail;
 			return (long)len;
 		}
 		if (flen > avail)
 			break;
 		off += MK_DERP_HDR_LEN + flen;
-		if (lim == 0)
+		if (rule == FR_SKIP)
 			continue;
 		r = mk_derp_frame_parse(&f, type, buf + off - flen, flen,
 		    MK_DERP_VERSION, &why);

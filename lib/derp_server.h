@@ -9,19 +9,23 @@
  *    them; anything else a small response and Connection: close.
  *  - Authentication is the ClientInfo box opening with the claimed key;
  *    then an optional admission callback (an allowlist).
- *  - One active connection per key: the newest, or the latest to send
- *    (derper's lastWriterIsActive); older ones stay open but idle.
+ *  - One active connection per key: the newest, or the latest to send any
+ *    frame (derper's lastWriterIsActive), and when it goes the one that
+ *    connected or sent most recently; the others stay open but idle.
  *  - Per client two queues (disco, other) of `queue_depth` packets; a full
  *    queue drops its oldest packet (queue_head); past the server-wide byte
  *    budget the new packet is dropped (queue_tail). A sender is never
  *    blocked, and a reader that makes no write progress for
  *    `write_timeout_ms` is disconnected (write_error), so a stalled reader
  *    never slows anyone else.
- *  - PeerGone(NotHere) for disco-looking packets to unknown keys (1/s,
- *    burst 3, per sender); PeerGone(Disconnected) to those a leaving key
- *    had sent to; KeepAlive every 60 s plus up to 5 s of jitter.
- *  - Mesh: connections with the mesh key may WatchConns (PeerPresent /
- *    PeerGone stream), ForwardPacket and ClosePeer; mk_derps_mesh_with
+ *  - PeerGone(NotHere) for disco-looking packets to unknown keys, sent or
+ *    forwarded (1/s, burst 3, per connection); PeerGone(Disconnected) to
+ *    those a leaving key had sent to; KeepAlive every 60 s plus up to 5 s
+ *    of jitter.
+ *  - Mesh: connections with the mesh key may WatchConns (every client, the
+ *    watcher included, then a PeerPresent / PeerGone stream; flags as
+ *    derper's, IsRegular only alone), ForwardPacket and ClosePeer (derper's
+ *    frame sizes: WatchConns empty, ClosePeer a key); mk_derps_mesh_with
  *    dials another server and forwards to the keys it reports.
  *  - Hardening: frame and head size limits, a 10 s deadline for TLS, HTTP
  *    head and DERP handshake together, per-address limits on connections

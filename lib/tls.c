@@ -142,6 +142,51 @@ add_ext(X509 *x, int nid, const char *value)
 	return ok == 1 ? 0 : -1;
 }
 
+/* A subjectAltName of one DNS name or IP address, built as ASN.1 rather
+ * than from OpenSSL's "DNS:..." configuration syntax, in which a comma in
+ * the name would add another entry. */
+static int
+add_san(X509 *x, const char *name)
+{
+	unsigned char ip[16];
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	GENERAL_NAME *g = GENERAL_NAME_new();
+	ASN1_IA5STRING *dns = NULL;
+	ASN1_OCTET_STRING *addr = NULL;
+	int iplen = 0, ok = 0;
+
+	if (inet_pton(AF_INET, name, ip) == 1)
+		iplen = 4;
+	else if (inet_pton(AF_INET6, name, ip) == 1)
+		iplen = 16;
+	if (gens == NULL || g == NULL)
+		goto out;
+	if (iplen > 0) {
+		if ((addr = ASN1_OCTET_STRING_new()) == NULL ||
+		    ASN1_OCTET_STRING_set(addr, ip, iplen) != 1)
+			goto out;
+		GENERAL_NAME_set0_value(g, GEN_IPADD, addr);
+		addr = NULL;
+	} else {
+		if ((dns = ASN1_IA5STRING_new()) == NULL ||
+		    ASN1_STRING_set(dns, name, -1) != 1)
+			goto out;
+		GENERAL_NAME_set0_value(g, GEN_DNS, dns);
+		dns = NULL;
+	}
+	if (sk_GENERAL_NAME_push(gens, g) == 0)
+		goto out;
+	g = NULL;
+	ok = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
+	    X509V3_ADD_DEFAULT) == 1;
+out:
+	ASN1_IA5STRING_free(dns);
+	ASN1_OCTET_STRING_free(addr);
+	GENERAL_NAME_free(g);
+	GENERAL_NAMES_free(gens);
+	return ok ? 0 : -1;
+}
+
 /* A self-signed ECDSA P-256 certificate, ten years long (a pin, not an
  * expiry, is what clients of a self-signed relay rely on). */
 static int
@@ -153,8 +198,6 @@ make_cert(const char *name, EVP_PKEY **pkey_out, X509 **x_out,
 	X509_NAME *subj;
 	uint8_t serial[16];
 	BIGNUM *bn = NULL;
-	char san[300];
-	unsigned char ip[16];
 	const char *cn = name != NULL ? name : "derpcat";
 
 	if ((pkey = EVP_EC_gen("P-256")) == NULL) {
@@ -179,14 +222,10 @@ make_cert(const char *name, EVP_PKEY **pkey_out, X509 **x_out,
 	    (const unsigned char *)cn, -1, -1, 0) != 1 ||
 	    X509_set_issuer_name(x, subj) != 1)
 		goto fail;
-	if (name != NULL) {
-		bool isip = inet_pton(AF_INET, name, ip) == 1 ||
-		    inet_pton(AF_INET6, name, ip) == 1;
-
-		snprintf(san, sizeof(san), "%s:%s", isip ? "IP" : "DNS", name);
-		if (add_ext(x, NID_subject_alt_name, san) != 0)
-			goto fail;
-	}
+	/* Tailscale's clients check the name even against a pinned
+	 * certificate (tlsdial's SetConfigExpectedCertHash) */
+	if (name != NULL && add_san(x, name) != 0)
+		goto fail;
 	if (add_ext(x, NID_key_usage, "critical,digitalSignature") != 0 ||
 	    add_ext(x, NID_ext_key_usage, "serverAuth") != 0)
 		goto fail;
@@ -372,6 +411,22 @@ mk_tls_ctx_pin(const struct mk_tls_ctx *c, uint8_t out[MK_TLS_PIN_LEN])
 	X509 *x = SSL_CTX_get0_certificate(c->ssl);
 
 	return x == NULL ? -1 : cert_hash(x, out);
+}
+
+bool
+mk_tls_ctx_matches(const struct mk_tls_ctx *c, const char *name)
+{
+	X509 *x = SSL_CTX_get0_certificate(c->ssl);
+	unsigned char ip[16];
+
+	if (x == NULL)
+		return false;
+	if (inet_pton(AF_INET, name, ip) == 1 ||
+	    inet_pton(AF_INET6, name, ip) == 1)
+		return X509_check_ip_asc(x, name, 0) == 1;
+	/* as Go's VerifyHostname: the subjectAltName only, never the CN */
+	return X509_check_host(x, name, strlen(name),
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) == 1;
 }
 
 int

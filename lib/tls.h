@@ -49,6 +49,13 @@ void mk_tls_ctx_free(struct mk_tls_ctx *c);
 /* SHA-256 of the server certificate's DER (the pin). 0 or -1. */
 int mk_tls_ctx_pin(const struct mk_tls_ctx *c, uint8_t out[MK_TLS_PIN_LEN]);
 
+/*
+ * Whether the context's certificate is valid for name (a DNS name or an IP
+ * address) by its subjectAltName, as Go's VerifyHostname decides, which
+ * Tailscale's clients apply even to a pinned certificate.
+ */
+bool mk_tls_ctx_matches(const struct mk_tls_ctx *c, const char *name);
+
 /* "sha256-raw:<64 hex>" into 32 bytes. 0 or -1. */
 int mk_tls_pin_parse(uint8_t out[MK_TLS_PIN_LEN], const char *s);
 

@@ -259,6 +259,45 @@ relay_both_ways() {
 	assert_equal "$(packets b1)" ''
 }
 
+# start_mesh_server NAME: start_derpcat_server with a fresh mesh key in
+# $MESH (for derppeer.py garbage --mesh-key).
+start_mesh_server() {
+	MESH=$BATS_TEST_TMPDIR/mesh.key
+	openssl rand -hex 32 >"$MESH"
+	start_derpcat_server "$1" --mesh-key "$MESH"
+}
+
+@test "derpcat -l: KeepAlives and Pongs of any size are discarded, as derper does; a ClientInfo of JSON null is admitted" {
+	start_derpcat_server srv
+	run dp garbage "$URL" keepalive-oversize pong-odd-size clientinfo-null alive
+	assert_success
+}
+
+@test "derpcat -l: the older of two connections for a key receives once it sends any frame (a Ping), not only a SendPacket; when the receiver goes, the last to connect or send takes over" {
+	start_derpcat_server srv
+	run dp garbage "$URL" dup-last-active dup-active-after-close alive
+	assert_success
+}
+
+@test "derpcat -l: PeerPresent flags as derper's (IsRegular only alone: prober 0x04, Ideal-Node 0x08, mesh 0x02); a watcher's first list includes itself" {
+	start_mesh_server srv
+	run dp garbage "$URL" present-flags watch-self alive --mesh-key "$MESH"
+	assert_success
+	assert_line --partial 'regular 0x01, prober 0x04, not-ideal 0x08, prober+not-ideal 0x0c, mesh 0x02'
+}
+
+@test "derpcat -l: with the mesh key, WatchConns with a payload and ClosePeer not of 32 bytes close the connection (the named peer stays)" {
+	start_mesh_server srv
+	run dp garbage "$URL" watchconns-payload closepeer-wrong-length alive --mesh-key "$MESH"
+	assert_success
+}
+
+@test "derpcat -l: a disco ForwardPacket to a key not here gets PeerGone(NotHere) back to the mesh peer; a non-disco one nothing" {
+	start_mesh_server srv
+	run dp garbage "$URL" forward-nothere alive --mesh-key "$MESH"
+	assert_success
+}
+
 @test "derpcat -l over TLS (--state): its printed pin is sha256 of the DER certificate it serves; exact 101" {
 	need_derpcat
 	bg_start srv derpcat -l 127.0.0.1:0 --state "$BATS_TEST_TMPDIR/state" --stun-port 0

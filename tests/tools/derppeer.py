@@ -33,9 +33,15 @@ only its own.
                      [--to PEER] [--timeout S]
       claim PUBKEY without its private key; exit 0 if the server closes the
       connection without accepting, 1 if it accepts
-  derppeer.py garbage URL [CASE...] [--timeout S]
+  derppeer.py garbage URL [CASE...] [--timeout S] [--mesh-key F]
       malformed and boundary input, one line "CASE ok|FAIL what-happened" each;
-      exit 0 when the server did what Tailscale's derper does in every case
+      exit 0 when the server did what Tailscale's derper does in every case;
+      some cases are not in the default set, and the mesh ones need the
+      server's mesh key (64 hex digits in F)
+  derppeer.py crowd URL N [--timeout S]
+      open N connections from this address that stop after the ServerKey
+      (unfinished handshakes), then connect one more client fully; prints
+      "held H refused R connect ok|refused"; exit 0 if that client got in
 
 Keys on the command line: base64 (WireGuard form), 64 hex digits, or
 nodekey:HEX. Private keys only from files (base64 as `wg genkey` writes, or
@@ -334,6 +340,21 @@ def check_vectors():
     return EXIT_OK if ok else EXIT_NO
 
 
+def parse_present(p):
+    """key, ip text (None if absent), port, flags of a PeerPresent; tolerant
+    of old servers' shorter forms (>= 32, + 18, + 1)."""
+    key, ip, port, flags = p[:KEYLEN], None, 0, 0
+    if len(p) >= KEYLEN + 18:
+        raw = p[KEYLEN:KEYLEN + 16]
+        ip = socket.inet_ntop(socket.AF_INET6, raw)
+        if raw[:12] == b"\0" * 10 + b"\xff\xff":
+            ip = socket.inet_ntop(socket.AF_INET, raw[12:])
+        port = struct.unpack("!H", p[KEYLEN + 16:KEYLEN + 18])[0]
+    if len(p) >= KEYLEN + 19:
+        flags = p[KEYLEN + 18]
+    return key, ip, port, flags
+
+
 def describe(ftype, p):
     """One-line event text for a frame the client does not act on."""
     if ftype == KEEP_ALIVE:
@@ -344,7 +365,10 @@ def describe(ftype, p):
         reason = p[KEYLEN] if len(p) > KEYLEN else 0
         return "peergone %s %s" % (b64(p[:KEYLEN]), GONE_REASONS.get(reason, "0x%02x" % reason))
     if ftype == PEER_PRESENT:
-        return "peerpresent %s" % (b64(p[:KEYLEN]) if len(p) >= KEYLEN else "short")
+        if len(p) < KEYLEN:
+            return "peerpresent short(%d)" % len(p)
+        key, ip, port, flags = parse_present(p)
+        return "peerpresent %s %s flags=0x%02x" % (b64(key), "[%s]:%d" % (ip, port) if ip else "-", flags)
     if ftype == PONG:
         return "pong %s" % binascii.hexlify(p).decode()
     if ftype == HEALTH:
@@ -777,11 +801,14 @@ def dial(url, deadline, args=None):
     return Stream(s), netloc, path
 
 
-def request(netloc, path, fast_start=False, upgrade="DERP"):
+def request(netloc, path, fast_start=False, upgrade="DERP", ideal_node=None):
     # As Go's http.Request.Write puts it: Host, User-Agent, then sorted headers.
     r = "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: Go-http-client/1.1\r\nConnection: Upgrade\r\n" % (path, netloc)
     if fast_start:
         r += "Derp-Fast-Start: 1\r\n"
+    if ideal_node:
+        # derphttp sends it when it is not on the region's first node
+        r += "Ideal-Node: %s\r\n" % ideal_node
     if upgrade:
         r += "Upgrade: %s\r\n" % upgrade
     return (r + "\r\n").encode()
@@ -806,19 +833,28 @@ def read_server_key(st, deadline):
     return p[8:8 + KEYLEN]
 
 
-def connect(url, priv, args, deadline):
-    """HTTP upgrade, ServerKey, ClientInfo, ServerInfo; returns a Session."""
+def client_info(mesh_key=None, prober=False):
+    """ClientInfo JSON in Go's field order (meshKey, version, CanAckPings, IsProber)."""
+    if mesh_key is None and not prober:
+        return CLIENT_INFO_JSON
+    j = '{' + ('"meshKey":"%s",' % mesh_key.hex() if mesh_key else "") + '"version":2,"CanAckPings":true'
+    return (j + (',"IsProber":true' if prober else "") + "}").encode()
+
+
+def connect(url, priv, args, deadline, info=CLIENT_INFO_JSON, ideal_node=None):
+    """HTTP upgrade, ServerKey, ClientInfo (the JSON `info`), ServerInfo;
+    returns a Session."""
     st, netloc, path = dial(url, deadline, args)
     fast = getattr(args, "fast_start", False)
-    st.send(request(netloc, path, fast_start=fast), deadline)
+    st.send(request(netloc, path, fast_start=fast, ideal_node=ideal_node), deadline)
     if fast:
         server_pub = parse_key(args.server_key)
-        st.send(frame(CLIENT_INFO, public_of(priv) + seal(priv, server_pub, CLIENT_INFO_JSON)), deadline)
+        st.send(frame(CLIENT_INFO, public_of(priv) + seal(priv, server_pub, info)), deadline)
     else:
         head = read_101(st, deadline)
         server_pub = read_server_key(st, deadline)
         check_101(head, server_pub, getattr(args, "expect_101_exact", False))
-        st.send(frame(CLIENT_INFO, public_of(priv) + seal(priv, server_pub, CLIENT_INFO_JSON)), deadline)
+        st.send(frame(CLIENT_INFO, public_of(priv) + seal(priv, server_pub, info)), deadline)
     log("serverkey", b64(server_pub))
     while True:
         ftype, p = st.read_frame(deadline, MAX_CLIENT_FRAME)
@@ -1053,8 +1089,18 @@ class Garbage:
     def deadline(self):
         return time.monotonic() + self.t
 
-    def session(self):
-        return connect(self.args.url, bytes(PrivateKey.generate()), self.args, self.deadline())
+    def session(self, priv=None, info=CLIENT_INFO_JSON, ideal_node=None):
+        return connect(self.args.url, priv or bytes(PrivateKey.generate()), self.args, self.deadline(),
+                       info=info, ideal_node=ideal_node)
+
+    def mesh_key(self):
+        if not self.args.mesh_key:
+            raise Violation("this case needs --mesh-key FILE (the server's mesh key)")
+        with open(self.args.mesh_key) as f:
+            return binascii.unhexlify(f.read().strip())
+
+    def mesh_session(self, priv=None):
+        return self.session(priv, info=client_info(mesh_key=self.mesh_key()))
 
     def raw(self):
         st, netloc, path = dial(self.args.url, self.deadline(), self.args)
@@ -1246,11 +1292,188 @@ class Garbage:
         shutdown(b)
         return got == b"still alive", "relay after the other cases %s" % ("works" if got else "FAILED")
 
+
+    # -------- what Tailscale's derper does, beyond the plain relay
+
+    def case_keepalive_oversize(self):
+        # derper handles no KeepAlive from a client: discarded at any size
+        s = self.session()
+        s.send(frame(KEEP_ALIVE, os.urandom(100)) + frame(KEEP_ALIVE, os.urandom(MAX_PACKET + 100)),
+               self.deadline())
+        ok = self.ping(s)
+        shutdown(s)
+        return ok, "KeepAlives of 100 and 65636 bytes %s" % ("skipped" if ok else "were fatal")
+
+    def case_pong_odd_size(self):
+        # nor a Pong: one of 4 bytes or of 100 is discarded, not an error
+        s = self.session()
+        s.send(frame(PONG, b"1234") + frame(PONG, os.urandom(100)) + frame(PONG))
+        ok = self.ping(s)
+        shutdown(s)
+        return ok, "Pongs of 4, 100 and 0 bytes %s" % ("skipped" if ok else "were fatal")
+
+    def case_clientinfo_null(self):
+        # Go's json.Unmarshal takes null into a struct without complaint
+        s = self.session(info=b"null")
+        ok = self.ping(s)
+        shutdown(s)
+        return ok, "ClientInfo null %s" % ("admitted" if ok else "admitted, then no Pong")
+
+    def quiet_until_pong(self, sess):
+        """True if sess gets its Pong with no RecvPacket before it."""
+        tok = os.urandom(8)
+        sess.send(frame(PING, tok))
+        deadline = self.deadline()
+        try:
+            while True:
+                ftype, p = sess.stream.read_frame(deadline, MAX_CLIENT_FRAME)
+                if ftype == RECV_PACKET:
+                    return False
+                if ftype == PONG and p[:8] == tok:
+                    return True
+        except (Closed, Timeout):
+            return False
+
+    def case_dup_last_active(self):
+        # lastWriterIsActive: the older of two connections for one key
+        # becomes the one that receives as soon as it sends any frame (here
+        # a Ping), not only a SendPacket
+        a = self.session()
+        kb = bytes(PrivateKey.generate())
+        b1 = self.session(kb)
+        b2 = self.session(kb)
+        if not self.ping(b1):
+            return False, "no Pong on the older connection"
+        a.send_packet(b1.pub, b"to the last writer")
+        got = self.recv_from(b1, a.pub)
+        quiet = self.quiet_until_pong(b2)
+        for x in (a, b1, b2):
+            shutdown(x)
+        if got == b"to the last writer" and quiet:
+            return True, "the older connection pinged and then received; the newer got nothing"
+        return False, "after the older one pinged: older %s, newer %s" % (
+            "received" if got else "got nothing", "got nothing" if quiet else "received")
+
+    def case_dup_active_after_close(self):
+        # when the connection that receives goes, derper gives its packets
+        # to the one that most recently connected or sent: here the oldest,
+        # which pinged after the second connected, not the second
+        a = self.session()
+        kb = bytes(PrivateKey.generate())
+        b1 = self.session(kb)
+        b2 = self.session(kb)
+        if not self.ping(b1):
+            return False, "no Pong on the oldest connection"
+        b3 = self.session(kb)
+        # end b3 and wait until the server has closed it (so has forgotten it)
+        b3.stream.sock.shutdown(socket.SHUT_WR)
+        how, _ = self.outcome(b3.stream)
+        b3.stream.sock.close()
+        if how != "closed":
+            return False, "the server did not close the newest connection after its EOF (%s)" % how
+        a.send_packet(b1.pub, b"after the newest left")
+        got = self.recv_from(b1, a.pub)
+        quiet = self.quiet_until_pong(b2)
+        for x in (a, b1, b2):
+            shutdown(x)
+        if got == b"after the newest left" and quiet:
+            return True, "the last to send before the newest came (the oldest) receives; the second got nothing"
+        return False, "after the newest left: oldest %s, second %s" % (
+            "received" if got else "got nothing", "got nothing" if quiet else "received")
+
+    def watch_until(self, w, want, what):
+        """Read w's PeerPresent frames until every key of want (key -> flags)
+        was seen; (ok, text)."""
+        seen = {}
+        deadline = self.deadline()
+        try:
+            while any(k not in seen for k in want):
+                ftype, p = w.stream.read_frame(deadline, MAX_CLIENT_FRAME)
+                if ftype == PEER_PRESENT and len(p) >= KEYLEN:
+                    seen[p[:KEYLEN]] = parse_present(p)[3]
+        except (Closed, Timeout) as e:
+            return False, "%s: %s; saw %d of %d" % (what, type(e).__name__, sum(k in seen for k in want), len(want))
+        bad = ["%s 0x%02x (want 0x%02x)" % (n, seen[k], f) for k, (n, f) in want.items() if seen[k] != f]
+        return not bad, what + (": " + ", ".join(bad) if bad else " as derper: " +
+                                ", ".join("%s 0x%02x" % (n, f) for n, f in want.values()))
+
+    def case_present_flags(self):
+        # derper's presentFlags: IsRegular (0x01) only when no other flag
+        # applies; IsMeshPeer 0x02, IsProber 0x04, NotIdeal 0x08 (Ideal-Node)
+        w = self.mesh_session()
+        w.send(frame(WATCH_CONNS))
+        if not self.ping(w):
+            return False, "the watcher got no Pong"
+        conns = {
+            "regular": self.session(),
+            "prober": self.session(info=client_info(prober=True)),
+            "not-ideal": self.session(ideal_node="1f"),
+            "prober+not-ideal": self.session(info=client_info(prober=True), ideal_node="1f"),
+            "mesh": self.mesh_session(),
+        }
+        flags = {"regular": 0x01, "prober": 0x04, "not-ideal": 0x08, "prober+not-ideal": 0x0c, "mesh": 0x02}
+        ok, what = self.watch_until(w, {c.pub: (n, flags[n]) for n, c in conns.items()}, "PeerPresent flags")
+        for c in list(conns.values()) + [w]:
+            shutdown(c)
+        return ok, what
+
+    def case_watch_self(self):
+        # derper's addWatcher lists every client, the watcher included
+        other = self.session(info=client_info(prober=True))
+        w = self.mesh_session()
+        w.send(frame(WATCH_CONNS))
+        ok, what = self.watch_until(w, {w.pub: ("watcher", 0x02), other.pub: ("prober", 0x04)},
+                                    "first list")
+        shutdown(w)
+        shutdown(other)
+        return ok, what
+
+    def case_watchconns_payload(self):
+        # derper: "handleFrameWatchConns wrong size", even with the mesh key
+        return self.expect_close(self.mesh_session(), frame(WATCH_CONNS, b"x"))
+
+    def case_closepeer_wrong_length(self):
+        # derper: "handleFrameClosePeer wrong size" unless exactly a key
+        victim = self.session()
+        ok, what = self.expect_close(self.mesh_session(), frame(CLOSE_PEER, victim.pub + b"x"))
+        alive = self.ping(victim)
+        shutdown(victim)
+        return ok and alive, what + ("; the named peer stays" if alive else "; the named peer was closed")
+
+    def case_forward_nothere(self):
+        # a ForwardPacket to a key not here: PeerGone(NotHere) back to the
+        # mesh peer, for disco-looking packets only (as for SendPacket)
+        m = self.mesh_session()
+        src, dst, plain = os.urandom(KEYLEN), os.urandom(KEYLEN), os.urandom(KEYLEN)
+        disco = DISCO_MAGIC + os.urandom(56)
+        m.send(frame(FORWARD_PACKET, src + plain + b"not disco") + frame(FORWARD_PACKET, src + dst + disco))
+        deadline = self.deadline()
+        got = []
+        try:
+            while True:
+                ftype, p = m.stream.read_frame(deadline, MAX_CLIENT_FRAME)
+                if ftype == PEER_GONE:
+                    got.append(describe(ftype, p))
+                    if p[:KEYLEN] == dst:
+                        break
+        except (Closed, Timeout) as e:
+            shutdown(m)
+            return False, "no PeerGone for the disco packet (%s)" % type(e).__name__
+        shutdown(m)
+        want = "peergone %s nothere" % b64(dst)
+        ok = got == [want]
+        return ok, "PeerGone(NotHere) for the disco packet only" if ok else "got %s" % got
+
     CASES = ["unknown-type", "unknown-large", "max-packet", "oversize-packet", "huge-length",
              "short-send", "truncated", "truncated-header", "short-ping", "long-ping",
              "bad-note-preferred", "watchconns-no-meshkey", "forward-no-meshkey",
              "closepeer-no-meshkey", "no-clientinfo", "clientinfo-not-json", "clientinfo-huge",
-             "http-no-upgrade", "http-probe", "http-generate-204", "http-garbage", "alive"]
+             "http-no-upgrade", "http-probe", "http-generate-204", "http-garbage",
+             "keepalive-oversize", "pong-odd-size", "clientinfo-null", "alive"]
+    # Not run by default: the Python server does not keep duplicate
+    # connections as derper does, nor mesh; these need --mesh-key.
+    MORE = ["dup-last-active", "dup-active-after-close", "present-flags", "watch-self", "watchconns-payload",
+            "closepeer-wrong-length", "forward-nothere"]
 
 
 def run_garbage(args):
@@ -1258,8 +1481,8 @@ def run_garbage(args):
     cases = args.cases or Garbage.CASES
     bad = 0
     for c in cases:
-        if c not in Garbage.CASES:
-            raise ValueError("unknown case %r (cases: %s)" % (c, " ".join(Garbage.CASES)))
+        if c not in Garbage.CASES + Garbage.MORE:
+            raise ValueError("unknown case %r (cases: %s)" % (c, " ".join(Garbage.CASES + Garbage.MORE)))
         try:
             ok, what = getattr(g, "case_" + c.replace("-", "_"))()
         except (Closed, Timeout, Violation) as e:
@@ -1267,6 +1490,37 @@ def run_garbage(args):
         print(c, "ok" if ok else "FAIL", what, flush=True)
         bad += not ok
     return EXIT_OK if bad == 0 else EXIT_NO
+
+
+# ---------------------------------------------------------------- crowd
+
+def run_crowd(args):
+    """Many unfinished handshakes from one address (as behind one NAT),
+    then one real client."""
+    held, refused, socks = 0, 0, []
+    deadline = time.monotonic() + args.timeout
+    try:
+        for _ in range(args.n):
+            try:
+                st, netloc, path = dial(args.url, deadline, args)
+                socks.append(st.sock)
+                st.send(request(netloc, path), deadline)
+                read_101(st, deadline)
+                read_server_key(st, deadline)
+                held += 1
+            except (Closed, ConnectionError):
+                refused += 1
+        try:
+            sess = connect(args.url, bytes(PrivateKey.generate()), args, deadline)
+            shutdown(sess)
+            ok = True
+        except (Closed, ConnectionError):
+            ok = False
+    finally:
+        for sk in socks:
+            sk.close()
+    print("held %d refused %d connect %s" % (held, refused, "ok" if ok else "refused"), flush=True)
+    return EXIT_OK if ok else EXIT_NO
 
 
 # ---------------------------------------------------------------- main
@@ -1336,6 +1590,13 @@ def main(argv):
     p.add_argument("url")
     p.add_argument("cases", nargs="*")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--mesh-key")
+    tls(p)
+
+    p = sub.add_parser("crowd")
+    p.add_argument("url")
+    p.add_argument("n", type=int)
+    p.add_argument("--timeout", type=float, default=8.0)
     tls(p)
 
     args = ap.parse_args(argv[1:])
@@ -1364,6 +1625,8 @@ def main(argv):
             return run_impersonate(args)
         if args.cmd == "garbage":
             return run_garbage(args)
+        if args.cmd == "crowd":
+            return run_crowd(args)
     except ValueError as e:
         log(e)
         return EXIT_USAGE

@@ -356,6 +356,18 @@ test_info_json(void)
 	    &why) == -1);
 	CHECK(mk_derp_client_info_parse(&ci, "{\"meshKey\":\"\"}", 14,
 	    &why) == 0 && !ci.has_mesh_key);
+	/* Go's json.Unmarshal: null is no ClientInfo at all, and a null
+	 * field leaves it unset; other non-objects are errors */
+	ci.version = 7;
+	CHECK(mk_derp_client_info_parse(&ci, " null ", 6, &why) == 0);
+	CHECK(ci.version == 0 && !ci.can_ack_pings && !ci.has_mesh_key &&
+	    !ci.is_prober);
+	CHECK(mk_derp_client_info_parse(&ci, "{\"version\":null,\"IsProber\""
+	    ":null,\"AppName\":null,\"meshKey\":null}", 62, &why) == 0);
+	CHECK(ci.version == 0 && !ci.is_prober && !ci.has_mesh_key);
+	CHECK(mk_derp_client_info_parse(&ci, "2", 1, &why) == -1);
+	CHECK(mk_derp_client_info_parse(&ci, "\"x\"", 3, &why) == -1);
+	CHECK(mk_derp_client_info_parse(&ci, "nul", 3, &why) == -1);
 
 	memset(&si, 0, sizeof(si));
 	si.version = 2;
