@@ -497,15 +497,80 @@ EOF
 	wait_pid "$(bg_pid srv)" 10
 }
 
-@test "-w: a relay that cannot be reached within the wait is an error, exit 3" {
+@test "an unreachable relay fails at once with its reason, exit 3 (as nc); --retry keeps trying within -w" {
 	port=$(free_port)
 	SECONDS=0
-	run -3 --separate-stderr derpcat -w 1 -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
-	[[ $stderr == *'could not connect within 1000 ms'* ]]
+	run -3 --separate-stderr derpcat -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	assert_equal "$stderr" "derpcat: http://127.0.0.1:$port/derp: connect 127.0.0.1:$port: Connection refused"
+	# at once: no retry (the bound is generous; it takes milliseconds)
+	[ "$SECONDS" -le 5 ]
+	SECONDS=0
+	run -3 --separate-stderr derpcat -w 1 --retry -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	assert_equal "$stderr" "derpcat: http://127.0.0.1:$port/derp: could not connect within 1000 ms (connect 127.0.0.1:$port: Connection refused)"
 	[ "$SECONDS" -le 5 ]
 }
 
-@test "a server restarted with a new key: the reconnect's fast start fails once, then the stream goes on" {
+@test "-w is a connect timeout: a relay that accepts and never answers ends the wait with exit 3" {
+	# a listener that takes connections into its backlog and says nothing
+	bg_start mute "$PY" -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print("port", s.getsockname()[1], flush=True)
+time.sleep(120)'
+	wait_log mute '^port' 10
+	port=$(sed -n 's/^port //p' "$BATS_TEST_TMPDIR/mute.log")
+	SECONDS=0
+	run -3 --separate-stderr derpcat -w 1 -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	assert_equal "$stderr" "derpcat: http://127.0.0.1:$port/derp: could not connect within 1000 ms"
+	# the library's own connect timeout is 10 s: -w cut it short
+	[ "$SECONDS" -le 5 ]
+}
+
+@test "-w: a peer that never appears ends the wait (exit 3); a stream that keeps moving is never cut" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	SECONDS=0
+	run -3 --separate-stderr derpcat -w 1 -N -k "$KEYS/a.key" "$url" "$(pub b)" < <(echo hi)
+	assert_equal "$stderr" "derpcat: no answer from the peer within 1000 ms"
+	[ "$SECONDS" -le 5 ]
+	# 6 s of a slow trickle (a line every 0.3 s) under -w 2: never idle
+	derpcat -w 2 -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/b.out" 2>"$t/b.err" &
+	pb=$!
+	echo "$pb b" >>"$t/.pids"
+	run timeout 60 bash -c 'for i in $(seq 20); do echo "line $i"; sleep 0.3; done |
+		derpcat -w 2 -N -k "$1" "$2" "$3"' _ "$KEYS/a.key" "$url" "$(pub b)"
+	assert_success
+	wait_pid "$pb" 30
+	assert_equal "$(wc -l <"$t/b.out")" 20
+	assert_equal "$(tail -n 1 "$t/b.out")" 'line 20'
+}
+
+@test "EOF on a pipe with the peer absent: derpcat waits without using CPU" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	mkfifo "$t/in"
+	derpcat -v -N -k "$KEYS/a.key" "$url" "$(pub b)" <"$t/in" >/dev/null 2>"$t/a.err" &
+	pa=$!
+	echo "$pa a" >>"$t/.pids"
+	echo hi >"$t/in"	# one line, then EOF on the pipe
+	wait_file "$t/a.err" 'connected to' 20
+	wait_file "$t/a.err" 'end of input' 20
+	kill -0 "$pa"
+	read -r -a st </proc/"$pa"/stat
+	before=$((st[13] + st[14]))
+	sleep 3
+	read -r -a st </proc/"$pa"/stat
+	after=$((st[13] + st[14]))
+	kill -0 "$pa"	# still waiting for the peer, as nc would
+	hz=$(getconf CLK_TCK)
+	echo "CPU while waiting: $((after - before)) ticks of 1/$hz s in 3 s" >&3
+	# a spinning loop burns ~3 s here; allow 0.1 s
+	[ $((after - before)) -le $((hz / 10)) ]
+}
+
+@test "a server restarted with a new key: the client reconnects on its first attempt, the stream goes on" {
 	t=$BATS_TEST_TMPDIR
 	port=$(free_port)
 	url=http://127.0.0.1:$port
@@ -532,7 +597,14 @@ EOF
 	wait_pid "$pb" 60
 	wait_pid "$pa" 30
 	assert_equal "$(cat "$t/b.out")" "$(printf 'one\ntwo')"
-	[ "$(grep -c 'connected to' "$t/b.err")" -ge 2 ]
+	for f in "$t/a.err" "$t/b.err"; do
+		[ "$(grep -c 'connected to' "$f")" -eq 2 ]
+		# while the relay was down: refused; once up: no failed attempt
+		# (a fast start sealed to the old key cost one, seconds long)
+		[ "$(grep -c 'the server closed the connection; reconnecting$' "$f")" -eq 1 ]
+		[ "$(grep 'reconnecting' "$f" | grep -vc -e 'Connection refused; reconnecting$' \
+			-e 'the server closed the connection; reconnecting$')" -eq 0 ]
+	done
 }
 
 @test "IPv6: a relay on [::1] and clients through it" {
