@@ -89,8 +89,8 @@ usage(FILE *f)
 	fprintf(f,
 "usage: derpcat [-dNqv] [--lines | --raw | --udp [addr:]port] [-k keyfile]\n"
 "               [-w seconds] [--retry] [--cafile file] [--pin sha256-raw:hex]\n"
-"               [--insecure] [-c mesh.conf] [--mesh-key file]\n"
-"               url | --derpmap file --region id | -c mesh.conf  peer\n"
+"               [--insecure] [--mesh-key file] [-c mesh.conf]\n"
+"               [url | --derpmap file --region id] peer\n"
 "       derpcat --watch --mesh-key file [-qv] [--cafile file]\n"
 "               [--pin sha256-raw:hex] [--insecure] url\n"
 "       derpcat -l [addr]:port [-qv] [--http | --cert file --certkey file]\n"

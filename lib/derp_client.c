@@ -285,18 +285,20 @@ static void
 fail(struct mk_derpc *c, int kind, const char *why)
 {
 	char whybuf[256];
+	bool next = c->state != C_UP && c->n_targets > 1;
 
 	snprintf(whybuf, sizeof(whybuf), "%s", why);
-	if (c->state != C_UP && c->n_targets > 1)
-		c->cur = (c->cur + 1) % c->n_targets;
 	close_conn(c);
 	c->state = C_IDLE;
 	c->n_addrs = c->cur_addr = 0;
 	c->failures++;
 	c->stats.failures++;
 	mk_timer_in(c->loop, &c->timer, backoff_ms(c) * 1000);
+	/* the callback still sees the target that failed */
 	if (c->cb.disconnected != NULL)
 		c->cb.disconnected(c, c->arg, kind, whybuf);
+	if (next && !c->dying)
+		c->cur = (c->cur + 1) % c->n_targets;
 }
 
 static void

@@ -607,6 +607,103 @@ time.sleep(120)'
 	done
 }
 
+@test "-c mesh.conf: relays from its relay lines, in order (a dead first one is skipped); the peer by node name; the default file" {
+	start_relay srv --http
+	t=$BATS_TEST_TMPDIR
+	dead=$(free_port)
+	cat >"$t/mesh.conf" <<-EOF
+	domain mesh.test
+	relay http://127.0.0.1:$dead
+	relay http://127.0.0.1:$PORT
+	node alice $(pub a) 100.64.0.1
+	node bob $(pub b) 100.64.0.2
+	EOF
+	printf 'by name\n' | derpcat -N -c "$t/mesh.conf" -k "$KEYS/a.key" bob >/dev/null 2>"$t/a.err" &
+	pa=$!
+	echo "$pa a" >>"$t/.pids"
+	# the default file ($MESHKIT_CONF here), a name with the domain
+	MESHKIT_CONF=$t/mesh.conf run --separate-stderr timeout 30 derpcat -k "$KEYS/b.key" alice.mesh.test </dev/null
+	assert_success
+	assert_output 'by name'
+	[[ $stderr == *"http://127.0.0.1:$dead/derp: connect 127.0.0.1:$dead: Connection refused; trying the next relay"* ]]
+	wait_pid "$pa" 20
+	# a URL and a name together; errors name the file
+	run -2 --separate-stderr derpcat -c "$t/mesh.conf" -k "$KEYS/b.key" http://127.0.0.1:$PORT carol
+	assert_equal "${stderr_lines[0]}" "derpcat: $t/mesh.conf: no node carol (and not a key)"
+	run -2 --separate-stderr derpcat -c "$t/nonexistent" -k "$KEYS/b.key" bob
+	assert_equal "${stderr_lines[0]}" "derpcat: $t/nonexistent: No such file or directory"
+	printf 'domain mesh.test\n' >"$t/norelay.conf"
+	run -2 --separate-stderr derpcat -c "$t/norelay.conf" -k "$KEYS/b.key" "$(pub a)"
+	assert_equal "${stderr_lines[0]}" "derpcat: $t/norelay.conf: no relay line"
+	MESHKIT_CONF=$t/nonexistent run -2 --separate-stderr derpcat -k "$KEYS/b.key" bob
+	assert_equal "${stderr_lines[0]}" "derpcat: give a relay URL and the peer's key"
+	run -2 --separate-stderr derpcat -c "$t/mesh.conf" --derpmap x --region 1 bob
+	assert_equal "${stderr_lines[0]}" "derpcat: relays from --derpmap or -c: choose one"
+	# every relay down: each is tried once, then the reason and exit 3
+	printf 'relay http://127.0.0.1:%s\n' "$dead" >"$t/dead.conf"
+	run -3 --separate-stderr derpcat -c "$t/dead.conf" -k "$KEYS/b.key" "$(pub a)" </dev/null
+	assert_equal "$stderr" "derpcat: http://127.0.0.1:$dead/derp: connect 127.0.0.1:$dead: Connection refused"
+}
+
+@test "a key file others can read gets wg-quick's warning (-k and --mesh-key)" {
+	t=$BATS_TEST_TMPDIR
+	mkdir -m 755 "$t/open"
+	cp "$KEYS/a.key" "$t/open/a.key"
+	chmod 644 "$t/open/a.key"
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$t/open/mesh.key"
+	chmod 644 "$t/open/mesh.key"
+	port=$(free_port)
+	run -3 --separate-stderr derpcat -k "$t/open/a.key" --mesh-key "$t/open/mesh.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	assert_equal "${stderr_lines[0]}" "derpcat: Warning: \`$t/open/a.key' is world accessible"
+	[[ $stderr == *"derpcat: Warning: \`$t/open/mesh.key' is world accessible"* ]]
+	# 0600 (or a directory others cannot enter): no warning
+	chmod 600 "$t/open/a.key" "$t/open/mesh.key"
+	run -3 --separate-stderr derpcat -k "$t/open/a.key" --mesh-key "$t/open/mesh.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	[[ $stderr != *Warning* ]]
+	chmod 644 "$t/open/a.key"
+	chmod 750 "$t/open"
+	run -3 --separate-stderr derpcat -k "$t/open/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	[[ $stderr != *Warning* ]]
+}
+
+@test "the proxy's password is never logged, at any -v; it is sent to the proxy" {
+	t=$BATS_TEST_TMPDIR
+	# a proxy that records the CONNECT head and refuses with 407
+	bg_start proxy "$PY" -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print("port", s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = c.recv(4096)
+        if not d:
+            break
+        head += d
+    open(sys.argv[1], "ab").write(head)
+    c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+    c.close()' "$t/heads"
+	wait_log proxy '^port' 10
+	pport=$(sed -n 's/^port //p' "$BATS_TEST_TMPDIR/proxy.log")
+	# 198.18.0.1 (benchmarking range, never dialled: only the proxy is)
+	for v in "" -v "-v -v" "-v -v -v"; do
+		HTTPS_PROXY="http://user:s3cr%65tpw@127.0.0.1:$pport" run -3 --separate-stderr \
+			derpcat $v -k "$KEYS/a.key" https://198.18.0.1:443 "$(pub b)" </dev/null
+		[[ $stderr == *'proxy refused CONNECT: 407 Proxy Authentication Required'* ]]
+		# neither as written (%65) nor decoded, nor its Basic form
+		[[ $stderr != *s3cr* ]]
+		[[ $stderr != *"$(printf 'user:s3cretpw' | base64)"* ]]
+	done
+	# with -v the proxy is named, without its password
+	HTTPS_PROXY="http://user:s3cr%65tpw@127.0.0.1:$pport" run -3 --separate-stderr \
+		derpcat -v -k "$KEYS/a.key" https://198.18.0.1:443 "$(pub b)" </dev/null
+	[[ $stderr == *"through the proxy http://user:***@127.0.0.1:$pport"* ]]
+	# the proxy did get it (decoded), so the test is not vacuous
+	grep -q "Proxy-Authorization: Basic $(printf 'user:s3cretpw' | base64)" "$t/heads"
+	grep -q '^CONNECT 198.18.0.1:443 HTTP/1.1' "$t/heads"
+}
+
 @test "IPv6: a relay on [::1] and clients through it" {
 	bg_start srv derpcat -l '[::1]:0' --http --stun-port 0
 	wait_log srv 'listening on \[::1\]:' 10
