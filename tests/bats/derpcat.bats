@@ -704,6 +704,67 @@ while True:
 	grep -q '^CONNECT 198.18.0.1:443 HTTP/1.1' "$t/heads"
 }
 
+# wait_size FILE BYTES SECONDS: until FILE holds at least BYTES (bounded).
+wait_size() {
+	local f=$1 n=$2 limit=$3 i=0
+	while [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" -lt "$n" ]; do
+		i=$((i + 1))
+		if [ "$i" -gt $((limit * 20)) ]; then
+			echo "timed out waiting for $n bytes in $f" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+@test "a 10 MB stream survives a relay restart mid-stream, sha256 equal, in 5 runs under a flood" {
+	t=$BATS_TEST_TMPDIR
+	port=$(free_port)
+	url=http://127.0.0.1:$port
+	big=$BATS_FILE_TMPDIR/big
+	g=0
+	relay_up() {
+		g=$((g + 1))
+		bg_start "r$g" derpcat -l "127.0.0.1:$port" --http --stun-port 0
+		wait_log "r$g" 'listening on' 10
+		# load: f floods e through the same relay (a new flood for each
+		# relay; the sink reconnects by itself)
+		[ "$g" -gt 1 ] || bg_start sink derpcat --raw -d -k "$KEYS/e.key" "$url" "$(pub f)"
+		bg_start "flood$g" "$LOADER" flood "$url" "$KEYS/f.key" 1400 "$(pub e)"
+		wait_log "flood$g" '^ready' 10
+	}
+	relay_up
+	for run in 1 2 3 4 5; do
+		derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/out$run" 2>"$t/b$run.err" &
+		pb=$!
+		echo "$pb b$run" >>"$t/.pids"
+		mkfifo "$t/in$run"
+		derpcat -N -k "$KEYS/a.key" "$url" "$(pub b)" <"$t/in$run" >/dev/null 2>"$t/a$run.err" &
+		pa=$!
+		echo "$pa a$run" >>"$t/.pids"
+		# 5 MB at once, then 1 MB every 0.3 s: the restart below comes
+		# while at least 3 MB are still to be written
+		{
+			dd if="$big" bs=1000000 count=5 status=none
+			for i in 5 6 7 8 9; do
+				sleep 0.3
+				dd if="$big" bs=1000000 skip=$i count=1 status=none
+			done
+		} >"$t/in$run" &
+		echo "$! w$run" >>"$t/.pids"
+		# mid-stream (with delayed ACKs and a full send queue likely
+		# pending), the relay dies at once and a new one takes its port
+		wait_size "$t/out$run" 6000000 60
+		[ "$(stat -c %s "$t/out$run")" -lt 8000000 ]
+		kill -KILL "$(bg_pid "r$g")"
+		relay_up
+		wait_pid "$pb" 120
+		wait_pid "$pa" 60
+		assert_equal "$(sha256sum <"$t/out$run")" "$(sha256sum <"$big")"
+		grep -q 'reconnecting' "$t/b$run.err"
+	done
+}
+
 @test "IPv6: a relay on [::1] and clients through it" {
 	bg_start srv derpcat -l '[::1]:0' --http --stun-port 0
 	wait_log srv 'listening on \[::1\]:' 10
