@@ -94,6 +94,16 @@ wait_pid() {
 	assert_output --regexp '^derpcat [0-9]+\.[0-9]+\.[0-9]+$'
 }
 
+@test "every option of derpcat is in its man page and both completions" {
+	opts=$(sed -n '/^static const struct option longopts/,/^};/s/^\t{ "\([a-z-]*\)".*/\1/p' "$TOP/bin/derpcat.c")
+	[ "$(wc -w <<<"$opts")" -ge 25 ]
+	for o in $opts; do
+		grep -q "^\.It .*Fl \\\\-$o\b" "$TOP/man/derpcat.1" || { echo "man: --$o" >&2; false; }
+		grep -q -- "--$o\b" "$TOP/completions/bash/derpcat" || { echo "bash: --$o" >&2; false; }
+		grep -q -- "--$o\b" "$TOP/completions/zsh/_derpcat" || { echo "zsh: --$o" >&2; false; }
+	done
+}
+
 @test "usage errors exit 2 with one line naming the problem" {
 	run -2 --separate-stderr derpcat http://127.0.0.1:1
 	assert_equal "${stderr_lines[0]}" 'derpcat: give a relay URL and the peer'"'"'s key'
@@ -754,9 +764,12 @@ wait_size() {
 		echo "$! w$run" >>"$t/.pids"
 		# mid-stream (with delayed ACKs and a full send queue likely
 		# pending), the relay dies at once and a new one takes its port
-		wait_size "$t/out$run" 6000000 60
+		wait_size "$t/out$run" 5500000 60
 		[ "$(stat -c %s "$t/out$run")" -lt 8000000 ]
 		kill -KILL "$(bg_pid "r$g")"
+		# down long enough for the delayed ACKs to come due while
+		# disconnected (5 ms): two refused reconnections
+		wait_count "$t/b$run.err" 'Connection refused; reconnecting' 2 20
 		relay_up
 		wait_pid "$pb" 120
 		wait_pid "$pa" 60
