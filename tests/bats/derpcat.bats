@@ -47,8 +47,10 @@ free_port() {
 
 # wait_count FILE PATTERN N SECONDS: until N lines match (bounded).
 wait_count() {
-	local f=$1 re=$2 n=$3 limit=$4 i=0
-	while [ "$(grep -Ec -- "$re" "$f" 2>/dev/null)" -lt "$n" ]; do
+	local f=$1 re=$2 n=$3 limit=$4 i=0 c
+	# (a file not there yet counts 0 lines: "[ '' -lt N ]" would end
+	# the wait at once)
+	while c=$(grep -Ec -- "$re" "$f" 2>/dev/null); [ "${c:-0}" -lt "$n" ]; do
 		i=$((i + 1))
 		if [ "$i" -gt $((limit * 20)) ]; then
 			echo "timed out waiting for $n lines /$re/ in $f" >&2
@@ -554,6 +556,27 @@ time.sleep(120)'
 	wait_pid "$pb" 30
 	assert_equal "$(wc -l <"$t/b.out")" 20
 	assert_equal "$(tail -n 1 "$t/b.out")" 'line 20'
+	# the relay dies under a moving stream (a line every 0.2 s, ten
+	# times within -w): both ends give up about -w later instead of
+	# waiting for the relay
+	bash -c 'while :; do echo x; sleep 0.2; done' | derpcat -w 2 -k "$KEYS/a.key" "$url" "$(pub b)" >/dev/null 2>"$t/a2.err" &
+	pa=$!
+	echo "$pa a2" >>"$t/.pids"
+	derpcat -w 2 -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/b2.out" 2>"$t/b2.err" &
+	pb=$!
+	echo "$pb b2" >>"$t/.pids"
+	wait_count "$t/b2.out" '^x$' 5 20
+	kill -KILL "$(bg_pid srv)"
+	SECONDS=0
+	st=0
+	wait_pid "$pa" 20 || st=$?
+	assert_equal "$st" 3
+	st=0
+	wait_pid "$pb" 20 || st=$?
+	assert_equal "$st" 3
+	[ "$SECONDS" -le 10 ]
+	grep -q 'derpcat: nothing moved for 2000 ms; relay: ' "$t/a2.err"
+	grep -q 'derpcat: nothing moved for 2000 ms; relay: ' "$t/b2.err"
 }
 
 @test "EOF on a pipe with the peer absent: derpcat waits without using CPU" {
