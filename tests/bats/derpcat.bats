@@ -640,6 +640,48 @@ time.sleep(120)'
 	done
 }
 
+@test "fast start only when the TLS chain's meta cert names the server key (as Tailscale's client); a meta cert that lies fails" {
+	t=$BATS_TEST_TMPDIR
+	P=$TOP/tests/tools/derppeer.py
+	$PY "$P" genkey >"$t/srv.key"
+	hex=$($PY "$P" pubkey --key-file "$t/srv.key" --hex)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$t/tls.key" -out "$t/leaf.crt" -subj /CN=127.0.0.1 -days 2 2>/dev/null
+	$PY "$TOP/tests/tools/derp-metacert.py" "$hex" "$t/meta.crt"
+	$PY "$TOP/tests/tools/derp-metacert.py" "$hex" "$t/meta-bigserial.crt" 1000
+	$PY "$TOP/tests/tools/derp-metacert.py" "$(printf '%064d' 7)" "$t/meta-wrong.crt"
+	n=0
+	for case in meta none bigserial wrong; do
+		n=$((n + 1))
+		case $case in
+		meta) cat "$t/leaf.crt" "$t/meta.crt" ;;
+		none) cat "$t/leaf.crt" ;;
+		bigserial) cat "$t/leaf.crt" "$t/meta-bigserial.crt" ;;
+		wrong) cat "$t/leaf.crt" "$t/meta-wrong.crt" ;;
+		esac >"$t/chain$n.crt"
+		bg_start "peer$n" "$PY" "$P" server --listen 127.0.0.1:0 --key-file "$t/srv.key" \
+			--tls-cert "$t/chain$n.crt" --tls-key "$t/tls.key"
+		wait_log "peer$n" '^ready ' 10
+		port=$(sed -n 's/^ready //p' "$BATS_TEST_TMPDIR/peer$n.log")
+		if [ "$case" = wrong ]; then
+			# the chain names one key, ServerKey another: a liar
+			run -3 --separate-stderr derpcat --raw -N --insecure -k "$KEYS/a.key" \
+				"https://127.0.0.1:$port" "$(pub b)" < <(printf hi)
+			assert_equal "$stderr" "derpcat: https://127.0.0.1:$port/derp: the server named two different keys"
+		else
+			run --separate-stderr derpcat --raw -N --insecure -k "$KEYS/a.key" \
+				"https://127.0.0.1:$port" "$(pub b)" < <(printf hi)
+			assert_success
+		fi
+		wait_log "peer$n" 'fast-start=' 10
+		if [ "$case" = none ] || [ "$case" = bigserial ]; then
+			grep -q 'GET /derp upgrade=DERP fast-start=-$' "$BATS_TEST_TMPDIR/peer$n.log"
+		else
+			grep -q 'GET /derp upgrade=DERP fast-start=1$' "$BATS_TEST_TMPDIR/peer$n.log"
+		fi
+	done
+}
+
 @test "-c mesh.conf: relays from its relay lines, in order (a dead first one is skipped); the peer by node name; the default file" {
 	start_relay srv --http
 	t=$BATS_TEST_TMPDIR
