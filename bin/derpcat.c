@@ -28,6 +28,8 @@
 #include "cli.h"
 #include "log.h"
 #include "loop.h"
+#include "meshconf.h"
+#include "relayset.h"
 #include "sock.h"
 #include "stunsrv.h"
 #include "tls.h"
@@ -62,6 +64,8 @@ struct opts {
 	const char	*derpmap;
 	long long	 region;
 	bool		 region_set;
+	const char	*mesh;		/* -c */
+	bool		 retry;		/* --retry */
 	/* server */
 	const char	*listen;
 	bool		 http;
@@ -84,8 +88,9 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: derpcat [-dNqv] [--lines | --raw | --udp [addr:]port] [-k keyfile]\n"
-"               [-w seconds] [--cafile file] [--pin sha256-raw:hex]\n"
-"               [--insecure] url | --derpmap file --region id peerkey\n"
+"               [-w seconds] [--retry] [--cafile file] [--pin sha256-raw:hex]\n"
+"               [--insecure] [--mesh-key file] [-c mesh.conf]\n"
+"               [url | --derpmap file --region id] peer\n"
 "       derpcat --watch --mesh-key file [-qv] [--cafile file]\n"
 "               [--pin sha256-raw:hex] [--insecure] url\n"
 "       derpcat -l [addr]:port [-qv] [--http | --cert file --certkey file]\n"
@@ -95,6 +100,14 @@ usage(FILE *f)
 }
 
 /* ---- files ---- */
+
+/* A secret others can read: wg-quick's warning, and go on as it does. */
+static void
+warn_exposed(const char *path)
+{
+	if (mk_key_file_world_accessible(path) == 1)
+		mk_warn("Warning: `%s' is world accessible", path);
+}
 
 /* A mesh key file: 64 hex digits, whitespace around them ignored. */
 static int
@@ -108,6 +121,7 @@ read_mesh_key(const char *path, uint8_t out[32], const char **why)
 		*why = strerror(errno);
 		return -1;
 	}
+	warn_exposed(path);
 	n = mk_read_small(fd, buf, sizeof(buf));
 	close(fd);
 	if (n < 0) {
@@ -580,6 +594,7 @@ struct fdio {
 	struct mk_io	 io;
 	bool		 pollable;
 	bool		 nonblock;	/* reading again cannot block */
+	bool		 added;		/* in the epoll set */
 	uint32_t	 ev;
 };
 
@@ -617,6 +632,9 @@ struct client {
 	uint64_t		 start_us;
 	uint64_t		 activity_us;
 	bool			 ever_up;
+	size_t			 n_targets;
+	unsigned		 fails;		/* attempts before ever_up */
+	char			 last_why[256];	/* the relay's last failure */
 	bool			 quitting;
 	uint64_t		 quit_us;
 	bool			 warned_foreign;
@@ -659,6 +677,10 @@ fdio_init(struct client *c, struct fdio *f, int fd)
 	f->io.arg = c;
 	f->ev = 0;
 	f->pollable = mk_loop_add(&c->loop, &f->io, 0) == 0;
+	/* in the set only while wanted (fdio_want) */
+	if (f->pollable)
+		mk_loop_del(&c->loop, &f->io);
+	f->added = false;
 	f->nonblock = !f->pollable;	/* files never block */
 	if ((fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_NONBLOCK))
 		f->nonblock = true;
@@ -678,10 +700,22 @@ fdio_want(struct client *c, struct fdio *f, uint32_t ev)
 			mk_timer_in(&c->loop, &c->pump, 0);
 		return;
 	}
-	if (ev != f->ev) {
+	if (ev == f->ev)
+		return;
+	/*
+	 * Not wanted: out of the set, not a mask of 0. epoll reports
+	 * EPOLLHUP and EPOLLERR whatever the mask, so a pipe at EOF that
+	 * stayed in the set woke the loop at once, forever (100 % CPU
+	 * while waiting for the peer after stdin ended).
+	 */
+	if (ev == 0) {
+		mk_loop_del(&c->loop, &f->io);
+		f->added = false;
+	} else if (f->added)
 		mk_loop_mod(&c->loop, &f->io, ev);
-		f->ev = ev;
-	}
+	else if (mk_loop_add(&c->loop, &f->io, ev) == 0)
+		f->added = true;
+	f->ev = ev;
 }
 
 static void
@@ -1002,15 +1036,30 @@ dc_connected(struct mk_derpc *dc, void *arg)
 	sync_state(c);
 }
 
+/*
+ * As nc, the command fails at once, with the reason, when the relay
+ * cannot be reached (each relay tried once); it keeps trying with
+ * backoff only once it has been connected (the relay restarts, the
+ * stream goes on) or with --retry. -w bounds both waits.
+ */
 static void
 dc_disconnected(struct mk_derpc *dc, void *arg, int kind, const char *why)
 {
 	struct client *c = arg;
 
+	snprintf(c->last_why, sizeof(c->last_why), "%s", why);
+	if (!c->ever_up)
+		c->fails++;
 	if (kind == MK_DERPC_ERR_TLS || kind == MK_DERPC_ERR_REFUSED ||
-	    (kind == MK_DERPC_ERR_PROTO && !c->ever_up)) {
+	    (kind == MK_DERPC_ERR_PROTO && !c->ever_up) ||
+	    (!c->ever_up && !c->o->retry && c->fails >= c->n_targets)) {
 		mk_err("%s: %s", mk_derpc_target(dc)->url.url, why);
 		stop(c, MK_EXIT_FAIL);
+		return;
+	}
+	if (!c->ever_up && !c->o->retry) {
+		mk_warn("%s: %s; trying the next relay",
+		    mk_derpc_target(dc)->url.url, why);
 		return;
 	}
 	if (c->ever_up)
@@ -1140,6 +1189,18 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 
 /* ---- when to stop ---- */
 
+/*
+ * On the way out, the end waits for things no callback of ours reports
+ * (the relay client's queue draining, the linger running out): the tick
+ * looks again. Without -w and before the end, no timer runs at all.
+ */
+static void
+ending(struct client *c)
+{
+	if (!mk_timer_armed(&c->tick))
+		mk_timer_in(&c->loop, &c->tick, TICK_US);
+}
+
 static void
 check_done(struct client *c)
 {
@@ -1157,6 +1218,8 @@ check_done(struct client *c)
 			stop(c, 0);
 			return;
 		}
+		if (c->quitting)
+			ending(c);
 		if (c->quitting && now - c->quit_us > LINGER_US &&
 		    now - mk_dstream_last_progress(c->ds) > LINGER_US) {
 			mk_warn("the peer did not acknowledge the end of the "
@@ -1170,30 +1233,64 @@ check_done(struct client *c)
 		stop(c, 0);
 	else if (c->mode == M_RAW && c->in_done && c->out_gone)
 		stop(c, 0);
+	else if (c->mode == M_RAW && c->in_done && c->o->fin)
+		ending(c);
 }
 
+/*
+ * -w, as nc's: a connect and idle timeout. Not connected to the relay
+ * within it, or (stream mode) no answer from the peer within it, or
+ * nothing moving for that long with data still unacknowledged: a
+ * failure (3). Idle with everything delivered: the end, as in nc (0).
+ * Anything that moves (bytes either way, acknowledgements) restarts it.
+ */
 static void
 on_tick(struct mk_loop *l, struct mk_timer *t)
 {
 	struct client *c = t->arg;
-	uint64_t now = mk_now_us(), w = c->o->wait_ms * 1000;
+	uint64_t now = mk_now_us(), w = c->o->wait_ms * 1000, last;
+	unsigned long long ms = (unsigned long long)c->o->wait_ms;
 
 	(void)l;
-	if (w != 0 && !c->ever_up && now - c->start_us >= w) {
-		mk_err("%s: could not connect within %llu ms", c->url,
-		    (unsigned long long)c->o->wait_ms);
+	if (w == 0)
+		goto again;	/* only ending: see ending() */
+	if (!c->ever_up && now - c->start_us >= w) {
+		if (c->last_why[0] != '\0')
+			mk_err("%s: could not connect within %llu ms (%s)",
+			    c->url, ms, c->last_why);
+		else
+			mk_err("%s: could not connect within %llu ms", c->url,
+			    ms);
 		stop(c, MK_EXIT_FAIL);
 		return;
 	}
-	if (w != 0 && c->ever_up && now - c->activity_us >= w &&
-	    !c->quitting) {
-		mk_info("idle for %llu ms", (unsigned long long)c->o->wait_ms);
-		if (c->mode != M_STREAM) {
-			stop(c, 0);
+	last = c->activity_us;
+	if (c->ds != NULL && mk_dstream_last_progress(c->ds) > last)
+		last = mk_dstream_last_progress(c->ds);
+	if (c->ever_up && now - last >= w && !c->quitting) {
+		if (c->mode == M_STREAM && !mk_dstream_heard(c->ds)) {
+			mk_err("no answer from the peer within %llu ms%s%s",
+			    ms, mk_derpc_up(c->dc) ? "" : "; relay: ",
+			    mk_derpc_up(c->dc) ? "" : c->last_why);
+			stop(c, MK_EXIT_FAIL);
 			return;
+		} else if ((c->mode == M_STREAM &&
+		    !mk_dstream_tx_done(c->ds)) || !mk_derpc_up(c->dc)) {
+			mk_err("nothing moved for %llu ms%s%s", ms,
+			    mk_derpc_up(c->dc) ? "" : "; relay: ",
+			    mk_derpc_up(c->dc) ? "" : c->last_why);
+			stop(c, MK_EXIT_FAIL);
+			return;
+		} else {
+			mk_info("idle for %llu ms", ms);
+			if (c->mode != M_STREAM) {
+				stop(c, 0);
+				return;
+			}
+			c->in_done = c->net_done = true;
 		}
-		c->in_done = c->net_done = true;
 	}
+again:
 	mk_timer_in(l, t, TICK_US);
 	sync_state(c);
 }
@@ -1226,38 +1323,54 @@ sync_state(struct client *c)
 
 /* ---- setting up ---- */
 
+/*
+ * The relays to dial: the URL given, else a --derpmap region, else every
+ * relay line of mesh.conf (-c, or the default file), in its order.
+ */
 static int
 client_targets(const struct opts *o, const char *url,
-    struct mk_derpc_target *t, size_t *n)
+    const struct mk_mesh *mesh, struct mk_derpc_target *t, size_t *n)
 {
-	struct mk_derpmap m;
-	const struct mk_derpmap_region *r;
+	struct mk_relayset rs;
 	char err[600];
 	const char *why;
 	size_t i;
 
-	if (o->derpmap == NULL) {
+	if (url != NULL) {
 		memset(t, 0, sizeof(*t));
 		if (mk_url_parse(&t->url, url, MK_URL_RELAY, &why) != 0) {
 			mk_err("bad relay URL %s: %s", url, why);
 			return MK_EXIT_USAGE;
 		}
 		*n = 1;
-	} else {
-		if (mk_derpmap_load(&m, o->derpmap, err, sizeof(err)) != 0) {
+	} else if (o->derpmap != NULL) {
+		if (mk_relayset_load_derpmap(&rs, o->derpmap, err,
+		    sizeof(err)) != 0) {
 			mk_err("%s", err);
 			return MK_EXIT_USAGE;
 		}
-		if ((r = mk_derpmap_region(&m, (int)o->region)) == NULL) {
+		if (mk_relayset_region(&rs, (int)o->region) == NULL) {
 			mk_err("%s: no region %lld", o->derpmap, o->region);
-			mk_derpmap_free(&m);
+			mk_relayset_free(&rs);
 			return MK_EXIT_USAGE;
 		}
-		*n = mk_derpmap_targets(r, t, MAX_TARGETS);
-		mk_derpmap_free(&m);
+		*n = mk_relayset_targets(&rs, (int)o->region, t, MAX_TARGETS);
+		mk_relayset_free(&rs);
 		if (*n == 0) {
 			mk_err("%s: region %lld has no node to dial",
 			    o->derpmap, o->region);
+			return MK_EXIT_USAGE;
+		}
+	} else {
+		if (mk_relayset_from_mesh(&rs, mesh, &why) != 0) {
+			mk_err("%s", why);
+			return MK_EXIT_FAIL;
+		}
+		*n = mk_relayset_targets(&rs, 0, t, MAX_TARGETS);
+		mk_relayset_free(&rs);
+		if (*n == 0) {
+			mk_err("%s: no relay line", o->mesh != NULL ? o->mesh :
+			    mk_mesh_default_path());
 			return MK_EXIT_USAGE;
 		}
 	}
@@ -1266,6 +1379,25 @@ client_targets(const struct opts *o, const char *url,
 			mk_usage_error("bad pin: %s", o->pin);
 		t[i].has_pin = true;
 	}
+	return 0;
+}
+
+/* The peer: a public key, else a node name of mesh.conf. */
+static int
+client_peer(const struct opts *o, const char *peer, const struct mk_mesh *mesh,
+    bool have_mesh, struct mk_key *k)
+{
+	const struct mk_mesh_node *node;
+	const char *why;
+
+	if (mk_key_parse(k, peer, &why) == 0)
+		return 0;
+	if (!have_mesh)
+		mk_usage_error("bad peer key: %s", peer);
+	if ((node = mk_mesh_find_name(mesh, peer)) == NULL)
+		mk_usage_error("%s: no node %s (and not a key)", o->mesh != NULL ?
+		    o->mesh : mk_mesh_default_path(), peer);
+	*k = node->pubkey;
 	return 0;
 }
 
@@ -1300,7 +1432,8 @@ open_udp(struct client *c, const char *spec)
 }
 
 static int
-run_client(const struct opts *o, const char *url, const char *peer)
+run_client(const struct opts *o, const char *url, const char *peer,
+    const struct mk_mesh *mesh, bool have_mesh)
 {
 	static const struct mk_derpc_cb cb = {
 		.connected = dc_connected,
@@ -1330,19 +1463,21 @@ run_client(const struct opts *o, const char *url, const char *peer)
 	c->ufd = -1;
 	c->mode = o->watch ? M_WATCH : o->udp ? M_UDP : o->raw ? M_RAW :
 	    M_STREAM;
-	if ((rc = client_targets(o, url, targets, &n)) != 0)
-		return rc;
-	snprintf(c->url, sizeof(c->url), "%s", targets[0].url.url);
-	mk_derpc_config_init(&cfg);
 	/* --watch names no peer (peer is NULL then); every other mode does */
 	if (c->mode != M_WATCH && (peer == NULL ||
-	    mk_key_parse(&c->peer, peer, &why) != 0))
+	    client_peer(o, peer, mesh, have_mesh, &c->peer) != 0))
 		mk_usage_error("bad peer key: %s", peer ? peer : "(none)");
+	if ((rc = client_targets(o, url, mesh, targets, &n)) != 0)
+		return rc;
+	c->n_targets = n;
+	snprintf(c->url, sizeof(c->url), "%s", targets[0].url.url);
+	mk_derpc_config_init(&cfg);
 	if (o->keyfile != NULL) {
 		if (mk_key_read_file(&c->priv, o->keyfile, &why) != 0) {
 			mk_err("%s: %s", o->keyfile, why);
 			return MK_EXIT_USAGE;
 		}
+		warn_exposed(o->keyfile);
 	} else {
 		struct mk_key pub;
 
@@ -1376,8 +1511,13 @@ run_client(const struct opts *o, const char *url, const char *peer)
 		rc = MK_EXIT_USAGE;
 		goto out;
 	}
-	if (cfg.proxy != NULL)
-		mk_info("through the proxy %s", cfg.proxy);
+	if (cfg.proxy != NULL) {
+		char red[512];
+
+		/* never its password, at any -v */
+		mk_info("through the proxy %s",
+		    mk_url_redact(cfg.proxy, red, sizeof(red)));
+	}
 	sodium_memzero(&cfg, sizeof(cfg));
 	mk_timer_init(&c->ds_timer, on_ds_timer, c);
 	mk_timer_init(&c->tick, on_tick, c);
@@ -1401,7 +1541,9 @@ run_client(const struct opts *o, const char *url, const char *peer)
 		goto out;
 	}
 	c->start_us = c->activity_us = mk_now_us();
-	mk_timer_in(&c->loop, &c->tick, TICK_US);
+	/* only -w needs a clock; without it a waiting derpcat sleeps */
+	if (o->wait_ms != 0)
+		mk_timer_in(&c->loop, &c->tick, TICK_US);
 	mk_derpc_start(c->dc);
 	sync_state(c);
 	c->rc = MK_EXIT_FAIL;
@@ -1461,6 +1603,7 @@ enum {
 	OPT_MESH_KEY,
 	OPT_MESH_WITH,
 	OPT_MAX_CONNS,
+	OPT_RETRY,
 };
 
 static const struct option longopts[] = {
@@ -1476,12 +1619,14 @@ static const struct option longopts[] = {
 	{ "lines", no_argument, NULL, OPT_LINES },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+	{ "mesh", required_argument, NULL, 'c' },
 	{ "mesh-key", required_argument, NULL, OPT_MESH_KEY },
 	{ "mesh-with", required_argument, NULL, OPT_MESH_WITH },
 	{ "pin", required_argument, NULL, OPT_PIN },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "raw", no_argument, NULL, OPT_RAW },
 	{ "region", required_argument, NULL, OPT_REGION },
+	{ "retry", no_argument, NULL, OPT_RETRY },
 	{ "state", required_argument, NULL, OPT_STATE },
 	{ "stun-port", required_argument, NULL, OPT_STUN_PORT },
 	{ "udp", required_argument, NULL, OPT_UDP },
@@ -1499,7 +1644,7 @@ check_modes(const struct opts *o)
 {
 	bool client = o->keyfile || o->fin || o->no_stdin || o->wait_ms ||
 	    o->lines || o->raw || o->udp || o->watch || o->derpmap ||
-	    o->region_set;
+	    o->region_set || o->mesh || o->retry;
 	bool server = o->http || o->cert || o->certkey || o->state ||
 	    o->hostname || o->stun_port_set || o->verify || o->n_mesh ||
 	    o->max_conns_set;
@@ -1518,6 +1663,8 @@ check_modes(const struct opts *o)
 		mk_usage_error("%s", "--watch needs --mesh-key");
 	if ((o->derpmap != NULL) != o->region_set)
 		mk_usage_error("%s", "--derpmap and --region go together");
+	if (o->derpmap != NULL && o->mesh != NULL)
+		mk_usage_error("%s", "relays from --derpmap or -c: choose one");
 	if (o->http && (o->cert || o->certkey))
 		mk_usage_error("%s", "--http serves no certificate");
 	if ((o->cert != NULL) != (o->certkey != NULL))
@@ -1527,6 +1674,55 @@ check_modes(const struct opts *o)
 	if (o->insecure && (o->pin || o->cafile))
 		mk_usage_error("%s", "--insecure checks nothing: no --pin or "
 		    "--cafile with it");
+}
+
+/*
+ * The client's arguments: URL PEER; PEER alone with --derpmap, or with
+ * the relays of mesh.conf (-c, else the default file if it exists); the
+ * URL alone with --watch. PEER may be a node name of mesh.conf.
+ */
+static int
+client_main(const struct opts *o, int argc, char *argv[])
+{
+	struct mk_mesh mesh;
+	const char *url = NULL, *peer = NULL;
+	char err[600];
+	bool need_mesh;
+	int have, rc;
+
+	if (o->watch) {
+		if (argc != 1)
+			mk_usage_error("%s", "--watch takes one relay URL");
+		url = argv[0];
+	} else if (argc == 2 && o->derpmap == NULL) {
+		url = argv[0];
+		peer = argv[1];
+	} else if (argc == 1) {
+		peer = argv[0];
+	} else if (o->derpmap != NULL)
+		mk_usage_error("%s", "with --derpmap, give only the peer key");
+	else
+		mk_usage_error("%s", "give a relay URL and the peer's key");
+	/* the mesh file: asked for, or wanted for relays or a peer's name */
+	need_mesh = o->mesh != NULL || (url == NULL && o->derpmap == NULL);
+	if (!need_mesh && peer != NULL) {
+		struct mk_key k;
+		const char *why;
+
+		need_mesh = mk_key_parse(&k, peer, &why) != 0;
+	}
+	memset(&mesh, 0, sizeof(mesh));
+	have = 0;
+	if (need_mesh &&
+	    (have = mk_mesh_load_given(&mesh, o->mesh, err, sizeof(err))) < 0) {
+		mk_err("%s", err);
+		return MK_EXIT_USAGE;
+	}
+	if (have == 0 && url == NULL && o->derpmap == NULL)
+		mk_usage_error("%s", "give a relay URL and the peer's key");
+	rc = run_client(o, url, peer, &mesh, have == 1);
+	mk_mesh_free(&mesh);
+	return rc;
 }
 
 int
@@ -1539,9 +1735,12 @@ main(int argc, char *argv[])
 
 	memset(&o, 0, sizeof(o));
 	mk_cli_init("derpcat", usage);
-	while ((ch = getopt_long(argc, argv, "dhk:l:NqvVw:", longopts,
+	while ((ch = getopt_long(argc, argv, "c:dhk:l:NqvVw:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
+		case 'c':
+			o.mesh = optarg;
+			break;
 		case 'd':
 			o.no_stdin = true;
 			break;
@@ -1641,6 +1840,9 @@ main(int argc, char *argv[])
 				mk_usage_error("%s", "too many --mesh-with");
 			o.mesh_with[o.n_mesh++] = optarg;
 			break;
+		case OPT_RETRY:
+			o.retry = true;
+			break;
 		case OPT_MAX_CONNS:
 			if (mk_strtonum(optarg, 0, 1000000, &o.max_conns) != 0)
 				mk_usage_error("bad connection limit: %s", optarg);
@@ -1667,18 +1869,5 @@ main(int argc, char *argv[])
 			mk_usage_error("unexpected argument with -l: %s", argv[0]);
 		return run_server(&o);
 	}
-	if (o.watch) {
-		if (argc != 1)
-			mk_usage_error("%s", "--watch takes one relay URL");
-		return run_client(&o, argv[0], NULL);
-	}
-	if (o.derpmap != NULL) {
-		if (argc != 1)
-			mk_usage_error("%s", "with --derpmap, give only the peer "
-			    "key");
-		return run_client(&o, NULL, argv[0]);
-	}
-	if (argc != 2)
-		mk_usage_error("%s", "give a relay URL and the peer's key");
-	return run_client(&o, argv[0], argv[1]);
+	return client_main(&o, argc, argv);
 }

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "meshconf.h"
+#include "relayset.h"
 #include "nattest.h"
 #include "portmap.h"
 #include "sock.h"
@@ -113,88 +114,54 @@ collect_servers(struct mk_nat_target *t, const struct opts *o,
 	return n;
 }
 
-/* A relay's STUN endpoint: its IPv4 (or IPv6) field, else its host name. */
-/* A node's STUN port: 0 in the map means 3478, -1 means none (0 here). */
-static uint16_t
-stun_port(const struct mk_derpmap_node *n)
-{
-	if (n->stun_port < 0)
-		return 0;
-	return n->stun_port ? (uint16_t)n->stun_port : 3478;
-}
-
-static bool
-derp_target(struct mk_nat_target *t, const struct mk_derpmap_region *r,
-    int family)
-{
-	const struct mk_derpmap_node *node = NULL;
-	const char *addr;
-	size_t i;
-
-	for (i = 0; i < r->n_nodes && node == NULL; i++) {
-		if (stun_port(&r->nodes[i]) != 0)
-			node = &r->nodes[i];
-	}
-	if (node == NULL)
-		return false;
-	memset(t, 0, sizeof(*t));
-	t->region = r->id;
-	snprintf(t->code, sizeof(t->code), "%s", r->code);
-	snprintf(t->region_name, sizeof(t->region_name), "%s", r->name);
-	snprintf(t->host, sizeof(t->host), "%s", node->host);
-	t->tcp_port = node->derp_port ? (uint16_t)node->derp_port : 443;
-	addr = node->host;
-	if (family != AF_INET6 && node->ipv4[0] && strcmp(node->ipv4, "none"))
-		addr = node->ipv4;
-	else if (family != AF_INET && node->ipv6[0] &&
-	    strcmp(node->ipv6, "none"))
-		addr = node->ipv6;
-	if (!resolve_target(t, addr, stun_port(node), family))
-		return false;
-	mk_addr_set_port(&t->addr, stun_port(node));
-	snprintf(t->name, sizeof(t->name), "%s", r->code[0] ? r->code :
-	    node->name);
-	return true;
-}
-
+/*
+ * The relays to measure (lib/relayset: --derpmap regions, else mesh.conf
+ * relay lines): each region's STUN endpoint, its IPv4 (or IPv6) field,
+ * else its host name.
+ */
 static size_t
 collect_relays(struct mk_nat_target *t, const struct opts *o,
     const struct mk_mesh *mesh)
 {
-	struct mk_derpmap dm;
-	char err[512], name[300];
+	struct mk_relayset rs;
+	const struct mk_relay *r;
+	const char *host, *why;
+	char err[512];
 	size_t i, n = 0;
 
 	if (o->derpmap != NULL) {
-		if (mk_derpmap_load(&dm, o->derpmap, err, sizeof(err)) != 0) {
+		if (mk_relayset_load_derpmap(&rs, o->derpmap, err,
+		    sizeof(err)) != 0) {
 			mk_err("%s", err);
 			exit(MK_EXIT_USAGE);
 		}
-		for (i = 0; i < dm.n_regions && n < MAX_RELAYS; i++) {
-			if (dm.regions[i].no_measure_no_home)
-				continue;
-			if (derp_target(&t[n], &dm.regions[i], o->family))
-				n++;
-		}
-		mk_derpmap_free(&dm);
-		return n;
+	} else if (mesh == NULL)
+		return 0;
+	else if (mk_relayset_from_mesh(&rs, mesh, &why) != 0) {
+		mk_err("%s", why);
+		exit(MK_EXIT_FAIL);
 	}
-	for (i = 0; mesh != NULL && i < mesh->n_relays && n < MAX_RELAYS; i++) {
-		const struct mk_mesh_relay *r = &mesh->relays[i];
-
-		memset(&t[n], 0, sizeof(t[n]));
-		snprintf(name, sizeof(name), strchr(r->host, ':') ? "[%s]" :
-		    "%s", r->host);
-		if (!resolve_target(&t[n], name, 3478, o->family))
+	for (i = 0; i < rs.n && n < MAX_RELAYS; i++) {
+		r = &rs.v[i];
+		if (r->no_home ||
+		    (host = mk_relay_stun_host(r, o->family)) == NULL)
 			continue;
-		t[n].region = (int)i + 1;
-		snprintf(t[n].code, sizeof(t[n].code), "%.31s", r->host);
-		snprintf(t[n].region_name, sizeof(t[n].region_name), "%.127s",
-		    r->url);
+		memset(&t[n], 0, sizeof(t[n]));
+		if (!resolve_target(&t[n], host, r->stun_port, o->family))
+			continue;
+		mk_addr_set_port(&t[n].addr, r->stun_port);
+		t[n].region = r->region;
+		snprintf(t[n].code, sizeof(t[n].code), "%s", r->code);
+		snprintf(t[n].region_name, sizeof(t[n].region_name), "%s",
+		    r->name);
 		snprintf(t[n].host, sizeof(t[n].host), "%s", r->host);
-		t[n].tcp_port = r->port;
+		t[n].tcp_port = r->tcp_port;
+		if (o->derpmap != NULL)
+			snprintf(t[n].name, sizeof(t[n].name), "%s",
+			    r->code[0] ? r->code : r->stun_node);
 		n++;
 	}
+	mk_relayset_free(&rs);
 	return n;
 }
 
@@ -766,7 +733,7 @@ main(int argc, char *argv[])
 	struct mk_nat_report r;
 	struct mk_mesh mesh, *meshp = NULL;
 	struct mk_pm_async *pm;
-	const char *path, *why;
+	const char *why;
 	char err[512];
 	int ch, quiet = 0, verbose = 0, rc;
 
@@ -901,9 +868,9 @@ main(int argc, char *argv[])
 		return MK_EXIT_FAIL;
 	}
 
-	path = o.mesh ? o.mesh : mk_mesh_default_path();
-	if (o.mesh || access(path, F_OK) == 0) {
-		if (mk_mesh_load(&mesh, path, err, sizeof(err)) != 0) {
+	rc = mk_mesh_load_given(&mesh, o.mesh, err, sizeof(err));
+	if (rc != 0) {
+		if (rc < 0) {
 			mk_err("%s", err);
 			return MK_EXIT_USAGE;
 		}

@@ -72,15 +72,14 @@ collect_servers(struct server *sv, const struct opts *o, char **argv,
 {
 	static struct mk_stunlist l;
 	struct mk_mesh m, *mp = NULL;
-	const char *path, *why = NULL;
+	const char *why = NULL;
 	char err[512];
 	size_t i;
 	int rc;
 
-	path = o->mesh ? o->mesh : mk_mesh_default_path();
 	if (mk_stunlist_wants_mesh((size_t)argc) &&
-	    (o->mesh || access(path, F_OK) == 0)) {
-		if (mk_mesh_load(&m, path, err, sizeof(err)) != 0) {
+	    (rc = mk_mesh_load_given(&m, o->mesh, err, sizeof(err))) != 0) {
+		if (rc < 0) {
 			mk_err("%s", err);
 			exit(MK_EXIT_USAGE);
 		}

@@ -280,27 +280,25 @@ backoff_ms(const struct mk_derpc *c)
 	return base / 2 + randombytes_uniform((uint32_t)base);
 }
 
-/*
- * The connection or attempt failed: close, tell, try again later. A
- * server that changed its key fails a fast start; the next try then waits
- * for the ServerKey frame again.
- */
+/* The connection or attempt failed: close, tell, try again later. */
 static void
 fail(struct mk_derpc *c, int kind, const char *why)
 {
 	char whybuf[256];
+	bool next = c->state != C_UP && c->n_targets > 1;
 
 	snprintf(whybuf, sizeof(whybuf), "%s", why);
-	if (c->state != C_UP && c->n_targets > 1)
-		c->cur = (c->cur + 1) % c->n_targets;
 	close_conn(c);
 	c->state = C_IDLE;
 	c->n_addrs = c->cur_addr = 0;
 	c->failures++;
 	c->stats.failures++;
 	mk_timer_in(c->loop, &c->timer, backoff_ms(c) * 1000);
+	/* the callback still sees the target that failed */
 	if (c->cb.disconnected != NULL)
 		c->cb.disconnected(c, c->arg, kind, whybuf);
+	if (next && !c->dying)
+		c->cur = (c->cur + 1) % c->n_targets;
 }
 
 static void
@@ -447,6 +445,11 @@ drive_tls(struct mk_derpc *c)
 		update_events(c);
 		return;
 	}
+	if (c->cfg.fast_start &&
+	    mk_tls_peer_derp_key(c->d.tls, c->server_key.b) == 0) {
+		c->have_server_key = true;
+		c->fast = true;
+	}
 	send_upgrade(c);
 }
 
@@ -481,11 +484,17 @@ on_connected(struct mk_derpc *c)
 	if (getsockopt(c->d.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 		err = errno;
 	if (err != 0) {
+		static char buf[200];
+		char s[MK_ADDRSTRLEN];
+
 		mk_loop_del(c->loop, &c->io);
 		close(c->d.fd);
 		c->d.fd = -1;
 		c->events = 0;
-		dial_next(c, strerror(err));
+		snprintf(buf, sizeof(buf), "connect %s: %s",
+		    mk_addr_fmt(&c->addrs[c->cur_addr - 1], s, sizeof(s)),
+		    strerror(err));
+		dial_next(c, buf);
 		return;
 	}
 	if (!c->via_proxy) {
@@ -628,7 +637,10 @@ start_attempt(struct mk_derpc *c)
 	const struct mk_url *u;
 
 	c->deadline_us = mk_now_us() + c->cfg.connect_timeout_ms * 1000;
-	c->fast = c->cfg.fast_start && c->have_server_key;
+	/* only a key learned on this connection (the TLS meta cert) lets
+	 * us fast-start: one remembered from before may have changed, and
+	 * a wrong guess cost a failed attempt (seconds of outage) */
+	c->fast = false;
 	c->sent_info = c->got_server_key = c->hdr_key = false;
 	c->via_proxy = c->has_proxy &&
 	    !mk_url_no_proxy(&t->url, c->cfg.no_proxy);
@@ -693,8 +705,10 @@ handshake_frame(struct mk_derpc *c, const struct mk_derp_frame *f)
 		memcpy(k.b, f->key, 32);
 		if ((c->hdr_key && !mk_key_equal(&k, &c->hdr_server_key)) ||
 		    (c->fast && !mk_key_equal(&k, &c->server_key))) {
+			/* the same connection named two keys: a liar */
 			c->have_server_key = false;
-			fail(c, MK_DERPC_ERR_PROTO, "the server key changed");
+			fail(c, MK_DERPC_ERR_PROTO, "the server named two "
+			    "different keys");
 			return -1;
 		}
 		c->server_key = k;
@@ -943,11 +957,6 @@ do_read(struct mk_derpc *c)
 		if (r == 2) {
 			bool refused = c->state == C_HANDSHAKE &&
 			    c->sent_info && !c->fast;
-
-			/* a fast start sealed to a key the server may no
-			 * longer have: next time, wait for its ServerKey */
-			if (c->fast && c->state != C_UP)
-				c->have_server_key = false;
 
 			if (c->state == C_HTTP)
 				fail(c, MK_DERPC_ERR_PROTO, "the server closed "

@@ -86,7 +86,8 @@ struct mk_derpc_config {
 	uint8_t			 mesh_key[32];
 	bool			 watch;		/* WatchConns (mesh key) */
 	bool			 preferred;	/* NotePreferred(1) */
-	bool			 fast_start;	/* Derp-Fast-Start on redial */
+	bool			 fast_start;	/* Derp-Fast-Start when the TLS
+						 * meta cert names the key */
 	unsigned		 queue_depth;	/* 32 */
 	uint64_t		 connect_timeout_ms;	/* 10000, in all */
 	uint64_t		 dial_timeout_ms;	/* 1500, per address */

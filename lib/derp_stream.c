@@ -197,8 +197,13 @@ send_ack(struct mk_dstream *s, uint8_t flags)
 {
 	if (emit(s, T_ACK, flags, s->snd_nxt, NULL, 0) == 0)
 		s->st.acks_sent++;
-	else
+	else {
+		/* mk_dstream_writable sends it; the delayed-ACK time is
+		 * spent and must not stay due (a timer set to it would be
+		 * due again at once, for as long as the relay is away) */
 		s->ack_owed = true;
+		s->delack_at = 0;
+	}
 }
 
 static int

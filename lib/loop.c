@@ -166,6 +166,7 @@ mk_timer_init(struct mk_timer *t, mk_timer_fn fn, void *arg)
 	t->fn = fn;
 	t->arg = arg;
 	t->heap_index = SIZE_MAX;
+	t->pass = 0;
 }
 
 bool
@@ -208,7 +209,9 @@ mk_timer_at(struct mk_loop *l, struct mk_timer *t, uint64_t when_us)
 		l->heap = nh;
 		l->cap_timers = cap;
 	}
-	t->when_us = when_us;
+	/* a time in the past queues behind what the latest pass found due */
+	t->when_us = when_us < l->pass_now ? l->pass_now : when_us;
+	t->pass = l->pass;
 	heap_set(l, l->n_timers++, t);
 	sift_up(l, t->heap_index);
 	return 0;
@@ -255,12 +258,21 @@ mk_loop_signals(struct mk_loop *l, const int *signals, size_t n,
 	return mk_loop_add(l, &l->sigio, EPOLLIN);
 }
 
+/*
+ * Run the timers due now, each at most once: one that is armed again
+ * while the pass runs (even for a time already past) waits for the next
+ * round, after epoll has had its turn, so a timer due again at once
+ * cannot keep the loop from I/O.
+ */
 static void
 run_timers(struct mk_loop *l)
 {
 	uint64_t now = mk_now_us();
 
-	while (l->n_timers > 0 && l->heap[0]->when_us <= now && !l->stopping) {
+	l->pass++;
+	l->pass_now = now;
+	while (l->n_timers > 0 && l->heap[0]->when_us <= now &&
+	    l->heap[0]->pass != l->pass && !l->stopping) {
 		struct mk_timer *t = l->heap[0];
 
 		mk_timer_cancel(l, t);

@@ -36,6 +36,7 @@ struct mk_timer {
 	mk_timer_fn fn;
 	void *arg;
 	size_t heap_index;	/* SIZE_MAX when not armed */
+	uint64_t pass;		/* the timer pass it was armed in */
 };
 
 struct mk_defer {
@@ -52,6 +53,10 @@ struct mk_loop {
 	struct mk_timer **heap;
 	size_t n_timers;
 	size_t cap_timers;
+	/* timer passes so far, and the clock of the latest one: a timer
+	 * armed during a pass never runs in that same pass */
+	uint64_t pass;
+	uint64_t pass_now;
 	/* the epoll batch being dispatched, so mk_loop_del can void the
 	 * events still pending for an io that goes away */
 	void *batch;
@@ -78,7 +83,13 @@ int mk_loop_mod(struct mk_loop *l, struct mk_io *io, uint32_t events);
 int mk_loop_del(struct mk_loop *l, struct mk_io *io);
 
 void mk_timer_init(struct mk_timer *t, mk_timer_fn fn, void *arg);
-/* Arm (or re-arm) at an absolute mk_now_us() time. 0 or -1/ENOMEM. */
+/*
+ * Arm (or re-arm) at an absolute mk_now_us() time. 0 or -1/ENOMEM. A
+ * time already past is due at once, but behind every timer that was due
+ * in the loop's latest timer pass, and it runs only after the next epoll
+ * round: a timer that keeps re-arming itself in the past cannot starve
+ * I/O or the other timers.
+ */
 int mk_timer_at(struct mk_loop *l, struct mk_timer *t, uint64_t when_us);
 int mk_timer_in(struct mk_loop *l, struct mk_timer *t, uint64_t delay_us);
 void mk_timer_cancel(struct mk_loop *l, struct mk_timer *t);

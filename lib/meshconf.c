@@ -957,6 +957,18 @@ mk_mesh_default_path(void)
 	return s != NULL && *s != '\0' ? s : MK_MESH_DEFAULT_PATH;
 }
 
+int
+mk_mesh_load_given(struct mk_mesh *m, const char *given, char *err,
+    size_t errlen)
+{
+	const char *path = given != NULL ? given : mk_mesh_default_path();
+
+	memset(m, 0, sizeof(*m));
+	if (given == NULL && access(path, F_OK) != 0)
+		return 0;
+	return mk_mesh_load(m, path, err, errlen) == 0 ? 1 : -1;
+}
+
 const struct mk_mesh_node *
 mk_mesh_find_key(const struct mk_mesh *m, const struct mk_key *pub)
 {

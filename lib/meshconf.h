@@ -125,6 +125,14 @@ void mk_mesh_free(struct mk_mesh *m);
 
 /* $MESHKIT_CONF when set and not empty, else MK_MESH_DEFAULT_PATH. */
 const char *mk_mesh_default_path(void);
+/*
+ * The mesh file a program was given (-c), else the default one
+ * (mk_mesh_default_path) if it exists: 1 loaded, 0 no file (only without
+ * one given), -1 with err as mk_mesh_load. A given file that is missing
+ * is an error; a missing default is not.
+ */
+int mk_mesh_load_given(struct mk_mesh *m, const char *given, char *err,
+    size_t errlen);
 
 /* The node with this public key, or NULL. */
 const struct mk_mesh_node *mk_mesh_find_key(const struct mk_mesh *m,

@@ -624,3 +624,42 @@ mk_tls_version(const struct mk_tls *t)
 {
 	return SSL_get_version(t->ssl);
 }
+
+/*
+ * Tailscale's "meta cert" (derpserver.initMetacert, derphttp parseMetaCert):
+ * an extra self-signed certificate in the server's chain whose subject CN
+ * is "derpkey" and the server's public key in hex, with the protocol
+ * version as its serial number (at most 8 bits). Looked at only under
+ * TLS 1.3, where the chain travels encrypted.
+ */
+int
+mk_tls_peer_derp_key(const struct mk_tls *t, uint8_t out[32])
+{
+	STACK_OF(X509) *chain;
+	char cn[128];
+	int i, n;
+
+	if (SSL_version(t->ssl) < TLS1_3_VERSION ||
+	    (chain = SSL_get_peer_cert_chain(t->ssl)) == NULL)
+		return -1;
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+		const ASN1_INTEGER *serial = X509_get0_serialNumber(x);
+		BIGNUM *bn;
+		int bits;
+
+		n = X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+		    NID_commonName, cn, sizeof(cn));
+		if (n != 7 + 64 || strncmp(cn, "derpkey", 7) != 0)
+			continue;
+		if ((bn = ASN1_INTEGER_to_BN(serial, NULL)) == NULL)
+			continue;
+		bits = BN_num_bits(bn);
+		BN_free(bn);
+		if (bits > 8 || bits == 0)
+			continue;
+		if (mk_hex_decode(out, 32, cn + 7, 64) == 0)
+			return 0;
+	}
+	return -1;
+}

@@ -89,4 +89,11 @@ bool mk_tls_pending(const struct mk_tls *t);
 /* "TLSv1.3" */
 const char *mk_tls_version(const struct mk_tls *t);
 
+/*
+ * The DERP server's public key from a Tailscale "meta cert" in the peer's
+ * chain (TLS 1.3 only), after the handshake: 0, or -1 when there is none.
+ * Only a key learned this way lets a client fast-start.
+ */
+int mk_tls_peer_derp_key(const struct mk_tls *t, uint8_t out[32]);
+
 #endif

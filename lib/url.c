@@ -259,3 +259,23 @@ mk_url_no_proxy(const struct mk_url *u, const char *no_proxy)
 	}
 	return false;
 }
+
+char *
+mk_url_redact(const char *s, char *out, size_t cap)
+{
+	const char *start, *at, *colon, *end;
+
+	start = strstr(s, "://");
+	start = start != NULL ? start + 3 : s;
+	end = start + strcspn(start, "/?#");
+	/* the last '@' of the authority ends the userinfo, as Go's parser */
+	for (at = NULL, colon = start; colon < end; colon++)
+		if (*colon == '@')
+			at = colon;
+	colon = at != NULL ? memchr(start, ':', (size_t)(at - start)) : NULL;
+	if (colon == NULL)
+		snprintf(out, cap, "%s", s);
+	else
+		snprintf(out, cap, "%.*s:***%s", (int)(colon - s), s, at);
+	return out;
+}

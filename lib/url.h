@@ -48,4 +48,10 @@ void mk_url_hostport(const struct mk_url *u, char *out, size_t cap);
  */
 bool mk_url_no_proxy(const struct mk_url *u, const char *no_proxy);
 
+/*
+ * s (a proxy URL as given, valid or not) fit to log: a password in its
+ * userinfo becomes "***" ("http://user:***@host:port"). Returns out.
+ */
+char *mk_url_redact(const char *s, char *out, size_t cap);
+
 #endif

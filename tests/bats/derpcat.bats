@@ -47,8 +47,10 @@ free_port() {
 
 # wait_count FILE PATTERN N SECONDS: until N lines match (bounded).
 wait_count() {
-	local f=$1 re=$2 n=$3 limit=$4 i=0
-	while [ "$(grep -Ec -- "$re" "$f" 2>/dev/null)" -lt "$n" ]; do
+	local f=$1 re=$2 n=$3 limit=$4 i=0 c
+	# (a file not there yet counts 0 lines: "[ '' -lt N ]" would end
+	# the wait at once)
+	while c=$(grep -Ec -- "$re" "$f" 2>/dev/null); [ "${c:-0}" -lt "$n" ]; do
 		i=$((i + 1))
 		if [ "$i" -gt $((limit * 20)) ]; then
 			echo "timed out waiting for $n lines /$re/ in $f" >&2
@@ -92,6 +94,16 @@ wait_pid() {
 	run derpcat --version
 	assert_success
 	assert_output --regexp '^derpcat [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "every option of derpcat is in its man page and both completions" {
+	opts=$(sed -n '/^static const struct option longopts/,/^};/s/^\t{ "\([a-z-]*\)".*/\1/p' "$TOP/bin/derpcat.c")
+	[ "$(wc -w <<<"$opts")" -ge 25 ]
+	for o in $opts; do
+		grep -q "^\.It .*Fl \\\\-$o\b" "$TOP/man/derpcat.1" || { echo "man: --$o" >&2; false; }
+		grep -q -- "--$o\b" "$TOP/completions/bash/derpcat" || { echo "bash: --$o" >&2; false; }
+		grep -q -- "--$o\b" "$TOP/completions/zsh/_derpcat" || { echo "zsh: --$o" >&2; false; }
+	done
 }
 
 @test "usage errors exit 2 with one line naming the problem" {
@@ -497,15 +509,101 @@ EOF
 	wait_pid "$(bg_pid srv)" 10
 }
 
-@test "-w: a relay that cannot be reached within the wait is an error, exit 3" {
+@test "an unreachable relay fails at once with its reason, exit 3 (as nc); --retry keeps trying within -w" {
 	port=$(free_port)
 	SECONDS=0
-	run -3 --separate-stderr derpcat -w 1 -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
-	[[ $stderr == *'could not connect within 1000 ms'* ]]
+	run -3 --separate-stderr derpcat -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	assert_equal "$stderr" "derpcat: http://127.0.0.1:$port/derp: connect 127.0.0.1:$port: Connection refused"
+	# at once: no retry (the bound is generous; it takes milliseconds)
+	[ "$SECONDS" -le 5 ]
+	SECONDS=0
+	run -3 --separate-stderr derpcat -w 1 --retry -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	assert_equal "$stderr" "derpcat: http://127.0.0.1:$port/derp: could not connect within 1000 ms (connect 127.0.0.1:$port: Connection refused)"
 	[ "$SECONDS" -le 5 ]
 }
 
-@test "a server restarted with a new key: the reconnect's fast start fails once, then the stream goes on" {
+@test "-w is a connect timeout: a relay that accepts and never answers ends the wait with exit 3" {
+	# a listener that takes connections into its backlog and says nothing
+	bg_start mute "$PY" -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print("port", s.getsockname()[1], flush=True)
+time.sleep(120)'
+	wait_log mute '^port' 10
+	port=$(sed -n 's/^port //p' "$BATS_TEST_TMPDIR/mute.log")
+	SECONDS=0
+	run -3 --separate-stderr derpcat -w 1 -k "$KEYS/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	assert_equal "$stderr" "derpcat: http://127.0.0.1:$port/derp: could not connect within 1000 ms"
+	# the library's own connect timeout is 10 s: -w cut it short
+	[ "$SECONDS" -le 5 ]
+}
+
+@test "-w: a peer that never appears ends the wait (exit 3); a stream that keeps moving is never cut" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	SECONDS=0
+	run -3 --separate-stderr derpcat -w 1 -N -k "$KEYS/a.key" "$url" "$(pub b)" < <(echo hi)
+	assert_equal "$stderr" "derpcat: no answer from the peer within 1000 ms"
+	[ "$SECONDS" -le 5 ]
+	# 6 s of a slow trickle (a line every 0.3 s) under -w 2: never idle
+	derpcat -w 2 -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/b.out" 2>"$t/b.err" &
+	pb=$!
+	echo "$pb b" >>"$t/.pids"
+	run timeout 60 bash -c 'for i in $(seq 20); do echo "line $i"; sleep 0.3; done |
+		derpcat -w 2 -N -k "$1" "$2" "$3"' _ "$KEYS/a.key" "$url" "$(pub b)"
+	assert_success
+	wait_pid "$pb" 30
+	assert_equal "$(wc -l <"$t/b.out")" 20
+	assert_equal "$(tail -n 1 "$t/b.out")" 'line 20'
+	# the relay dies under a moving stream (a line every 0.2 s, ten
+	# times within -w): both ends give up about -w later instead of
+	# waiting for the relay
+	bash -c 'while :; do echo x; sleep 0.2; done' | derpcat -w 2 -k "$KEYS/a.key" "$url" "$(pub b)" >/dev/null 2>"$t/a2.err" &
+	pa=$!
+	echo "$pa a2" >>"$t/.pids"
+	derpcat -w 2 -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/b2.out" 2>"$t/b2.err" &
+	pb=$!
+	echo "$pb b2" >>"$t/.pids"
+	wait_count "$t/b2.out" '^x$' 5 20
+	kill -KILL "$(bg_pid srv)"
+	SECONDS=0
+	st=0
+	wait_pid "$pa" 20 || st=$?
+	assert_equal "$st" 3
+	st=0
+	wait_pid "$pb" 20 || st=$?
+	assert_equal "$st" 3
+	[ "$SECONDS" -le 10 ]
+	grep -q 'derpcat: nothing moved for 2000 ms; relay: ' "$t/a2.err"
+	grep -q 'derpcat: nothing moved for 2000 ms; relay: ' "$t/b2.err"
+}
+
+@test "EOF on a pipe with the peer absent: derpcat waits without using CPU" {
+	start_relay srv --http
+	url=http://127.0.0.1:$PORT
+	t=$BATS_TEST_TMPDIR
+	mkfifo "$t/in"
+	derpcat -v -N -k "$KEYS/a.key" "$url" "$(pub b)" <"$t/in" >/dev/null 2>"$t/a.err" &
+	pa=$!
+	echo "$pa a" >>"$t/.pids"
+	echo hi >"$t/in"	# one line, then EOF on the pipe
+	wait_file "$t/a.err" 'connected to' 20
+	wait_file "$t/a.err" 'end of input' 20
+	kill -0 "$pa"
+	read -r -a st </proc/"$pa"/stat
+	before=$((st[13] + st[14]))
+	sleep 3
+	read -r -a st </proc/"$pa"/stat
+	after=$((st[13] + st[14]))
+	kill -0 "$pa"	# still waiting for the peer, as nc would
+	hz=$(getconf CLK_TCK)
+	echo "CPU while waiting: $((after - before)) ticks of 1/$hz s in 3 s" >&3
+	# a spinning loop burns ~3 s here; allow 0.1 s
+	[ $((after - before)) -le $((hz / 10)) ]
+}
+
+@test "a server restarted with a new key: the client reconnects on its first attempt, the stream goes on" {
 	t=$BATS_TEST_TMPDIR
 	port=$(free_port)
 	url=http://127.0.0.1:$port
@@ -532,7 +630,213 @@ EOF
 	wait_pid "$pb" 60
 	wait_pid "$pa" 30
 	assert_equal "$(cat "$t/b.out")" "$(printf 'one\ntwo')"
-	[ "$(grep -c 'connected to' "$t/b.err")" -ge 2 ]
+	for f in "$t/a.err" "$t/b.err"; do
+		[ "$(grep -c 'connected to' "$f")" -eq 2 ]
+		# while the relay was down: refused; once up: no failed attempt
+		# (a fast start sealed to the old key cost one, seconds long)
+		[ "$(grep -c 'the server closed the connection; reconnecting$' "$f")" -eq 1 ]
+		[ "$(grep 'reconnecting' "$f" | grep -vc -e 'Connection refused; reconnecting$' \
+			-e 'the server closed the connection; reconnecting$')" -eq 0 ]
+	done
+}
+
+@test "fast start only when the TLS chain's meta cert names the server key (as Tailscale's client); a meta cert that lies fails" {
+	t=$BATS_TEST_TMPDIR
+	P=$TOP/tests/tools/derppeer.py
+	$PY "$P" genkey >"$t/srv.key"
+	hex=$($PY "$P" pubkey --key-file "$t/srv.key" --hex)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$t/tls.key" -out "$t/leaf.crt" -subj /CN=127.0.0.1 -days 2 2>/dev/null
+	$PY "$TOP/tests/tools/derp-metacert.py" "$hex" "$t/meta.crt"
+	$PY "$TOP/tests/tools/derp-metacert.py" "$hex" "$t/meta-bigserial.crt" 1000
+	$PY "$TOP/tests/tools/derp-metacert.py" "$(printf '%064d' 7)" "$t/meta-wrong.crt"
+	n=0
+	for case in meta none bigserial wrong; do
+		n=$((n + 1))
+		case $case in
+		meta) cat "$t/leaf.crt" "$t/meta.crt" ;;
+		none) cat "$t/leaf.crt" ;;
+		bigserial) cat "$t/leaf.crt" "$t/meta-bigserial.crt" ;;
+		wrong) cat "$t/leaf.crt" "$t/meta-wrong.crt" ;;
+		esac >"$t/chain$n.crt"
+		bg_start "peer$n" "$PY" "$P" server --listen 127.0.0.1:0 --key-file "$t/srv.key" \
+			--tls-cert "$t/chain$n.crt" --tls-key "$t/tls.key"
+		wait_log "peer$n" '^ready ' 10
+		port=$(sed -n 's/^ready //p' "$BATS_TEST_TMPDIR/peer$n.log")
+		if [ "$case" = wrong ]; then
+			# the chain names one key, ServerKey another: a liar
+			run -3 --separate-stderr derpcat --raw -N --insecure -k "$KEYS/a.key" \
+				"https://127.0.0.1:$port" "$(pub b)" < <(printf hi)
+			assert_equal "$stderr" "derpcat: https://127.0.0.1:$port/derp: the server named two different keys"
+		else
+			run --separate-stderr derpcat --raw -N --insecure -k "$KEYS/a.key" \
+				"https://127.0.0.1:$port" "$(pub b)" < <(printf hi)
+			assert_success
+		fi
+		wait_log "peer$n" 'fast-start=' 10
+		if [ "$case" = none ] || [ "$case" = bigserial ]; then
+			grep -q 'GET /derp upgrade=DERP fast-start=-$' "$BATS_TEST_TMPDIR/peer$n.log"
+		else
+			grep -q 'GET /derp upgrade=DERP fast-start=1$' "$BATS_TEST_TMPDIR/peer$n.log"
+		fi
+	done
+}
+
+@test "-c mesh.conf: relays from its relay lines, in order (a dead first one is skipped); the peer by node name; the default file" {
+	start_relay srv --http
+	t=$BATS_TEST_TMPDIR
+	dead=$(free_port)
+	cat >"$t/mesh.conf" <<-EOF
+	domain mesh.test
+	relay http://127.0.0.1:$dead
+	relay http://127.0.0.1:$PORT
+	node alice $(pub a) 100.64.0.1
+	node bob $(pub b) 100.64.0.2
+	EOF
+	printf 'by name\n' | derpcat -N -c "$t/mesh.conf" -k "$KEYS/a.key" bob >/dev/null 2>"$t/a.err" &
+	pa=$!
+	echo "$pa a" >>"$t/.pids"
+	# the default file ($MESHKIT_CONF here), a name with the domain
+	MESHKIT_CONF=$t/mesh.conf run --separate-stderr timeout 30 derpcat -k "$KEYS/b.key" alice.mesh.test </dev/null
+	assert_success
+	assert_output 'by name'
+	[[ $stderr == *"http://127.0.0.1:$dead/derp: connect 127.0.0.1:$dead: Connection refused; trying the next relay"* ]]
+	wait_pid "$pa" 20
+	# a URL and a name together; errors name the file
+	run -2 --separate-stderr derpcat -c "$t/mesh.conf" -k "$KEYS/b.key" http://127.0.0.1:$PORT carol
+	assert_equal "${stderr_lines[0]}" "derpcat: $t/mesh.conf: no node carol (and not a key)"
+	run -2 --separate-stderr derpcat -c "$t/nonexistent" -k "$KEYS/b.key" bob
+	assert_equal "${stderr_lines[0]}" "derpcat: $t/nonexistent: No such file or directory"
+	printf 'domain mesh.test\n' >"$t/norelay.conf"
+	run -2 --separate-stderr derpcat -c "$t/norelay.conf" -k "$KEYS/b.key" "$(pub a)"
+	assert_equal "${stderr_lines[0]}" "derpcat: $t/norelay.conf: no relay line"
+	MESHKIT_CONF=$t/nonexistent run -2 --separate-stderr derpcat -k "$KEYS/b.key" bob
+	assert_equal "${stderr_lines[0]}" "derpcat: give a relay URL and the peer's key"
+	run -2 --separate-stderr derpcat -c "$t/mesh.conf" --derpmap x --region 1 bob
+	assert_equal "${stderr_lines[0]}" "derpcat: relays from --derpmap or -c: choose one"
+	# every relay down: each is tried once, then the reason and exit 3
+	printf 'relay http://127.0.0.1:%s\n' "$dead" >"$t/dead.conf"
+	run -3 --separate-stderr derpcat -c "$t/dead.conf" -k "$KEYS/b.key" "$(pub a)" </dev/null
+	assert_equal "$stderr" "derpcat: http://127.0.0.1:$dead/derp: connect 127.0.0.1:$dead: Connection refused"
+}
+
+@test "a key file others can read gets wg-quick's warning (-k and --mesh-key)" {
+	t=$BATS_TEST_TMPDIR
+	mkdir -m 755 "$t/open"
+	cp "$KEYS/a.key" "$t/open/a.key"
+	chmod 644 "$t/open/a.key"
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$t/open/mesh.key"
+	chmod 644 "$t/open/mesh.key"
+	port=$(free_port)
+	run -3 --separate-stderr derpcat -k "$t/open/a.key" --mesh-key "$t/open/mesh.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	assert_equal "${stderr_lines[0]}" "derpcat: Warning: \`$t/open/a.key' is world accessible"
+	[[ $stderr == *"derpcat: Warning: \`$t/open/mesh.key' is world accessible"* ]]
+	# 0600 (or a directory others cannot enter): no warning
+	chmod 600 "$t/open/a.key" "$t/open/mesh.key"
+	run -3 --separate-stderr derpcat -k "$t/open/a.key" --mesh-key "$t/open/mesh.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	[[ $stderr != *Warning* ]]
+	chmod 644 "$t/open/a.key"
+	chmod 750 "$t/open"
+	run -3 --separate-stderr derpcat -k "$t/open/a.key" "http://127.0.0.1:$port" "$(pub b)" </dev/null
+	[[ $stderr != *Warning* ]]
+}
+
+@test "the proxy's password is never logged, at any -v; it is sent to the proxy" {
+	t=$BATS_TEST_TMPDIR
+	# a proxy that records the CONNECT head and refuses with 407
+	bg_start proxy "$PY" -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print("port", s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = c.recv(4096)
+        if not d:
+            break
+        head += d
+    open(sys.argv[1], "ab").write(head)
+    c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+    c.close()' "$t/heads"
+	wait_log proxy '^port' 10
+	pport=$(sed -n 's/^port //p' "$BATS_TEST_TMPDIR/proxy.log")
+	# 198.18.0.1 (benchmarking range, never dialled: only the proxy is)
+	for v in "" -v "-v -v" "-v -v -v"; do
+		HTTPS_PROXY="http://user:s3cr%65tpw@127.0.0.1:$pport" run -3 --separate-stderr \
+			derpcat $v -k "$KEYS/a.key" https://198.18.0.1:443 "$(pub b)" </dev/null
+		[[ $stderr == *'proxy refused CONNECT: 407 Proxy Authentication Required'* ]]
+		# neither as written (%65) nor decoded, nor its Basic form
+		[[ $stderr != *s3cr* ]]
+		[[ $stderr != *"$(printf 'user:s3cretpw' | base64)"* ]]
+	done
+	# with -v the proxy is named, without its password
+	HTTPS_PROXY="http://user:s3cr%65tpw@127.0.0.1:$pport" run -3 --separate-stderr \
+		derpcat -v -k "$KEYS/a.key" https://198.18.0.1:443 "$(pub b)" </dev/null
+	[[ $stderr == *"through the proxy http://user:***@127.0.0.1:$pport"* ]]
+	# the proxy did get it (decoded), so the test is not vacuous
+	grep -q "Proxy-Authorization: Basic $(printf 'user:s3cretpw' | base64)" "$t/heads"
+	grep -q '^CONNECT 198.18.0.1:443 HTTP/1.1' "$t/heads"
+}
+
+# wait_size FILE BYTES SECONDS: until FILE holds at least BYTES (bounded).
+wait_size() {
+	local f=$1 n=$2 limit=$3 i=0
+	while [ "$(stat -c %s "$f" 2>/dev/null || echo 0)" -lt "$n" ]; do
+		i=$((i + 1))
+		if [ "$i" -gt $((limit * 20)) ]; then
+			echo "timed out waiting for $n bytes in $f" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+@test "a 30 MB stream survives a relay restart mid-stream, sha256 equal, in 5 runs under a flood" {
+	t=$BATS_TEST_TMPDIR
+	port=$(free_port)
+	url=http://127.0.0.1:$port
+	big=$t/big30
+	head -c 30000000 /dev/urandom >"$big"
+	g=0
+	relay_up() {
+		g=$((g + 1))
+		bg_start "r$g" derpcat -l "127.0.0.1:$port" --http --stun-port 0
+		wait_log "r$g" 'listening on' 10
+		# load: f floods e through the same relay (a new flood for each
+		# relay; the sink reconnects by itself)
+		[ "$g" -gt 1 ] || bg_start sink derpcat --raw -d -k "$KEYS/e.key" "$url" "$(pub f)"
+		bg_start "flood$g" "$LOADER" flood "$url" "$KEYS/f.key" 1400 "$(pub e)"
+		wait_log "flood$g" '^ready' 10
+	}
+	relay_up
+	for run in 1 2 3 4 5; do
+		derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/out$run" 2>"$t/b$run.err" &
+		pb=$!
+		echo "$pb b$run" >>"$t/.pids"
+		# full speed, so the relay dies with packets in flight, delayed
+		# ACKs and a full send queue likely pending; stdin a regular
+		# file (pumped from a timer) in odd runs, a pipe in even ones
+		if [ $((run % 2)) = 1 ]; then
+			derpcat -N -k "$KEYS/a.key" "$url" "$(pub b)" <"$big" >/dev/null 2>"$t/a$run.err" &
+		else
+			cat "$big" | derpcat -N -k "$KEYS/a.key" "$url" "$(pub b)" >/dev/null 2>"$t/a$run.err" &
+		fi
+		pa=$!
+		echo "$pa a$run" >>"$t/.pids"
+		wait_size "$t/out$run" 8000000 60
+		# mid-stream: the kill below lands well before the end
+		[ "$(stat -c %s "$t/out$run")" -lt 24000000 ]
+		kill -KILL "$(bg_pid "r$g")"
+		# down long enough for the delayed ACKs to come due while
+		# disconnected (5 ms): two refused reconnections
+		wait_count "$t/b$run.err" 'Connection refused; reconnecting' 2 20
+		relay_up
+		wait_pid "$pb" 120
+		wait_pid "$pa" 60
+		assert_equal "$(sha256sum <"$t/out$run")" "$(sha256sum <"$big")"
+		grep -q 'reconnecting' "$t/b$run.err"
+	done
 }
 
 @test "IPv6: a relay on [::1] and clients through it" {

@@ -185,6 +185,74 @@ test_loop(void)
 }
 
 /*
+ * A timer that re-arms itself in the past on every call (as derpcat's
+ * delayed ACK did while the relay was down) must not keep the loop from
+ * I/O or from the other timers: each mk_loop_once returns, the readable
+ * eventfd is served and the other due timer runs. Before the fix the
+ * first mk_loop_once never returned (the alarm ends the test then).
+ */
+static int starve_runs, starve_io, starve_other;
+
+static void
+on_starve_timer(struct mk_loop *l, struct mk_timer *t)
+{
+	starve_runs++;
+	mk_timer_at(l, t, 1);	/* the same time, long past */
+}
+
+static void
+on_starve_other(struct mk_loop *l, struct mk_timer *t)
+{
+	(void)l;
+	(void)t;
+	starve_other++;
+}
+
+static void
+on_starve_io(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	(void)l;
+	(void)events;
+	(void)io;
+	starve_io++;
+}
+
+static void
+test_loop_no_starve(void)
+{
+	struct mk_loop l;
+	struct mk_timer t, other;
+	struct mk_io io;
+	uint64_t one = 1, start;
+	int i;
+
+	REQUIRE_VOID(mk_loop_init(&l) == 0);
+	io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	io.fn = on_starve_io;
+	io.arg = NULL;
+	REQUIRE_VOID(io.fd >= 0);
+	REQUIRE_VOID(write(io.fd, &one, sizeof(one)) == sizeof(one));
+	CHECK(mk_loop_add(&l, &io, EPOLLIN) == 0);
+	mk_timer_init(&t, on_starve_timer, NULL);
+	mk_timer_init(&other, on_starve_other, NULL);
+	mk_timer_at(&l, &t, 0);
+	mk_timer_in(&l, &other, 2000);
+	alarm(10);
+	start = mk_now_us();
+	for (i = 0; starve_other == 0 && mk_now_us() - start < 2000000; i++)
+		REQUIRE_VOID(mk_loop_once(&l, 100000) == 0);
+	alarm(0);
+	/* once per round: never more runs than rounds */
+	CHECK(starve_runs >= 1 && starve_runs <= i);
+	CHECK(starve_io >= 1);		/* level-triggered: every round */
+	CHECK(starve_other == 1);
+	CHECK(mk_timer_armed(&t));
+	mk_loop_del(&l, &io);
+	close(io.fd);
+	mk_loop_free(&l);
+}
+
+/*
  * Two readable eventfds in one batch: whichever callback runs first
  * removes and frees the other (ASan catches a use after free), and
  * defers a call that must run after the round, once.
@@ -307,6 +375,7 @@ main(void)
 	test_json();
 	test_loop();
 	test_loop_del_defer();
+	test_loop_no_starve();
 	test_util();
 	return t_done("core");
 }

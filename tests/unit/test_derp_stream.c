@@ -354,6 +354,42 @@ test_late_peer_and_busy(void)
 	free(x);
 }
 
+/*
+ * Data arrives, then the transport goes away before the delayed ACK is
+ * sent (the relay restarted): the ACK is owed until the transport is
+ * back, and no timer stays due in the past meanwhile (the loop would
+ * spin on it). It goes out on mk_dstream_writable.
+ */
+static void
+test_delack_transport_gone(void)
+{
+	struct pair p;
+	struct mk_dstream_stats st;
+	uint8_t x[100];
+	uint64_t t;
+
+	pair_init(&p, 0);
+	memset(x, 'x', sizeof(x));
+	CHECK(mk_dstream_write(p.a.s, x, sizeof(x), p.sim.now) == sizeof(x));
+	p.sim.now += p.sim.delay;
+	chan_deliver(p.ab, &p.b, p.sim.now);
+	t = mk_dstream_next_timer(p.b.s);
+	REQUIRE_VOID(t != UINT64_MAX && t > p.sim.now);	/* delayed ACK */
+	p.ba->busy = true;
+	p.sim.now = t;
+	mk_dstream_tick(p.b.s, p.sim.now);
+	mk_dstream_get_stats(p.b.s, &st);
+	CHECK(st.acks_sent == 0);
+	CHECK(mk_dstream_next_timer(p.b.s) > p.sim.now);
+	p.sim.now += 1000;
+	CHECK(mk_dstream_next_timer(p.b.s) > p.sim.now);
+	p.ba->busy = false;
+	mk_dstream_writable(p.b.s, p.sim.now);
+	mk_dstream_get_stats(p.b.s, &st);
+	CHECK(st.acks_sent == 1);
+	pair_free(&p);
+}
+
 /* An empty stream: FIN alone, both ways. */
 static void
 test_empty(void)
@@ -458,6 +494,7 @@ main(void)
 	test_slow_reader();
 	test_late_peer_and_busy();
 	test_empty();
+	test_delack_transport_gone();
 	test_restart();
 	test_rejects();
 	return t_done("derp_stream");
