@@ -101,11 +101,11 @@ usage(FILE *f)
 
 /* ---- files ---- */
 
-/* A secret others can read: wg-quick's warning, and go on as it does. */
+/* A secret others can reach: wg-quick's warning, and go on as it does. */
 static void
 warn_exposed(const char *path)
 {
-	if (mk_key_file_world_accessible(path) == 1)
+	if (mk_file_world_accessible(path, NULL, 0))
 		mk_warn("Warning: `%s' is world accessible", path);
 }
 
@@ -341,30 +341,6 @@ check_state_dir(const char *dir)
 	return 0;
 }
 
-/*
- * wg-quick's warning for a secret file others can reach: its mode lets
- * others read or write it and its directory lets them in. (wg-quick masks
- * both modes with 0007 together, which misses a 0711 directory; this
- * checks the search bit.) A static helper until lib/key has one.
- */
-static void
-warn_world_accessible(const char *path)
-{
-	char dir[4096];
-	struct stat f, d;
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
-		    (int)(slash - path), path);
-	if (stat(path, &f) != 0 || stat(dir, &d) != 0)
-		return;
-	if ((f.st_mode & (S_IROTH | S_IWOTH)) && (d.st_mode & S_IXOTH))
-		mk_warn("Warning: `%s' is world accessible", path);
-}
-
 /* The server key, from dir/derp.key or made there (or in memory). */
 static int
 server_key(const char *dir, struct mk_key *k)
@@ -378,7 +354,7 @@ server_key(const char *dir, struct mk_key *k)
 	}
 	snprintf(path, sizeof(path), "%s/derp.key", dir);
 	if (access(path, F_OK) == 0) {
-		warn_world_accessible(path);
+		warn_exposed(path);
 		if (mk_key_read_file(k, path, &why) != 0) {
 			mk_err("%s: %s", path, why);
 			return -1;
@@ -428,7 +404,7 @@ server_tls(const struct opts *o, const struct mk_addr *la,
 			    o->state);
 		if (o->state != NULL) {
 			snprintf(path, sizeof(path), "%s/tls.key", o->state);
-			warn_world_accessible(path);
+			warn_exposed(path);
 		}
 		/* A kept certificate made for another name (or before it had
 		 * a subjectAltName) is kept: replacing it would break every
@@ -508,7 +484,7 @@ run_server(const struct opts *o)
 			mk_err("%s: %s", o->mesh_key, why);
 			goto out;
 		}
-		warn_world_accessible(o->mesh_key);
+		warn_exposed(o->mesh_key);
 		cfg.has_mesh_key = true;
 	}
 	cfg.mesh_cafile = o->cafile;

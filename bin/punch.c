@@ -2095,6 +2095,8 @@ load_key(struct punch *p)
 {
 	const char *why;
 
+	if (mk_file_world_accessible(p->o->keyfile, NULL, 0))
+		mk_warn("Warning: `%s' is world accessible", p->o->keyfile);
 	if (mk_key_read_file(&p->priv, p->o->keyfile, &why) != 0) {
 		mk_err("%s: %s", p->o->keyfile, why);
 		return MK_EXIT_USAGE;

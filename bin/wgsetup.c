@@ -141,8 +141,8 @@ fail_code(int err)
 /* ---- keys ---- */
 
 /*
- * wg-quick's warning for a secret others can read (see
- * mk_wgconf_world_accessible for what counts). stdin is the caller's
+ * wg-quick's warning for a secret others can reach (see
+ * mk_file_world_accessible for what counts). stdin is the caller's
  * business.
  */
 static void
@@ -151,7 +151,7 @@ warn_world_accessible(const char *path)
 	char real[PATH_MAX];
 
 	if (strcmp(path, "-") != 0 &&
-	    mk_wgconf_world_accessible(path, real, sizeof(real)))
+	    mk_file_world_accessible(path, real, sizeof(real)))
 		mk_warn("Warning: `%s' is world accessible", real);
 }
 

@@ -148,29 +148,6 @@ mk_key_read_file(struct mk_key *k, const char *path, const char **why)
 }
 
 int
-mk_key_file_world_accessible(const char *path)
-{
-	struct stat fst, dst;
-	char dir[4096], *slash;
-
-	if (strcmp(path, "-") == 0)
-		return 0;
-	if (stat(path, &fst) != 0)
-		return -1;
-	/* as wg-quick: the file's and its directory's "other" bits */
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	if (stat(dir, &dst) != 0)
-		return -1;
-	return (fst.st_mode & dst.st_mode & 0007) != 0;
-}
-
-int
 mk_key_write_file(const char *path, const struct mk_key *k)
 {
 	char line[MK_KEY_B64LEN + 2];

@@ -49,14 +49,6 @@ int mk_key_parse_base64(struct mk_key *k, const char *s, const char **why);
 int mk_key_read_file(struct mk_key *k, const char *path, const char **why);
 int mk_key_read_fd(struct mk_key *k, int fd, const char **why);
 
-/*
- * Does a key file's mode let others in? wg-quick's test: the "other"
- * permission bits of both the file and its directory; a program then
- * warns "Warning: `FILE' is world accessible" as wg-quick does. 1 yes,
- * 0 no (also for "-"), -1 with errno when it cannot tell.
- */
-int mk_key_file_world_accessible(const char *path);
-
 /* Write "base64\n" to a new file created 0600 (atomically replaced). */
 int mk_key_write_file(const char *path, const struct mk_key *k);
 

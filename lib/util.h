@@ -81,6 +81,16 @@ mk_put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
+/*
+ * Whether others can reach a secret (a key or config file): the file path
+ * leads to, after links, is a regular file that grants others read or
+ * write, and every directory above it lets others through. Programs then
+ * warn as wg-quick does: "Warning: `FILE' is world accessible". A path
+ * that cannot be resolved ("-", a missing file) is not: reading it says
+ * why. When true and real is not NULL, the resolved path goes there.
+ */
+bool mk_file_world_accessible(const char *path, char *real, size_t len);
+
 /* Trim ASCII whitespace at both ends in place; returns s. */
 char *mk_trim(char *s);
 

@@ -113,40 +113,6 @@ mk_wgconf_parse_fwmark(const char *v, uint32_t *out)
 	return 0;
 }
 
-/*
- * Whether others can read the file path leads to: it grants them read,
- * and every directory above it lets them through. (wg-quick's own test,
- * the file's and its directory's bits for others ANDed, misses a 0604
- * file in a 0711 directory and flags one in a closed 0744 directory.)
- */
-bool
-mk_wgconf_world_accessible(const char *path, char *real, size_t len)
-{
-	struct stat st;
-	char *rp, *slash;
-	bool readable = false;
-	int rc;
-
-	if ((rp = realpath(path, NULL)) == NULL)
-		return false;
-	if (stat(rp, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    !(st.st_mode & S_IROTH))
-		goto out;
-	if (real != NULL && len > 0)
-		snprintf(real, len, "%s", rp);
-	/* realpath's answer is absolute: walk up, one slash at a time */
-	while ((slash = strrchr(rp, '/')) != NULL) {
-		*slash = '\0';
-		rc = stat(*rp != '\0' ? rp : "/", &st);
-		if (rc != 0 || !(st.st_mode & S_IXOTH))
-			goto out;
-	}
-	readable = true;
-out:
-	free(rp);
-	return readable;
-}
-
 /* Call fn on each comma-separated item of v; empty items are errors. */
 static int
 each_item(struct parser *p, char *v, const char *key,

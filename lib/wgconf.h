@@ -57,13 +57,5 @@ void mk_wgconf_free(struct mk_wgconf *c);
  * 32 bits. 0, or -1. */
 int mk_wgconf_parse_fwmark(const char *v, uint32_t *out);
 
-/*
- * Whether others can read path (a secret: a config or key file): the file
- * it leads to, after links, is a regular file that grants others read,
- * and every directory above it lets others through. A path that cannot
- * be resolved is not (reading it will say why). When true and real is not
- * NULL, the resolved path goes there.
- */
-bool mk_wgconf_world_accessible(const char *path, char *real, size_t len);
 
 #endif

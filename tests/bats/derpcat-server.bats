@@ -60,20 +60,20 @@ der_sha256() {
 
 @test "a kept key file others can read gets wg-quick's warning; the server still runs" {
 	need_derpcat
-	st=$BATS_TEST_TMPDIR/st
+	o=$(open_dir)
+	st=$o/st
 	start_tls first --state "$st" --http
 	kill "$(bg_pid first)"
 	wait "$(bg_pid first)" || true
 	# made 0600 in a 0700 directory: no warning
-	! grep -q 'world accessible' "$BATS_TEST_TMPDIR/first.log"
+	run ! grep -q 'world accessible' "$BATS_TEST_TMPDIR/first.log"
 	chmod 0755 "$st"
 	chmod 0644 "$st/derp.key"
-	openssl rand -hex 32 >"$BATS_TEST_TMPDIR/mesh.key"
-	chmod 0644 "$BATS_TEST_TMPDIR/mesh.key"
-	chmod o+x "$BATS_TEST_TMPDIR"
-	start_tls second --state "$st" --http --mesh-key "$BATS_TEST_TMPDIR/mesh.key"
+	openssl rand -hex 32 >"$o/mesh.key"
+	chmod 0644 "$o/mesh.key"
+	start_tls second --state "$st" --http --mesh-key "$o/mesh.key"
 	grep -Fxq "derpcat: Warning: \`$st/derp.key' is world accessible" "$BATS_TEST_TMPDIR/second.log"
-	grep -Fxq "derpcat: Warning: \`$BATS_TEST_TMPDIR/mesh.key' is world accessible" "$BATS_TEST_TMPDIR/second.log"
+	grep -Fxq "derpcat: Warning: \`$o/mesh.key' is world accessible" "$BATS_TEST_TMPDIR/second.log"
 	run "$PY" "$DP" client "http://127.0.0.1:$PORT" --gen
 	assert_success
 }
@@ -118,7 +118,7 @@ der_sha256() {
 	kill "$(bg_pid fresh)"
 	wait "$(bg_pid fresh)" || true
 	start_tls again --state "$BATS_TEST_TMPDIR/fresh"
-	! grep -q 'is not for' "$BATS_TEST_TMPDIR/again.log"
+	run ! grep -q 'is not for' "$BATS_TEST_TMPDIR/again.log"
 }
 
 @test "unfinished handshakes per address: 32 by default; --max-conns raises them (an eighth) for clients behind one NAT" {

@@ -721,7 +721,7 @@ time.sleep(120)'
 }
 
 @test "a key file others can read gets wg-quick's warning (-k and --mesh-key)" {
-	t=$BATS_TEST_TMPDIR
+	t=$(open_dir)
 	mkdir -m 755 "$t/open"
 	cp "$KEYS/a.key" "$t/open/a.key"
 	chmod 644 "$t/open/a.key"

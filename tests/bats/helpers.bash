@@ -28,8 +28,26 @@ bg_log() { cat "$BATS_TEST_TMPDIR/$1.log"; }
 # Stop only what this test started, by PID; wait so nothing outlives it.
 # A sanitizer report in any of their logs fails the test (sanitized builds
 # report leaks and errors at exit, after the test's own assertions).
+# open_dir: a new directory that others can reach. A secret must be put
+# there to draw the "world accessible" warning: the test's own tmpdir sits
+# in a 0700 one, so nobody else can get at what is inside it. Removed by
+# bg_stop_all, which every teardown calls.
+open_dir() {
+	local d
+	d=$(mktemp -d /tmp/mk-open.XXXXXX)
+	chmod 755 "$d"
+	echo "$d" >>"$BATS_TEST_TMPDIR/.open_dirs"
+	echo "$d"
+}
+
 bg_stop_all() {
-	local p name bad=0
+	local p name bad=0 d
+	if [ -f "$BATS_TEST_TMPDIR/.open_dirs" ]; then
+		while read -r d; do
+			case $d in /tmp/mk-open.*) rm -rf "$d" ;; esac
+		done <"$BATS_TEST_TMPDIR/.open_dirs"
+		rm -f "$BATS_TEST_TMPDIR/.open_dirs"
+	fi
 	[ -f "$BATS_TEST_TMPDIR/.pids" ] || return 0
 	while read -r p name; do
 		kill "$p" 2>/dev/null || true

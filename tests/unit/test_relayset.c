@@ -165,36 +165,6 @@ test_mesh_given(void)
 }
 
 static void
-test_world_accessible(void)
-{
-	char dir[] = "/tmp/mk-keyperm-XXXXXX", path[300];
-	int fd;
-
-	REQUIRE_VOID(mkdtemp(dir) != NULL);
-	snprintf(path, sizeof(path), "%s/k", dir);
-	REQUIRE_VOID((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0);
-	close(fd);
-	chmod(dir, 0755);
-	CHECK(mk_key_file_world_accessible(path) == 0);
-	chmod(path, 0644);
-	CHECK(mk_key_file_world_accessible(path) == 1);
-	chmod(path, 0604);
-	CHECK(mk_key_file_world_accessible(path) == 1);
-	/* others cannot get into the directory: as wg-quick, no warning */
-	chmod(dir, 0750);
-	CHECK(mk_key_file_world_accessible(path) == 0);
-	chmod(path, 0640);	/* the group is not "world" */
-	chmod(dir, 0755);
-	CHECK(mk_key_file_world_accessible(path) == 0);
-	CHECK(mk_key_file_world_accessible("-") == 0);
-	errno = 0;
-	CHECK(mk_key_file_world_accessible("/nonexistent/k") == -1 &&
-	    errno == ENOENT);
-	unlink(path);
-	rmdir(dir);
-}
-
-static void
 test_redact(void)
 {
 	char b[256];
@@ -221,7 +191,6 @@ main(void)
 	test_from_mesh();
 	test_from_derpmap();
 	test_mesh_given();
-	test_world_accessible();
 	test_redact();
 	return t_done("relayset");
 }

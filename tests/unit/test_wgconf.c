@@ -285,32 +285,35 @@ test_world_accessible(void)
 	close(fd);
 	CHECK(symlink("d/wg0.conf", l) == 0);
 	CHECK(chmod(dir, 0755) == 0 && chmod(sub, 0755) == 0);
-	CHECK(!mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(!mk_file_world_accessible(f, real, sizeof(real)));
 	CHECK(chmod(f, 0640) == 0);
-	CHECK(!mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(!mk_file_world_accessible(f, real, sizeof(real)));
+	/* writable by others is as bad: they can replace the secret */
+	CHECK(chmod(f, 0602) == 0);
+	CHECK(mk_file_world_accessible(f, NULL, 0));
 	CHECK(chmod(f, 0644) == 0);
 	real[0] = '\0';
-	CHECK(mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(mk_file_world_accessible(f, real, sizeof(real)));
 	CHECK_STR(real, f);
 	/* through a link, the file it leads to is named */
 	real[0] = '\0';
-	CHECK(mk_wgconf_world_accessible(l, real, sizeof(real)));
+	CHECK(mk_file_world_accessible(l, real, sizeof(real)));
 	CHECK_STR(real, f);
-	CHECK(mk_wgconf_world_accessible(l, NULL, 0));
+	CHECK(mk_file_world_accessible(l, NULL, 0));
 	/* a directory others cannot pass, here or further up, closes it */
 	CHECK(chmod(sub, 0744) == 0);
-	CHECK(!mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(!mk_file_world_accessible(f, real, sizeof(real)));
 	CHECK(chmod(sub, 0755) == 0 && chmod(dir, 0700) == 0);
-	CHECK(!mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(!mk_file_world_accessible(f, real, sizeof(real)));
 	/* passing is enough: others who know the name read it */
 	CHECK(chmod(dir, 0711) == 0 && chmod(sub, 0711) == 0);
 	CHECK(chmod(f, 0604) == 0);
-	CHECK(mk_wgconf_world_accessible(f, real, sizeof(real)));
+	CHECK(mk_file_world_accessible(f, real, sizeof(real)));
 	/* not a regular file, or not there: nothing to say */
-	CHECK(!mk_wgconf_world_accessible("/dev/null", real, sizeof(real)));
-	CHECK(!mk_wgconf_world_accessible("/nonexistent/x", real,
+	CHECK(!mk_file_world_accessible("/dev/null", real, sizeof(real)));
+	CHECK(!mk_file_world_accessible("/nonexistent/x", real,
 	    sizeof(real)));
-	CHECK(!mk_wgconf_world_accessible(sub, real, sizeof(real)));
+	CHECK(!mk_file_world_accessible(sub, real, sizeof(real)));
 	unlink(l);
 	unlink(f);
 	rmdir(sub);
