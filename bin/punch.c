@@ -44,6 +44,7 @@
 #include "meshconf.h"
 #include "path.h"
 #include "portmap.h"
+#include "relayset.h"
 #include "sock.h"
 #include "stun.h"
 #include "tls.h"
@@ -1504,14 +1505,14 @@ wg_sync(struct punch *p)
 
 		mk_addr_parse(&ep, "127.0.0.1", pe->lo_port, 0, &why);
 		r = mk_wg_set_endpoint(h, &cur, &pe->key, &ep, &why);
-		if (r < 0 && errno == ENOENT)
+		if (r == MK_WG_EP_NO_PEER)
 			mk_warn("%s: not a peer of %s (wgsetup up --mesh "
 			    "adds it)", peer_label(pe, who, sizeof(who)),
 			    p->o->wg);
 		else if (r < 0) {
 			mk_err("%s: %s: %s", p->o->wg, why, strerror(errno));
 			goto fail;
-		} else if (r > 0)
+		} else if (r == MK_WG_EP_SET)
 			mk_info("%s: WireGuard endpoint 127.0.0.1:%u",
 			    peer_label(pe, who, sizeof(who)), pe->lo_port);
 	}
@@ -1850,6 +1851,7 @@ static int
 load_targets(const struct opts *o, const struct mk_mesh *mesh,
     const char *meshpath, struct mk_derpc_target *t, size_t *n)
 {
+	struct mk_relayset rs;
 	const char *why;
 	size_t i;
 
@@ -1867,17 +1869,15 @@ load_targets(const struct opts *o, const struct mk_mesh *mesh,
 			t[*n].has_pin = true;
 		}
 	}
-	for (i = 0; mesh != NULL && i < mesh->n_relays && *n < MAX_RELAYS;
-	    i++, (*n)++) {
-		memset(&t[*n], 0, sizeof(t[*n]));
-		if (mk_url_parse(&t[*n].url, mesh->relays[i].url, MK_URL_RELAY,
-		    &why) != 0) {
-			mk_err("%s:%u: bad relay URL: %s", meshpath,
-			    mesh->relays[i].line, why);
+	/* the mesh's relays, in the file's order of preference, as
+	 * derpcat and natclass read them */
+	if (mesh != NULL) {
+		if (mk_relayset_from_mesh(&rs, mesh, &why) != 0) {
+			mk_err("%s: %s", meshpath, why);
 			return -1;
 		}
-		t[*n].has_pin = mesh->relays[i].has_pin;
-		memcpy(t[*n].pin, mesh->relays[i].pin, sizeof(t[*n].pin));
+		*n += mk_relayset_targets(&rs, 0, t + *n, MAX_RELAYS - *n);
+		mk_relayset_free(&rs);
 	}
 	return 0;
 }

@@ -31,6 +31,7 @@
 #include "version.h"
 #include "wgconf.h"
 #include "wgdev.h"
+#include "wgendpoint.h"
 
 
 #define DEFAULT_MTU	1280	/* Tailscale's: fits any path (net/tstun) */
@@ -1517,13 +1518,10 @@ static int
 endpoint_line(struct mk_wg *h, struct mk_wg_device *cur, char *line,
     unsigned lineno, bool *fatal)
 {
-	struct mk_wg_device chg = { 0 };
-	struct mk_wg_peer *p, *known;
 	struct mk_addr ep;
 	struct mk_key k;
 	char *key, *addr, *rest, *save = NULL, a[MK_ADDRSTRLEN];
 	const char *why;
-	int rc = -1;
 
 	key = strtok_r(line, " \t", &save);
 	addr = strtok_r(NULL, " \t", &save);
@@ -1544,40 +1542,19 @@ endpoint_line(struct mk_wg *h, struct mk_wg_device *cur, char *line,
 		mk_warn("stdin:%u: %s: port 0", lineno, addr);
 		return -1;
 	}
-	known = mk_wg_device_find_peer(cur, &k);
-	if (known == NULL) {
-		/* Peers come and go (set, up --mesh): look again once. */
-		if (mk_wg_get(h, cur, &why) != 0) {
-			mk_err("%s: %s", why, strerror(errno));
-			*fatal = true;
-			return -1;
-		}
-		mk_wg_device_sort(cur);
-		known = mk_wg_device_find_peer(cur, &k);
-	}
-	if (known == NULL) {
+	switch (mk_wg_set_endpoint(h, cur, &k, &ep, &why)) {
+	case MK_WG_EP_UNCHANGED:
+		return 0;
+	case MK_WG_EP_SET:
+		mk_info("%s endpoint %s", key, mk_addr_fmt(&ep, a, sizeof(a)));
+		return 0;
+	case MK_WG_EP_NO_PEER:
 		mk_warn("stdin:%u: %s: no such peer", lineno, key);
 		return -1;
 	}
-	if (known->endpoint.len && mk_addr_equal(&known->endpoint, &ep))
-		return 0;
-	if ((p = mk_wg_device_add_peer(&chg, &k)) == NULL) {
-		*fatal = true;
-		return -1;
-	}
-	p->flags = MK_WG_PEER_UPDATE_ONLY | MK_WG_PEER_HAS_ENDPOINT;
-	p->endpoint = ep;
-	if (mk_wg_set(h, &chg, &why) != 0) {
-		mk_err("%s: %s", why, strerror(errno));
-		*fatal = true;
-		goto out;
-	}
-	mk_info("%s endpoint %s", key, mk_addr_fmt(&ep, a, sizeof(a)));
-	known->endpoint = ep;
-	rc = 0;
-out:
-	mk_wg_device_clear(&chg);
-	return rc;
+	mk_err("%s: %s", why, strerror(errno));
+	*fatal = true;
+	return -1;
 }
 
 static int

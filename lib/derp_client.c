@@ -2,12 +2,9 @@
 #include "derp_client.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <sodium.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +15,7 @@
 #include "derp.h"
 #include "derp_conn.h"
 #include "http.h"
+#include "lookup.h"
 #include "tls.h"
 
 #define MAX_ADDRS	8
@@ -33,21 +31,6 @@ enum cstate {
 	C_HTTP,		/* upgrade sent, reading the 101 */
 	C_HANDSHAKE,	/* waiting for ServerKey, then ServerInfo */
 	C_UP,
-};
-
-/*
- * A lookup runs in a detached thread (getaddrinfo blocks, and the loop
- * must not); the loop hears of it through a socketpair. Whoever lets go
- * last frees it, so the client may go away while the thread still runs.
- */
-struct resolve_req {
-	atomic_int	 refs;
-	int		 fds[2];
-	char		 host[256];
-	char		 port[8];
-	struct mk_addr	 addrs[MAX_ADDRS];
-	size_t		 n;
-	int		 err;
 };
 
 struct mk_derpc {
@@ -77,7 +60,8 @@ struct mk_derpc {
 	struct mk_addr		 addrs[MAX_ADDRS];
 	size_t			 n_addrs;
 	size_t			 cur_addr;
-	struct resolve_req	*rr;
+	struct mk_lookup	*rr;	/* a name lookup under way (lib/lookup) */
+	char			 rr_host[256];
 	struct mk_io		 rio;
 	unsigned		 failures;	/* in a row */
 	bool			 have_server_key;
@@ -132,42 +116,7 @@ mk_derpc_proxy_from_env(const struct mk_url *u)
 	return p;
 }
 
-/* ---- the lookup thread ---- */
-
-static void
-rr_release(struct resolve_req *r)
-{
-	if (atomic_fetch_sub(&r->refs, 1) != 1)
-		return;
-	close(r->fds[0]);
-	close(r->fds[1]);
-	free(r);
-}
-
-static void *
-rr_main(void *p)
-{
-	struct resolve_req *r = p;
-	struct addrinfo hints, *res = NULL, *ai;
-	char one = 1;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	r->err = getaddrinfo(r->host, r->port, &hints, &res);
-	for (ai = res; r->err == 0 && ai != NULL && r->n < MAX_ADDRS;
-	    ai = ai->ai_next) {
-		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-			continue;
-		mk_addr_from_sa(&r->addrs[r->n++], ai->ai_addr,
-		    ai->ai_addrlen);
-	}
-	if (res != NULL)
-		freeaddrinfo(res);
-	(void)send(r->fds[1], &one, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-	rr_release(r);
-	return NULL;
-}
+/* ---- name lookups, off the loop (lib/lookup) ---- */
 
 static void
 rr_drop(struct mk_derpc *c)
@@ -175,7 +124,7 @@ rr_drop(struct mk_derpc *c)
 	if (c->rr == NULL)
 		return;
 	mk_loop_del(c->loop, &c->rio);
-	rr_release(c->rr);
+	mk_lookup_free(c->rr);	/* a lookup still running ends alone */
 	c->rr = NULL;
 }
 
@@ -566,23 +515,23 @@ static void
 on_resolved(struct mk_loop *l, struct mk_io *io, uint32_t events)
 {
 	struct mk_derpc *c = io->arg;
-	struct resolve_req *r = c->rr;
-	size_t i;
+	const char *why;
+	size_t n;
+	int r;
 
 	(void)l;
 	(void)events;
+	if ((r = mk_lookup_result(c->rr, c->addrs, MAX_ADDRS, &n, &why)) == 0)
+		return;
 	enter(c);
-	if (r->err != 0 || r->n == 0) {
-		const char *why = r->err != 0 ? gai_strerror(r->err) :
-		    "no address";
+	if (r < 0) {
 		static char buf[300];
 
-		snprintf(buf, sizeof(buf), "%s: %s", r->host, why);
+		snprintf(buf, sizeof(buf), "%s: %s", c->rr_host, why);
+		rr_drop(c);
 		fail(c, MK_DERPC_ERR_NET, buf);
 	} else {
-		for (i = 0; i < r->n; i++)
-			c->addrs[i] = r->addrs[i];
-		c->n_addrs = r->n;
+		c->n_addrs = n;
 		c->cur_addr = 0;
 		rr_drop(c);
 		dial_next(c, NULL);
@@ -593,39 +542,20 @@ on_resolved(struct mk_loop *l, struct mk_io *io, uint32_t events)
 static int
 resolve(struct mk_derpc *c, const char *host, uint16_t port)
 {
-	struct resolve_req *r = calloc(1, sizeof(*r));
-	pthread_attr_t attr;
-	pthread_t th;
+	const char *why;
 
-	if (r == NULL)
+	snprintf(c->rr_host, sizeof(c->rr_host), "%s", host);
+	if ((c->rr = mk_lookup_start(host, port, AF_UNSPEC, SOCK_STREAM,
+	    &why)) == NULL)
 		return -1;
-	snprintf(r->host, sizeof(r->host), "%s", host);
-	snprintf(r->port, sizeof(r->port), "%u", port);
-	atomic_init(&r->refs, 2);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-	    r->fds) != 0) {
-		free(r);
-		return -1;
-	}
-	c->rio.fd = r->fds[0];
+	c->rio.fd = mk_lookup_fd(c->rr);
 	c->rio.fn = on_resolved;
 	c->rio.arg = c;
 	if (mk_loop_add(c->loop, &c->rio, EPOLLIN) != 0) {
-		close(r->fds[0]);
-		close(r->fds[1]);
-		free(r);
+		mk_lookup_free(c->rr);
+		c->rr = NULL;
 		return -1;
 	}
-	c->rr = r;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, rr_main, r) != 0) {
-		pthread_attr_destroy(&attr);
-		rr_release(r);	/* the thread's reference */
-		rr_drop(c);
-		return -1;
-	}
-	pthread_attr_destroy(&attr);
 	c->state = C_RESOLVE;
 	return 0;
 }

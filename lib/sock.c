@@ -139,14 +139,17 @@ mk_addr_for_socket(struct mk_addr *out, const struct mk_addr *in,
     int sock_family)
 {
 	uint8_t mapped[16] = { [10] = 0xff, [11] = 0xff };
+	in_port_t port;
 
 	*out = *in;
 	if (sock_family != AF_INET6 || mk_addr_family(in) != AF_INET)
 		return;
+	/* read all of in first: out may be in */
 	memcpy(mapped + 12, &in->sin.sin_addr, 4);
+	port = in->sin.sin_port;
 	memset(out, 0, sizeof(*out));
 	out->sin6.sin6_family = AF_INET6;
 	memcpy(&out->sin6.sin6_addr, mapped, 16);
-	out->sin6.sin6_port = in->sin.sin_port;
+	out->sin6.sin6_port = port;
 	out->len = sizeof(out->sin6);
 }

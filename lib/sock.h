@@ -39,7 +39,8 @@ int mk_sock_family(int fd);
 int mk_route_source(const struct mk_addr *dst, struct mk_addr *src);
 
 /* Convert a destination for sending on a socket of the given family:
- * an IPv4 address on a dual-stack IPv6 socket becomes ::ffff:a.b.c.d. */
+ * an IPv4 address on a dual-stack IPv6 socket becomes ::ffff:a.b.c.d.
+ * out may be in. */
 void mk_addr_for_socket(struct mk_addr *out, const struct mk_addr *in,
     int sock_family);
 

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "sock.h"
 #include "stun.h"
+#include "udpbatch.h"
 
 #define BATCH		64
 #define RESP_CAP	256	/* the largest response this server builds */
@@ -26,18 +27,9 @@ struct mk_stunsrv {
 	struct slot slots[MK_STUNSRV_NSOCK];
 	struct mk_stunsrv_stats stats;
 
-	/* receive side, reused for every batch */
-	struct mmsghdr rmsg[BATCH];
-	struct iovec riov[BATCH];
-	struct sockaddr_storage rfrom[BATCH];
-	uint8_t rbuf[BATCH][MK_STUN_MAX_LEN];
-
-	/* send side, per outgoing slot */
-	struct mmsghdr smsg[MK_STUNSRV_NSOCK][BATCH];
-	struct iovec siov[MK_STUNSRV_NSOCK][BATCH];
-	uint8_t sbuf[MK_STUNSRV_NSOCK][BATCH][RESP_CAP];
-	unsigned nsend[MK_STUNSRV_NSOCK];
-	uint8_t scratch[RESP_CAP];
+	/* one receive batch, reused; a send batch per outgoing slot */
+	struct mk_udpbatch rx;
+	struct mk_udpbatch tx[MK_STUNSRV_NSOCK];
 
 	/* drop log: at most one line a second, with a count of the rest */
 	uint64_t droplog_us;
@@ -189,64 +181,45 @@ mk_stunsrv_answer(const struct mk_stunsrv_ctx *ctx, int in,
 static void
 flush_slot(struct mk_stunsrv *s, int os)
 {
-	unsigned off = 0, n = s->nsend[os];
-	int r;
+	struct mk_udpbatch_sent st;
 
-	while (off < n) {
-		r = sendmmsg(s->slots[os].io.fd, &s->smsg[os][off], n - off, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			/* EAGAIN (socket buffer full) or a per-packet error:
-			 * skip the head packet and go on with the rest. */
-			s->stats.dropped_send++;
-			off++;
-			continue;
-		}
-		s->stats.answered += (uint64_t)r;
-		off += (unsigned)r;
-	}
-	s->nsend[os] = 0;
+	/* a datagram the kernel refuses (a full buffer, a per-packet
+	 * error) is dropped and the rest still go */
+	mk_udpbatch_flush(&s->tx[os], s->slots[os].io.fd, &st);
+	s->stats.answered += st.sent;
+	s->stats.dropped_send += st.dropped;
 }
 
 /* Serve one recvmmsg batch; returns how many datagrams it took. */
 static int
 serve_batch(struct mk_stunsrv *s, int in)
 {
-	struct mk_addr from;
+	struct mk_addr from, to;
 	const char *why = "";
-	size_t len;
+	uint8_t *req, *out;
+	size_t len, reqlen;
 	uint16_t port;
+	bool trunc;
 	int i, n, os;
 
-	for (i = 0; i < BATCH; i++) {
-		s->riov[i].iov_base = s->rbuf[i];
-		s->riov[i].iov_len = sizeof(s->rbuf[i]);
-		memset(&s->rmsg[i].msg_hdr, 0, sizeof(s->rmsg[i].msg_hdr));
-		s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
-		s->rmsg[i].msg_hdr.msg_iovlen = 1;
-		s->rmsg[i].msg_hdr.msg_name = &s->rfrom[i];
-		s->rmsg[i].msg_hdr.msg_namelen = sizeof(s->rfrom[i]);
-	}
-	n = recvmmsg(s->slots[in].io.fd, s->rmsg, BATCH, MSG_DONTWAIT, NULL);
+	n = mk_udpbatch_recv(&s->rx, s->slots[in].io.fd);
 	if (n <= 0)
 		return 0;
 	for (i = 0; i < n; i++) {
-		struct mmsghdr *rm = &s->rmsg[i];
-		unsigned k;
-
 		s->stats.received++;
-		mk_addr_from_sa(&from, (struct sockaddr *)&s->rfrom[i],
-		    rm->msg_hdr.msg_namelen);
-		if (rm->msg_hdr.msg_flags & MSG_TRUNC) {
+		req = mk_udpbatch_get(&s->rx, (unsigned)i, &reqlen, &from,
+		    &trunc);
+		if (trunc) {
 			s->stats.dropped_malformed++;
 			log_drop(s, &from, "oversized datagram");
 			continue;
 		}
 		os = in;
-		len = mk_stunsrv_answer(&s->ctx, in, &from, s->rbuf[i],
-		    rm->msg_len, s->scratch, sizeof(s->scratch), &os, &port,
-		    &why);
+		/* Queues hold BATCH each and a batch is at most BATCH: the
+		 * answer is built in place, in its slot's next buffer. */
+		out = mk_udpbatch_next(&s->tx[in]);
+		len = mk_stunsrv_answer(&s->ctx, in, &from, req, reqlen, out,
+		    RESP_CAP, &os, &port, &why);
 		if (len == 0) {
 			if (strcmp(why, "not a binding request") == 0)
 				s->stats.dropped_not_request++;
@@ -255,29 +228,25 @@ serve_batch(struct mk_stunsrv *s, int in)
 			log_drop(s, &from, why);
 			continue;
 		}
-		if (s->scratch[0] == 0x01 && s->scratch[1] == 0x11)
+		if (out[0] == 0x01 && out[1] == 0x11)
 			s->stats.errors_sent++;
-		/* Queues hold BATCH each and a batch is at most BATCH. */
-		k = s->nsend[os];
-		memcpy(s->sbuf[os][k], s->scratch, len);
-		s->siov[os][k].iov_base = s->sbuf[os][k];
-		s->siov[os][k].iov_len = len;
-		memset(&s->smsg[os][k], 0, sizeof(s->smsg[os][k]));
-		s->smsg[os][k].msg_hdr.msg_iov = &s->siov[os][k];
-		s->smsg[os][k].msg_hdr.msg_iovlen = 1;
-		/* Reply to the raw source: on a dual-stack socket an IPv4
-		 * client is ::ffff:a.b.c.d, which mk_addr folded away. */
-		s->smsg[os][k].msg_hdr.msg_name = &s->rfrom[i];
-		if (port != mk_addr_port(&from)) {
-			/* sin_port and sin6_port share their offset */
-			((struct sockaddr_in *)&s->rfrom[i])->sin_port =
-			    htons(port);
+		/* The answer leaves from the slot the request asked for;
+		 * to the source, or the port RESPONSE-PORT named. A dual-
+		 * stack socket wants an IPv4 client as ::ffff:a.b.c.d. */
+		to = from;
+		mk_addr_set_port(&to, port);
+		mk_addr_for_socket(&to, &to, mk_addr_family(&s->ctx.slot[os]));
+		if (os == in) {
+			mk_udpbatch_push(&s->tx[os], len, &to);
+		} else {
+			uint8_t *o = mk_udpbatch_next(&s->tx[os]);
+
+			memcpy(o, out, len);
+			mk_udpbatch_push(&s->tx[os], len, &to);
 		}
-		s->smsg[os][k].msg_hdr.msg_namelen = rm->msg_hdr.msg_namelen;
-		s->nsend[os] = k + 1;
 	}
 	for (os = 0; os < MK_STUNSRV_NSOCK; os++) {
-		if (s->nsend[os] > 0)
+		if (s->tx[os].n > 0)
 			flush_slot(s, os);
 	}
 	return n;
@@ -347,6 +316,11 @@ mk_stunsrv_open(struct mk_stunsrv **out, const struct mk_addr *primary,
 	}
 	for (i = 0; i < MK_STUNSRV_NSOCK; i++)
 		s->slots[i].io.fd = -1;
+	if (mk_udpbatch_init(&s->rx, BATCH, MK_STUN_MAX_LEN) != 0)
+		goto nomem;
+	for (i = 0; i < MK_STUNSRV_NSOCK; i++)
+		if (mk_udpbatch_init(&s->tx[i], BATCH, RESP_CAP) != 0)
+			goto nomem;
 	if (alt != NULL) {
 		if (alt_port == 0 && mk_addr_port(primary) != 0)
 			alt_port = MK_STUN_ALT_PORT;
@@ -389,6 +363,9 @@ mk_stunsrv_open(struct mk_stunsrv **out, const struct mk_addr *primary,
 		goto fail;
 	*out = s;
 	return 0;
+nomem:
+	*why = "out of memory";
+	errno = ENOMEM;
 fail:
 	saved = errno;
 	mk_stunsrv_free(s);
@@ -453,6 +430,8 @@ mk_stunsrv_free(struct mk_stunsrv *s)
 	for (i = 0; i < MK_STUNSRV_NSOCK; i++) {
 		if (s->slots[i].io.fd >= 0)
 			close(s->slots[i].io.fd);
+		mk_udpbatch_free(&s->tx[i]);
 	}
+	mk_udpbatch_free(&s->rx);
 	free(s);
 }

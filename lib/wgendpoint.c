@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "wgendpoint.h"
 
-#include <errno.h>
 #include <string.h>
 
 int
@@ -20,13 +19,10 @@ mk_wg_set_endpoint(struct mk_wg *h, struct mk_wg_device *cur,
 		mk_wg_device_sort(cur);
 		known = mk_wg_device_find_peer(cur, peer);
 	}
-	if (known == NULL) {
-		*why = "no such peer";
-		errno = ENOENT;
-		return -1;
-	}
+	if (known == NULL)
+		return MK_WG_EP_NO_PEER;
 	if (known->endpoint.len != 0 && mk_addr_equal(&known->endpoint, ep))
-		return 0;
+		return MK_WG_EP_UNCHANGED;
 	memset(&chg, 0, sizeof(chg));
 	if ((p = mk_wg_device_add_peer(&chg, peer)) == NULL) {
 		*why = "out of memory";
@@ -42,5 +38,5 @@ mk_wg_set_endpoint(struct mk_wg *h, struct mk_wg_device *cur,
 	/* find again: the set may not have moved cur's array, but be sure */
 	if ((known = mk_wg_device_find_peer(cur, peer)) != NULL)
 		known->endpoint = *ep;
-	return 1;
+	return MK_WG_EP_SET;
 }

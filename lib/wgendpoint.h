@@ -10,12 +10,15 @@
 #include "key.h"
 #include "wgdev.h"
 
+#define MK_WG_EP_UNCHANGED	0	/* cur already says so */
+#define MK_WG_EP_SET		1
+#define MK_WG_EP_NO_PEER	2	/* the interface has no such peer */
+
 /*
  * Set peer's endpoint on the interface open in h, unless cur (the
  * device as last read; refreshed once if the peer is not in it) already
- * says so. Returns 1 when it was set, 0 when nothing needed setting, -1
- * with *why: "no such peer" (errno ENOENT), or the control channel's
- * failure (errno kept).
+ * says so. Returns one of the above, or -1 with *why and errno for a
+ * failure of the control channel.
  */
 int mk_wg_set_endpoint(struct mk_wg *h, struct mk_wg_device *cur,
     const struct mk_key *peer, const struct mk_addr *ep, const char **why);

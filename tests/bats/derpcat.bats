@@ -143,6 +143,18 @@ wait_pid() {
 	assert_equal "$(cat "$t/b.out")" 'from a'
 }
 
+@test "a relay given by name (localhost, from /etc/hosts) is looked up off the loop" {
+	start_relay srv --http
+	t=$BATS_TEST_TMPDIR
+	printf 'by name\n' | derpcat -N -k "$KEYS/a.key" "http://localhost:$PORT" "$(pub b)" \
+		>/dev/null 2>"$t/a.err" &
+	pa=$!
+	run --separate-stderr timeout 30 derpcat -k "$KEYS/b.key" "http://localhost:$PORT" "$(pub a)" </dev/null
+	assert_success
+	assert_output 'by name'
+	wait_pid "$pa" 30
+}
+
 @test "a 10 MB file arrives intact while another pair floods and a third client stops reading" {
 	start_relay srv --http -v
 	url=http://127.0.0.1:$PORT

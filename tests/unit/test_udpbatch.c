@@ -2,6 +2,7 @@
 /* lib/udpbatch over real loopback sockets: batches in both directions,
  * forwarding without a copy, truncation, and a refused datagram in the
  * middle of a batch. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -204,10 +205,30 @@ test_init(void)
 	mk_udpbatch_free(&b);
 }
 
+/* A destination for a dual-stack socket, converted in place (a STUN
+ * responder on [::] answers IPv4 clients this way). */
+static void
+test_for_socket(void)
+{
+	struct mk_addr a;
+	char buf[MK_ADDRSTRLEN];
+	const char *why;
+
+	mk_addr_parse(&a, "192.0.2.1:3478", 0, 0, &why);
+	mk_addr_for_socket(&a, &a, AF_INET6);
+	CHECK(a.sa.sa_family == AF_INET6 && a.len == sizeof(a.sin6));
+	CHECK(ntohs(a.sin6.sin6_port) == 3478);
+	mk_addr_unmap(&a);
+	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "192.0.2.1:3478");
+	mk_addr_for_socket(&a, &a, AF_INET);
+	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "192.0.2.1:3478");
+}
+
 int
 main(void)
 {
 	test_init();
+	test_for_socket();
 	test_roundtrip();
 	test_truncated();
 	return t_done("udpbatch");
