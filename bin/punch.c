@@ -72,7 +72,9 @@
 #define HEARTBEAT_US	3000000	/* ping the chosen path while active */
 #define TRUST_US	6500000	/* a pong makes the path exclusive */
 #define ACTIVE_US	45000000 /* traffic this recent keeps heartbeats */
-#define PING_TIMEOUT_US	5000000	/* a ping's TxID expires */
+#define PING_TIMEOUT_US	5000000	/* a ping's TxID expires; so does a
+					 * path whose ping goes unanswered */
+#define IDLE_PROBE_US	30000000 /* idle and not direct: try this often */
 #define LINGER_US	1000000	/* one-shot: answer a while after success */
 #define RESTUN_MIN_US	20000000 /* learn our mapping again, 20-26 s */
 #define STUN_TRIES	3
@@ -155,7 +157,10 @@ struct peer {
 	uint64_t	 tokens_us;
 
 	struct mk_path	 best;		/* addr.len 0: no direct path */
-	uint64_t	 trust_until_us;
+	uint64_t	 trust_until_us;	/* best alone, no relay, until */
+	uint64_t	 best_pinged_us;	/* oldest unanswered ping to best */
+	uint64_t	 full_ping_us;		/* last ping of every candidate */
+	uint64_t	 created_us;
 	bool		 seen;		/* any authenticated disco from it */
 	bool		 got_ping;	/* it reached us directly */
 	bool		 got_cmm;
@@ -428,6 +433,9 @@ send_ping(struct peer *pe, const struct mk_addr *to)
 	pg->to = *to;
 	pg->sent_us = mk_now_us();
 	pg->live = true;
+	if (pe->best.addr.len != 0 && pe->best_pinged_us == 0 &&
+	    mk_addr_equal(to, &pe->best.addr))
+		pe->best_pinged_us = pg->sent_us;
 	mk_debug("ping %s", mk_addr_fmt(to, s, sizeof(s)));
 	udp_send(p, to, pkt, (size_t)n);
 }
@@ -438,6 +446,8 @@ ping_cands(struct peer *pe, bool all)
 {
 	size_t i;
 
+	if (all)
+		pe->full_ping_us = mk_now_us();
 	for (i = 0; i < pe->n_cands; i++)
 		if (all || !pe->cands[i].ponged)
 			send_ping(pe, &pe->cands[i].addr);
@@ -490,7 +500,7 @@ report_path(struct peer *pe)
 {
 	struct punch *p = pe->p;
 	char k[MK_KEY_B64LEN + 1], s[MK_ADDRSTRLEN];
-	enum path_kind now = trusted(pe) ? PATH_DIRECT : PATH_RELAY;
+	enum path_kind now = pe->best.addr.len != 0 ? PATH_DIRECT : PATH_RELAY;
 
 	if (!p->node)
 		return;
@@ -514,12 +524,34 @@ static void
 on_cmm_timer(struct mk_loop *l, struct mk_timer *t)
 {
 	struct peer *pe = t->arg;
+	uint64_t now = mk_now_us();
+	bool active = now - pe->last_tx_us < ACTIVE_US ||
+	    now - pe->last_rx_us < ACTIVE_US || now - pe->created_us <
+	    IDLE_PROBE_US;
 
-	/* until direct both ways; a node mode peer stays reachable later
-	 * too, since our candidates may change under it */
-	if (!trusted(pe) || !pe->got_ping)
+	/* until direct both ways: every 5 s while there is traffic (or
+	 * the peer is new), else every 30 s, so a pair on the relay for
+	 * good (two endpoint-dependent NATs) costs little while idle */
+	if ((pe->best.addr.len == 0 || !pe->got_ping) && (active ||
+	    now - pe->cmm_sent_us >= IDLE_PROBE_US))
 		send_cmm(pe);
 	mk_timer_in(l, t, CMM_EVERY_US);
+}
+
+/* The chosen path stopped answering: back to the relay, and find one. */
+static void
+path_lost(struct peer *pe)
+{
+	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
+	size_t i;
+
+	mk_info("%s: %s stopped answering", peer_label(pe, who, sizeof(who)),
+	    mk_addr_fmt(&pe->best.addr, s, sizeof(s)));
+	memset(&pe->best, 0, sizeof(pe->best));
+	pe->trust_until_us = pe->best_pinged_us = 0;
+	for (i = 0; i < pe->n_cands; i++)
+		pe->cands[i].ponged = false;
+	report_path(pe);
 }
 
 static void
@@ -536,19 +568,24 @@ on_heartbeat(struct mk_loop *l, struct mk_timer *t)
 		mk_timer_in(l, t, PING_EVERY_US);
 		return;
 	}
-	if (pe->best.addr.len != 0 && (active ||
-	    now - pe->last_keepalive_us >= p->keepalive_us)) {
-		/* the chosen path, to keep it trusted and its NAT mapping
-		 * alive; while it answers, nothing else */
-		send_ping(pe, &pe->best.addr);
-		pe->last_keepalive_us = now;
-	}
-	if (!trusted(pe)) {
+	if (pe->best.addr.len != 0 && pe->best_pinged_us != 0 &&
+	    now - pe->best_pinged_us > PING_TIMEOUT_US)
+		path_lost(pe);
+	if (pe->best.addr.len != 0) {
+		/* the chosen path: while traffic flows, to keep it trusted;
+		 * idle, every keepalive, to hold the NAT mapping */
+		if (active || now - pe->last_keepalive_us >= p->keepalive_us) {
+			send_ping(pe, &pe->best.addr);
+			pe->last_keepalive_us = now;
+		}
+		if (!trusted(pe) && now - pe->full_ping_us >= PING_EVERY_US)
+			ping_cands(pe, true);	/* something better? */
+	} else if (now - pe->full_ping_us >= (active ? PING_EVERY_US :
+	    IDLE_PROBE_US)) {
 		ping_cands(pe, true);
-		report_path(pe);
 	}
-	mk_timer_in(l, t, trusted(pe) || !active ? HEARTBEAT_US :
-	    PING_EVERY_US);
+	mk_timer_in(l, t, pe->best.addr.len != 0 && (trusted(pe) || !active) ?
+	    HEARTBEAT_US : PING_EVERY_US);
 }
 
 /* ---- one-shot result ---- */
@@ -674,7 +711,7 @@ peer_forget_paths(struct peer *pe)
 	    sizeof(who)));
 	pe->n_cands = 0;
 	memset(&pe->best, 0, sizeof(pe->best));
-	pe->trust_until_us = 0;
+	pe->trust_until_us = pe->best_pinged_us = 0;
 	memset(pe->pings, 0, sizeof(pe->pings));
 	pe->got_ping = pe->got_cmm = pe->left_relay = false;
 	report_path(pe);
@@ -778,11 +815,15 @@ got_pong(struct peer *pe, const struct mk_disco_pong *pong,
 			    "the relay", peer_label(pe, who, sizeof(who)),
 			    (double)(now - p->relay_at_us) / 1000);
 		if (pe->best.addr.len == 0 || !trusted(pe) ||
-		    mk_path_better(&path, &pe->best))
+		    mk_path_better(&path, &pe->best)) {
+			if (!mk_addr_equal(&path.addr, &pe->best.addr))
+				pe->best_pinged_us = 0;
 			pe->best = path;
+		}
 		if (mk_addr_equal(&path.addr, &pe->best.addr)) {
 			pe->best.latency_us = path.latency_us;
 			pe->trust_until_us = now + TRUST_US;
+			pe->best_pinged_us = 0;
 		}
 		report_path(pe);
 		maybe_done(pe);
@@ -938,6 +979,10 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 			break;
 		direct = pe->best.addr.len != 0;
 		relay = !trusted(pe);
+		/* traffic to a peer with no proven path: punch now, as
+		 * magicsock does when WireGuard wants to send */
+		if (!direct && mk_now_us() - pe->full_ping_us >= PING_EVERY_US)
+			ping_cands(pe, true);
 		si = direct ? sock_index(p, mk_addr_family(&pe->best.addr)) :
 		    -1;
 		if (si >= 0)
@@ -1303,7 +1348,7 @@ dc_connected(struct mk_derpc *c, void *arg)
 	send_cmm_all(p);
 	/* a peer not yet direct is on this relay now */
 	for (i = 0; i < p->n_peers; i++)
-		if (!trusted(p->peers[i]))
+		if (p->peers[i]->best.addr.len == 0)
 			p->peers[i]->reported = PATH_NONE;
 	for (i = 0; i < p->n_peers; i++)
 		report_path(p->peers[i]);
@@ -1412,7 +1457,7 @@ peer_new(struct punch *p, const struct mk_key *key, const char *name)
 	pe->key = *key;
 	snprintf(pe->name, sizeof(pe->name), "%s", name ? name : "");
 	pe->tokens = DISCO_BURST;
-	pe->tokens_us = mk_now_us();
+	pe->tokens_us = pe->created_us = mk_now_us();
 	pe->lo.fd = -1;
 	pe->reported = PATH_NONE;
 	if (mk_disco_shared_init(&pe->shared, key, &p->priv, &why) != 0) {
@@ -1574,7 +1619,7 @@ status_text(struct punch *p, bool json, struct mk_json *j, FILE *f)
 		    p->port, own_nat(p), p->relay_up ? p->relay_url : "down");
 	for (i = 0; i < p->n_peers; i++) {
 		struct peer *pe = p->peers[i];
-		bool direct = trusted(pe);
+		bool direct = pe->best.addr.len != 0;
 		double rtt = (double)pe->best.latency_us / 1000;
 		long long idle = pe->last_tx_us == 0 && pe->last_rx_us == 0 ?
 		    -1 : (long long)((now - (pe->last_tx_us > pe->last_rx_us ?

@@ -424,3 +424,15 @@ unblock() { "$LAB" exec "$1" nft delete table inet mkcut; }
 	# no fall back to the relay meanwhile
 	assert_equal "$(grep -c " relay http" "$BATS_TEST_TMPDIR/punch-h-eim1.log")" "$relays"
 }
+
+@test "an idle node, its peers away, uses no CPU" {
+	node h-eim1
+	wait_log punch-h-eim1 'on the relay' 20
+	pid=$(bg_pid punch-h-eim1)
+	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	sleep 3
+	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	# clock ticks (1/100 s): the peers' call-me-maybe and pings cost
+	# well under 1 % of a core
+	[ $((t1 - t0)) -le 3 ] || { echo "used $((t1 - t0)) ticks in 3 s" >&2; false; }
+}
