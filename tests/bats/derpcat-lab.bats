@@ -12,30 +12,19 @@ setup_file() {
 	export LAB_PREFIX=mkd$$
 	eval "$("$LAB" up)"
 	export $("$LAB" env | sed -n 's/^export //p' | cut -d= -f1)
-	local d=$BATS_FILE_TMPDIR i=0
+	local d=$BATS_FILE_TMPDIR
 	export KEYS=$d/keys
 	mkdir -p "$KEYS"
 	"$TOP/tests/tools/derpcat-keygen" "$KEYS" a b c d
 	# the relay: TLS on 443 with a self-signed certificate kept in
 	# --state, STUN on 3478, both on every address of the relay host
-	"$LAB" exec relay "$MK_BIN/derpcat" -l :443 --state "$d/state" \
-		--hostname "$RELAY_IP" -v >"$d/relay.log" 2>&1 &
-	echo $! >"$d/relay.pid"
-	until grep -q 'listening on' "$d/relay.log"; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || { cat "$d/relay.log" >&2; return 1; }
-		sleep 0.05
-	done
-	PIN=$(sed -n 's/.*certificate pin \(sha256-raw:[0-9a-f]\{64\}\).*/\1/p' "$d/relay.log")
-	export PIN RELAY=https://$RELAY_IP
+	lab_relay_start
 	head -c 1000000 /dev/urandom >"$d/file.a"
 	head -c 300000 /dev/urandom >"$d/file.b"
 }
 
 teardown_file() {
-	local p
-	p=$(cat "$BATS_FILE_TMPDIR/relay.pid" 2>/dev/null) &&
-		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+	lab_relay_stop
 	"$LAB" down
 }
 

@@ -119,3 +119,65 @@ lab_down() {
 		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
 	"$LAB" down
 }
+
+# offline CMD...: run CMD in a new network and mount namespace whose only
+# resolver (127.0.0.1:53, through a resolv.conf bound over /etc/resolv.conf
+# there) takes queries and never answers, as an offline network does. Both
+# namespaces, and the resolver, end with the command. CMD's own run time,
+# in ms, goes to $BATS_TEST_TMPDIR/elapsed.
+offline() {
+	local d=$BATS_TEST_TMPDIR
+	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:1\n' >"$d/resolv.conf"
+	cat >"$d/offline.sh" <<-'EOF'
+	d=$1; shift
+	mount --bind "$d/resolv.conf" /etc/resolv.conf || exit 99
+	ip link set lo up || exit 99
+	python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+print("ready", flush=True)
+while True:
+    s.recvfrom(4096)
+' >"$d/dns.log" &
+	dns=$!
+	trap 'kill $dns' EXIT
+	i=0
+	until grep -q ready "$d/dns.log"; do
+		i=$((i + 1)); [ $i -lt 200 ] || exit 99; sleep 0.05
+	done
+	t0=$(date +%s%3N)
+	rc=0
+	"$@" || rc=$?
+	echo $(($(date +%s%3N) - t0)) >"$d/elapsed"
+	exit $rc
+	EOF
+	env -u STUNQ_SERVERS MESHKIT_CONF=/nonexistent \
+		unshare --net --mount sh "$d/offline.sh" "$d" "$@"
+}
+
+# lab_relay_start: derpcat -l on the lab's relay host for a whole file:
+# TLS on 443 with a self-signed certificate kept in $BATS_FILE_TMPDIR/state
+# (the same key and pin when started again), STUN on 3478, on every address
+# of the host; its log is $BATS_FILE_TMPDIR/relay.log. Exports PIN and
+# RELAY. lab_relay_stop ends it.
+lab_relay_start() {
+	local d=$BATS_FILE_TMPDIR i=0
+	"$LAB" exec relay "$MK_BIN/derpcat" -l :443 --state "$d/state" \
+		--hostname "$RELAY_IP" -v >"$d/relay.log" 2>&1 &
+	echo $! >"$d/relay.pid"
+	until grep -q 'listening on' "$d/relay.log"; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { cat "$d/relay.log" >&2; return 1; }
+		sleep 0.05
+	done
+	PIN=$(sed -n 's/.*certificate pin \(sha256-raw:[0-9a-f]\{64\}\).*/\1/p' "$d/relay.log")
+	export PIN RELAY=https://$RELAY_IP
+}
+
+lab_relay_stop() {
+	local p
+	p=$(cat "$BATS_FILE_TMPDIR/relay.pid" 2>/dev/null) &&
+		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+	return 0
+}

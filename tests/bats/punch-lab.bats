@@ -12,33 +12,23 @@ setup_file() {
 	export LAB_PREFIX=mkp$$
 	eval "$("$LAB" up)"
 	export $("$LAB" env | sed -n 's/^export //p' | cut -d= -f1)
-	local d=$BATS_FILE_TMPDIR i=0
+	local d=$BATS_FILE_TMPDIR
 	export KEYS=$d/keys
 	mkdir -p "$KEYS"
 	"$TOP/tests/tools/derpcat-keygen" "$KEYS" a b c
-	"$LAB" exec relay "$MK_BIN/derpcat" -l :443 --state "$d/state" \
-		--hostname "$RELAY_IP" -v >"$d/relay.log" 2>&1 &
-	echo $! >"$d/relay.pid"
-	until grep -q 'listening on' "$d/relay.log"; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || { cat "$d/relay.log" >&2; return 1; }
-		sleep 0.05
-	done
+	lab_relay_start
 	# UPnP-IGD, NAT-PMP and PCP on the upnp router
 	"$LAB" miniupnpd start
 	# a second STUN server, so a node can see its mapping vary
 	"$LAB" exec pub "$MK_BIN/stunq" -l "$PUB_IP:3478" >"$d/stun.log" 2>&1 &
 	echo $! >"$d/stun.pid"
-	PIN=$(sed -n 's/.*certificate pin \(sha256-raw:[0-9a-f]\{64\}\).*/\1/p' "$d/relay.log")
-	export PIN RELAY=https://$RELAY_IP
 }
 
 teardown_file() {
-	local p f
-	for f in relay stun; do
-		p=$(cat "$BATS_FILE_TMPDIR/$f.pid" 2>/dev/null) &&
-			{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
-	done
+	local p
+	lab_relay_stop
+	p=$(cat "$BATS_FILE_TMPDIR/stun.pid" 2>/dev/null) &&
+		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
 	"$LAB" down
 }
 

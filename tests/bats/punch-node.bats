@@ -23,16 +23,8 @@ setup_file() {
 	export $("$LAB" env | sed -n 's/^export //p' | cut -d= -f1)
 	wg_path_setup
 	wg_keys a b c d
-	local d=$BATS_FILE_TMPDIR i=0
-	"$LAB" exec relay "$MK_BIN/derpcat" -l :443 --state "$d/state" \
-		--hostname "$RELAY_IP" -v >"$d/relay.log" 2>&1 &
-	echo $! >"$d/relay.pid"
-	until grep -q 'listening on' "$d/relay.log"; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || { cat "$d/relay.log" >&2; return 1; }
-		sleep 0.05
-	done
-	PIN=$(sed -n 's/.*certificate pin \(sha256-raw:[0-9a-f]\{64\}\).*/\1/p' "$d/relay.log")
+	local d=$BATS_FILE_TMPDIR
+	lab_relay_start
 	export MESH=$d/mesh.conf
 	{
 		echo "domain mesh.test"
@@ -45,7 +37,7 @@ setup_file() {
 }
 
 teardown_file() {
-	local p h
+	local h
 	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-block; do
 		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" down "$(ifc "$h")" \
 			2>/dev/null || true
@@ -54,8 +46,7 @@ teardown_file() {
 	# the ports punch keeps for these interfaces
 	rm -f /var/lib/meshkit/punch-"$IFP"?.port
 	rmdir /var/lib/meshkit 2>/dev/null || true
-	p=$(cat "$BATS_FILE_TMPDIR/relay.pid" 2>/dev/null) &&
-		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+	lab_relay_stop
 	"$LAB" down
 }
 
@@ -241,10 +232,7 @@ df_ping() {
 	assert_output --partial '20 received'
 	# the relay again, for the tests after this one (same state: same key
 	# and certificate)
-	d=$BATS_FILE_TMPDIR
-	"$LAB" exec relay "$MK_BIN/derpcat" -l :443 --state "$d/state" \
-		--hostname "$RELAY_IP" -v >>"$d/relay.log" 2>&1 &
-	echo $! >"$d/relay.pid"
+	lab_relay_start
 	wait_log punch-h-eim1 "relay .*trying again" 5
 }
 

@@ -87,42 +87,6 @@ teardown() {
 	[[ "$stderr" == *'no answer from any server'* ]]
 }
 
-# offline CMD...: run CMD in a new network and mount namespace whose only
-# resolver (127.0.0.1:53, through a resolv.conf bound over /etc/resolv.conf
-# there) takes queries and never answers, as an offline network does. Both
-# namespaces, and the resolver, end with the command. CMD's own run time,
-# in ms, goes to $BATS_TEST_TMPDIR/elapsed.
-offline() {
-	local d=$BATS_TEST_TMPDIR
-	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:1\n' >"$d/resolv.conf"
-	cat >"$d/offline.sh" <<-'EOF'
-	d=$1; shift
-	mount --bind "$d/resolv.conf" /etc/resolv.conf || exit 99
-	ip link set lo up || exit 99
-	python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
-print("ready", flush=True)
-while True:
-    s.recvfrom(4096)
-' >"$d/dns.log" &
-	dns=$!
-	trap 'kill $dns' EXIT
-	i=0
-	until grep -q ready "$d/dns.log"; do
-		i=$((i + 1)); [ $i -lt 200 ] || exit 99; sleep 0.05
-	done
-	t0=$(date +%s%3N)
-	rc=0
-	"$@" || rc=$?
-	echo $(($(date +%s%3N) - t0)) >"$d/elapsed"
-	exit $rc
-	EOF
-	env -u STUNQ_SERVERS MESHKIT_CONF=/nonexistent \
-		unshare --net --mount sh "$d/offline.sh" "$d" "$@"
-}
-
 @test "-t bounds the whole run, name lookups included; -q keeps the line that says why" {
 	# A resolver that never answers made getaddrinfo block 5 s per name
 	# (18 s for the built-in list); -t 1 must end the run by about 1 s.

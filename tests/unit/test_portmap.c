@@ -536,24 +536,6 @@ test_refusals(void)
 	CHECK(p.found == 0 && p.natpmp_result == -1);
 }
 
-static int task_ran;
-
-static void
-task_fn(void *arg)
-{
-	int *v = arg;
-
-	*v *= 2;
-	task_ran = 1;
-}
-
-static void
-slow_fn(void *arg)
-{
-	(void)arg;
-	usleep(50000);
-}
-
 static bool
 readable(int fd, int ms)
 {
@@ -565,25 +547,11 @@ readable(int fd, int ms)
 static void
 test_async(void)
 {
-	struct mk_task *t;
 	struct mk_pm_async *a;
 	struct mk_pm_job job, out;
 	const char *why = NULL;
-	int *v;
 
-	REQUIRE_VOID((v = malloc(sizeof(*v))) != NULL);
-	*v = 21;
-	REQUIRE_VOID((t = mk_task_start(task_fn, v, &why)) != NULL);
-	CHECK(readable(mk_task_fd(t), 5000));
-	CHECK(mk_task_done(t));
-	CHECK(*(int *)mk_task_arg(t) == 42 && task_ran);
-	mk_task_put(t);
-
-	/* Given up while running: the thread frees its own. */
-	REQUIRE_VOID((v = malloc(sizeof(*v))) != NULL);
-	REQUIRE_VOID((t = mk_task_start(slow_fn, v, &why)) != NULL);
-	mk_task_put(t);
-
+	/* lib/task itself is tested in test_lookup.c. */
 	/* The async interface with calls that need no network. */
 	memset(&job, 0, sizeof(job));
 	job.op = MK_PM_OP_RENEW;
