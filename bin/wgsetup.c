@@ -721,7 +721,6 @@ mesh_load(struct mesh_plan *mp, const struct opts *o)
 	struct mk_wg_peer *p;
 	struct mk_key priv, pub;
 	char err[512];
-	const char *why;
 	size_t i, j;
 
 	memset(mp, 0, sizeof(*mp));
@@ -730,14 +729,9 @@ mesh_load(struct mesh_plan *mp, const struct opts *o)
 		return MK_EXIT_USAGE;
 	}
 	warn_world_accessible(o->key);
-	if (mk_key_read_file(&priv, o->key, &why) != 0) {
-		mk_err("%s: %s", o->key, why);
-		return MK_EXIT_USAGE;
-	}
-	if (mk_key_public(&pub, &priv) != 0 ||
-	    (self = mk_mesh_find_key(&mp->m, &pub)) == NULL) {
-		mk_key_wipe(&priv);
-		mk_err("%s: this key is no node of %s", o->key, o->mesh);
+	if (mk_mesh_self(&mp->m, o->mesh, o->key, &priv, &pub, &self, err,
+	    sizeof(err)) != 0) {
+		mk_err("%s", err);
 		return MK_EXIT_USAGE;
 	}
 	mp->dev.private_key = priv;

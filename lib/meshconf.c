@@ -1057,3 +1057,30 @@ mk_mesh_option(const struct mk_mesh *m, const char *key)
 			return m->options[i].value;
 	return NULL;
 }
+
+int
+mk_mesh_self(const struct mk_mesh *m, const char *meshname,
+    const char *keyfile,
+    struct mk_key *priv, struct mk_key *pub,
+    const struct mk_mesh_node **self, char *err, size_t errlen)
+{
+	const char *why;
+
+	*self = NULL;
+	if (mk_key_read_file(priv, keyfile, &why) != 0) {
+		snprintf(err, errlen, "%s: %s", keyfile, why);
+		return -1;
+	}
+	if (mk_key_public(pub, priv) != 0) {
+		mk_key_wipe(priv);
+		snprintf(err, errlen, "%s: not a usable private key", keyfile);
+		return -1;
+	}
+	if ((*self = mk_mesh_find_key(m, pub)) == NULL) {
+		mk_key_wipe(priv);
+		snprintf(err, errlen, "%s: this key is no node of %s", keyfile,
+		    meshname);
+		return -1;
+	}
+	return 0;
+}

@@ -151,6 +151,18 @@ const struct mk_mesh_node *mk_mesh_find_addr(const struct mk_mesh *m,
 char *mk_mesh_node_fqdn(const struct mk_mesh *m,
     const struct mk_mesh_node *n, char *buf, size_t len);
 
+/*
+ * This node: read the private key in keyfile (its public half found in
+ * m, read from the file meshname), for programs that run as one node of
+ * the mesh (wgsetup up --mesh, punch --node). 0 with *self and the keys
+ * set (wipe priv after use), or -1 with err ("KEYFILE: why", or
+ * "KEYFILE: this key is no node of MESHNAME").
+ */
+int mk_mesh_self(const struct mk_mesh *m, const char *meshname,
+    const char *keyfile,
+    struct mk_key *priv, struct mk_key *pub,
+    const struct mk_mesh_node **self, char *err, size_t errlen);
+
 /* The value of an option as written ("on", "25"), or NULL if not set. */
 const char *mk_mesh_option(const struct mk_mesh *m, const char *key);
 

@@ -801,10 +801,54 @@ test_default_path(void)
 	CHECK(unsetenv("MESHKIT_CONF") == 0);
 }
 
+/* This node from its key file: found, not in the mesh, no key at all. */
+static void
+test_self(void)
+{
+	const struct mk_mesh_node *self = NULL;
+	struct mk_key priv, pub, other;
+	struct mk_mesh m;
+	char dir[] = "/tmp/test_meshself.XXXXXX", path[64], conf[256];
+	char b64[MK_KEY_B64LEN + 1];
+	int n;
+
+	REQUIRE_V(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/node.key", dir);
+	mk_key_generate(&priv);
+	REQUIRE_V(mk_key_write_file(path, &priv) == 0);
+	mk_key_public(&pub, &priv);
+	mk_key_to_base64(b64, &pub);
+	n = snprintf(conf, sizeof(conf), "node alice %s 100.64.0.1\n", b64);
+	REQUIRE_V(mk_mesh_parse(&m, conf, (size_t)n, "t", errbuf,
+	    sizeof(errbuf)) == 0);
+	CHECK(mk_mesh_self(&m, "t", path, &other, &pub, &self, errbuf,
+	    sizeof(errbuf)) == 0);
+	CHECK(self != NULL && strcmp(self->name, "alice") == 0);
+	CHECK(mk_key_equal(&other, &priv));
+	mk_mesh_free(&m);
+
+	mk_key_generate(&other);
+	mk_key_public(&other, &other);
+	mk_key_to_base64(b64, &other);
+	n = snprintf(conf, sizeof(conf), "node bob %s 100.64.0.2\n", b64);
+	REQUIRE_V(mk_mesh_parse(&m, conf, (size_t)n, "t", errbuf,
+	    sizeof(errbuf)) == 0);
+	CHECK(mk_mesh_self(&m, "t", path, &priv, &pub, &self, errbuf,
+	    sizeof(errbuf)) == -1 && self == NULL);
+	CHECK(strstr(errbuf, "this key is no node of t") != NULL);
+	unlink(path);
+	CHECK(mk_mesh_self(&m, "t", path, &priv, &pub, &self, errbuf,
+	    sizeof(errbuf)) == -1);
+	CHECK(strncmp(errbuf, path, strlen(path)) == 0);
+	mk_mesh_free(&m);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
 	REQUIRE(mk_key_init() == 0);
+	test_self();
 	test_full();
 	test_find();
 	test_defaults();
