@@ -424,3 +424,15 @@ unblock() { "$LAB" exec "$1" nft delete table inet mkcut; }
 	# well under 1 % of a core
 	[ $((t1 - t0)) -le 3 ] || { echo "used $((t1 - t0)) ticks in 3 s" >&2; false; }
 }
+
+@test "nodes started 30 s apart still go direct" {
+	node h-eim1
+	wait_log punch-h-eim1 'on the relay' 20
+	# bob is away for 30 s: alice's call-me-maybe finds nobody, and she
+	# slows down to one every 30 s
+	sleep 30
+	node h-eim2
+	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
+	wait_log punch-h-eim2 " direct $EIM1_WAN:" 20
+	"$LAB" exec h-eim1 ping -c 2 -i 0.2 -W 1 100.64.0.2 >/dev/null
+}
