@@ -47,6 +47,7 @@
 #include "relayset.h"
 #include "sock.h"
 #include "stun.h"
+#include "stunclient.h"
 #include "tls.h"
 #include "udpbatch.h"
 #include "url.h"
@@ -77,7 +78,7 @@
 #define IDLE_PROBE_US	30000000 /* idle and not direct: try this often */
 #define LINGER_US	1000000	/* one-shot: answer a while after success */
 #define RESTUN_MIN_US	20000000 /* learn our mapping again, 20-26 s */
-#define STUN_TRIES	3
+#define STUN_TIMEOUT_US	2000000	/* per STUN transaction */
 #define DISCO_RATE	100	/* disco messages a second, per peer */
 #define DISCO_BURST	200
 
@@ -120,10 +121,7 @@ struct stun_server {
 	struct mk_io	 lio;
 	struct punch	*p;
 	struct mk_addr	 addr;		/* len 0 until resolved */
-	uint8_t		 txid[2][MK_STUN_TXID_LEN];	/* per socket */
-	int		 tries;
-	bool		 answered[2];
-	struct mk_addr	 mapped[2];
+	struct mk_addr	 mapped[2];	/* per socket, this round */
 };
 
 struct ping {
@@ -202,6 +200,9 @@ struct punch {
 
 	struct stun_server stun[MAX_STUN];
 	size_t		 n_stun;
+	/* a transaction per socket and server (lib/stunclient) */
+	struct mk_stunc_txn stxn[2][MAX_STUN];
+	struct mk_stunc_sched ssched;
 	struct mk_timer	 stun_timer, restun_timer;
 
 	struct mk_addr	 own[MAX_OWN];
@@ -1015,42 +1016,49 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 
 /* ---- STUN on our own sockets ---- */
 
+/* Start server k's transactions, one from each socket of its family. */
 static void
-stun_send(struct punch *p, struct stun_server *sv)
+stun_start(struct punch *p, size_t k)
 {
-	uint8_t req[64];
-	size_t i, len;
+	uint64_t now = mk_now_us();
+	size_t i;
+
+	memset(p->stun[k].mapped, 0, sizeof(p->stun[k].mapped));
+	for (i = 0; i < p->n_socks; i++) {
+		struct mk_stunc_txn *t = &p->stxn[i][k];
+
+		if (p->socks[i].family != mk_addr_family(&p->stun[k].addr))
+			continue;
+		memset(t, 0, sizeof(*t));
+		t->server = p->stun[k].addr;
+		mk_stunc_start(t, &p->ssched, now);
+	}
+}
+
+/* Send what is due, and wake when the next send or deadline is. */
+static void
+stun_kick(struct punch *p)
+{
+	uint64_t now = mk_now_us(), next = UINT64_MAX, n;
+	size_t i;
 
 	for (i = 0; i < p->n_socks; i++) {
-		if (sv->answered[i] ||
-		    p->socks[i].family != mk_addr_family(&sv->addr))
-			continue;
-		randombytes_buf(sv->txid[i], MK_STUN_TXID_LEN);
-		len = mk_stun_request(req, sizeof(req), sv->txid[i], 0);
-		udp_send(p, &sv->addr, req, len);
+		n = mk_stunc_send_due(p->socks[i].io.fd, p->socks[i].family,
+		    p->stxn[i], p->n_stun, &p->ssched, now);
+		if (n < next)
+			next = n;
 	}
+	if (next != UINT64_MAX)
+		mk_timer_at(&p->loop, &p->stun_timer, next);
+	else if (own_drop_stale(p))	/* the round is over */
+		send_cmm_all(p);
 }
 
 static void
 on_stun_timer(struct mk_loop *l, struct mk_timer *t)
 {
-	struct punch *p = t->arg;
-	bool again = false;
-	size_t i;
-
-	for (i = 0; i < p->n_stun; i++) {
-		struct stun_server *sv = &p->stun[i];
-
-		if (sv->addr.len == 0 || sv->tries >= STUN_TRIES)
-			continue;
-		sv->tries++;
-		stun_send(p, sv);
-		again = true;
-	}
-	if (again)
-		mk_timer_in(l, t, 500000);
-	else if (own_drop_stale(p))	/* the round is over */
-		send_cmm_all(p);
+	(void)l;
+	stun_kick(t->arg);
 }
 
 /* Node mode: our mapping again every 20-26 s, as magicsock does, since
@@ -1061,16 +1069,13 @@ on_restun(struct mk_loop *l, struct mk_timer *t)
 	struct punch *p = t->arg;
 	size_t i;
 
-	for (i = 0; i < p->n_stun; i++) {
-		p->stun[i].tries = 0;
-		p->stun[i].answered[0] = p->stun[i].answered[1] = false;
-		memset(p->stun[i].mapped, 0, sizeof(p->stun[i].mapped));
-	}
 	p->own_edm = false;
 	for (i = 0; i < p->n_own; i++)
 		p->own_stale[i] = p->own_learned[i];
-	if (!mk_timer_armed(&p->stun_timer))
-		mk_timer_in(l, &p->stun_timer, 0);
+	for (i = 0; i < p->n_stun; i++)
+		if (p->stun[i].addr.len != 0)
+			stun_start(p, i);
+	stun_kick(p);
 	mk_timer_in(l, t, RESTUN_MIN_US + randombytes_uniform(6000000));
 }
 
@@ -1098,32 +1103,30 @@ note_edm(struct punch *p, int si, const struct mk_addr *mapped)
 }
 
 static void
-handle_stun(struct punch *p, int si, const uint8_t *buf, size_t len)
+handle_stun(struct punch *p, int si, const uint8_t *buf, size_t len,
+    const struct mk_addr *from)
 {
-	struct mk_stun_msg m;
+	struct mk_stunc_txn *t;
+	struct stun_server *sv;
 	const char *why;
-	size_t i;
+	bool added;
+	int k;
 
-	if (mk_stun_parse(&m, buf, len, false, &why) != 0 ||
-	    m.type != MK_STUN_BINDING_SUCCESS ||
-	    !(m.has & (MK_STUN_HAS_XOR_MAPPED | MK_STUN_HAS_MAPPED)))
-		return;
-	for (i = 0; i < p->n_stun; i++) {
-		struct stun_server *sv = &p->stun[i];
-		bool added;
-
-		if (sv->answered[si] || memcmp(sv->txid[si], m.txid,
-		    MK_STUN_TXID_LEN) != 0)
-			continue;
-		sv->answered[si] = true;
-		sv->mapped[si] = (m.has & MK_STUN_HAS_XOR_MAPPED) ?
-		    m.xor_mapped : m.mapped;
-		added = own_add(p, &sv->mapped[si], "STUN", true);
-		note_edm(p, si, &sv->mapped[si]);
-		if (added)
-			send_cmm_all(p);	/* tell the peers at once */
+	/* the transaction's ID, from the server asked: else not ours */
+	if ((k = mk_stunc_input(p->stxn[si], p->n_stun, buf, len, from,
+	    mk_now_us(), &why)) < 0) {
+		mk_debug("STUN: %s: dropped", why);
 		return;
 	}
+	t = &p->stxn[si][k];
+	sv = &p->stun[k];
+	if (t->state != MK_STUNC_DONE || t->mapped.len == 0)
+		return;
+	sv->mapped[si] = t->mapped;
+	added = own_add(p, &sv->mapped[si], "STUN", true);
+	note_edm(p, si, &sv->mapped[si]);
+	if (added)
+		send_cmm_all(p);	/* tell the peers at once */
 }
 
 static void
@@ -1151,7 +1154,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 				continue;
 			switch (mk_disco_classify(buf, len)) {
 			case MK_DISCO_CLASS_STUN:
-				handle_stun(p, si, buf, len);
+				handle_stun(p, si, buf, len, &from);
 				break;
 			case MK_DISCO_CLASS_DISCO:
 				handle_disco(p, buf, len, &from, NULL);
@@ -1944,10 +1947,8 @@ on_lookup(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	mk_lookup_free(sv->lookup);
 	sv->lookup = NULL;
 	if (n == 1) {
-		sv->tries = 1;
-		stun_send(p, sv);
-		if (!mk_timer_armed(&p->stun_timer))
-			mk_timer_in(l, &p->stun_timer, 500000);
+		stun_start(p, (size_t)(sv - p->stun));
+		stun_kick(p);
 	}
 }
 
@@ -2316,6 +2317,7 @@ run(const struct opts *o)
 	if (open_sockets(p) != 0)
 		goto out;
 	mk_timer_init(&p->stun_timer, on_stun_timer, p);
+	mk_stunc_sched_fast(&p->ssched, STUN_TIMEOUT_US);
 	mk_timer_init(&p->restun_timer, on_restun, p);
 	mk_timer_init(&p->deadline, on_deadline, p);
 	mk_timer_init(&p->linger, on_linger, p);
