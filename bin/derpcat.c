@@ -33,6 +33,7 @@
 #include "sock.h"
 #include "stunsrv.h"
 #include "tls.h"
+#include "udpbatch.h"
 #include "url.h"
 #include "util.h"
 #include "version.h"
@@ -602,6 +603,7 @@ struct client {
 	size_t			 ooff, olen;
 	uint64_t		 out_drops;
 	int			 ufd;
+	struct mk_udpbatch	 ubatch;	/* --udp: datagrams in */
 	struct mk_io		 uio;
 	struct mk_addr		 usrc;		/* the local UDP peer */
 	uint64_t		 udp_drops;
@@ -1139,25 +1141,31 @@ static void
 on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 {
 	struct client *c = io->arg;
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	ssize_t n;
-	int i;
+	struct mk_addr from;
+	uint8_t *pkt;
+	size_t len;
+	bool trunc;
+	int round, i, n;
 
 	(void)l;
 	(void)events;
-	for (i = 0; i < 64; i++) {
-		sl = sizeof(ss);
-		n = recvfrom(c->ufd, c->ibuf, sizeof(c->ibuf), MSG_DONTWAIT,
-		    (struct sockaddr *)&ss, &sl);
-		if (n < 0)
+	/* a few batches a wake-up, bounded so the relay side gets its turn */
+	for (round = 0; round < 4; round++) {
+		if ((n = mk_udpbatch_recv(&c->ubatch, c->ufd)) <= 0)
 			break;
-		/* answers go to whoever sent last, as nc -u -l */
-		mk_addr_from_sa(&c->usrc, (struct sockaddr *)&ss, sl);
-		mk_addr_for_socket(&c->usrc, &c->usrc,
-		    mk_sock_family(c->ufd));
-		if (mk_derpc_send(c->dc, &c->peer, c->ibuf, (size_t)n) != 0)
-			c->udp_drops++;
+		for (i = 0; i < n; i++) {
+			pkt = mk_udpbatch_get(&c->ubatch, (unsigned)i, &len,
+			    &from, &trunc);
+			if (trunc) {
+				c->udp_drops++;
+				continue;
+			}
+			/* answers go to whoever sent last, as nc -u -l */
+			mk_addr_for_socket(&c->usrc, &from,
+			    mk_sock_family(c->ufd));
+			if (mk_derpc_send(c->dc, &c->peer, pkt, len) != 0)
+				c->udp_drops++;
+		}
 		c->activity_us = mk_now_us();
 	}
 	sync_state(c);
@@ -1395,6 +1403,11 @@ open_udp(struct client *c, const char *spec)
 		mk_err("%s %s: %s", why, spec, strerror(errno));
 		return -1;
 	}
+	/* datagrams as large as a DERP packet, 16 a batch */
+	if (mk_udpbatch_init(&c->ubatch, 16, IN_CAP) != 0) {
+		mk_err("--udp: %s", strerror(errno));
+		return -1;
+	}
 	c->uio.fd = c->ufd;
 	c->uio.fn = on_udp;
 	c->uio.arg = c;
@@ -1551,6 +1564,7 @@ out:
 	mk_dstream_free(c->ds);
 	if (c->ufd >= 0)
 		close(c->ufd);
+	mk_udpbatch_free(&c->ubatch);
 	free(c->obuf);
 	mk_loop_free(&c->loop);
 	sodium_memzero(&c->priv, sizeof(c->priv));
