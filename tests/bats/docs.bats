@@ -6,11 +6,8 @@
 load helpers
 
 # The SYNOPSIS section of a page, rendered, as one line of single spaces.
-# mandoc's ASCII output marks bold and underline by overstriking (X, BS, X);
-# sed drops each character-backspace pair (col -b would, but col is not on a
-# fresh Debian).
 synopsis() {
-	MANWIDTH=200 mandoc -T ascii "$1" | sed 's/.\x08//g' |
+	man_text "$1" |
 		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \t\n' '   ' |
 		sed 's/^ //; s/ $//'
 }

@@ -181,3 +181,10 @@ lab_relay_stop() {
 		{ kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
 	return 0
 }
+
+# man_text PAGE: the page rendered as plain text. mandoc marks bold and
+# underline by overstriking (X, backspace, X); sed drops each such pair,
+# as col -b would (col is not on a fresh Debian).
+man_text() {
+	mandoc -T ascii "$1" | sed 's/.\x08//g'
+}

@@ -451,7 +451,7 @@ man_checks() {
 	 "903":{"RegionID":903,"RegionCode":"dead","RegionName":"Nowhere",
 	  "Nodes":[{"Name":"903a","RegionID":903,"HostName":"relay.invalid","IPv4":"$STUN2_IP","STUNPort":3599}]}}}
 	EOF
-	ex=$(mandoc -T ascii "$TOP/man/natclass.1" | col -b |
+	ex=$(man_text "$TOP/man/natclass.1" |
 		sed -n '/^[[:space:]]*\$ natclass --json --derpmap derp.json |$/,/sort -n$/p' |
 		sed 's/^[[:space:]]*\$ //')
 	[ -n "$ex" ]
@@ -462,7 +462,7 @@ man_checks() {
 	assert_success
 	assert_output --regexp '^[0-9.]+ near$'
 	# the one-word example keeps its quotes
-	ex=$(mandoc -T ascii "$TOP/man/natclass.1" | col -b | sed -n 's/^[[:space:]]*\$ \(\[ "\$(natclass)".*\)$/\1/p')
+	ex=$(man_text "$TOP/man/natclass.1" | sed -n 's/^[[:space:]]*\$ \(\[ "\$(natclass)".*\)$/\1/p')
 	assert_equal "$ex" '[ "$(natclass)" = EIM ] && echo "easy NAT"'
 }
 

@@ -369,7 +369,7 @@ man_checks() {
 	assert_success
 	# the jq example, as the page renders it, run against a local responder
 	start_responder srv 127.0.0.1:0
-	ex=$(mandoc -T ascii "$TOP/man/stunq.1" | col -b | sed -n 's/^[[:space:]]*\$ \(stunq --json | jq .*\)$/\1/p')
+	ex=$(man_text "$TOP/man/stunq.1" | sed -n 's/^[[:space:]]*\$ \(stunq --json | jq .*\)$/\1/p')
 	[ -n "$ex" ]
 	STUNQ_SERVERS="127.0.0.1:$PORT" run --separate-stderr bash -o pipefail -c "$ex"
 	assert_success
