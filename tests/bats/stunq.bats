@@ -118,7 +118,8 @@ teardown() {
 
 @test "--json carries server, address, rtt_ms, local, mapped, response_origin, other_address, software" {
 	start_responder srv 127.0.0.1:0
-	run --separate-stderr stunq --json -p 40116 "localhost:$PORT"
+	# -4: localhost may name ::1 first (a fresh Debian's /etc/hosts does)
+	run --separate-stderr stunq -4 --json -p 40116 "localhost:$PORT"
 	assert_success
 	echo "$output" | $PY -c '
 import json, sys
