@@ -560,7 +560,7 @@ on_heartbeat(struct mk_loop *l, struct mk_timer *t)
 {
 	struct peer *pe = t->arg;
 	struct punch *p = pe->p;
-	uint64_t now = mk_now_us();
+	uint64_t now = mk_now_us(), next;
 	bool active = now - pe->last_tx_us < ACTIVE_US ||
 	    now - pe->last_rx_us < ACTIVE_US;
 
@@ -585,8 +585,13 @@ on_heartbeat(struct mk_loop *l, struct mk_timer *t)
 	    IDLE_PROBE_US)) {
 		ping_cands(pe, true);
 	}
-	mk_timer_in(l, t, pe->best.addr.len != 0 && (trusted(pe) || !active) ?
-	    HEARTBEAT_US : PING_EVERY_US);
+	if (pe->best.addr.len == 0 || (!trusted(pe) && active))
+		next = PING_EVERY_US;
+	else if (!active && p->keepalive_us < HEARTBEAT_US)
+		next = p->keepalive_us;	/* a keepalive shorter than 3 s */
+	else
+		next = HEARTBEAT_US;
+	mk_timer_in(l, t, next);
 }
 
 /* ---- one-shot result ---- */

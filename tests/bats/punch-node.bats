@@ -176,13 +176,12 @@ table inet mkcut {
 	}
 }
 EOF
-	# 30 pings in 15 s: at most 10 s of them lost, and the last ones answered
-	run "$LAB" exec h-eim1 ping -c 30 -i 0.5 -W 1 100.64.0.2
+	# 26 pings in 13 s: at most 10 s of them lost, and the last ones answered
+	run "$LAB" exec h-eim1 ping -c 26 -i 0.5 -W 1 100.64.0.2
 	got=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' <<<"$output")
-	[ "$got" -ge 10 ] || { echo "$output" >&2; false; }
+	[ "$got" -ge 6 ] || { echo "$output" >&2; false; }
 	grep -q "relay https://$RELAY_IP" "$BATS_TEST_TMPDIR/punch-h-eim1.log"
-	tail -n 5 <<<"$output" | grep -q 'icmp_seq=30 ' ||
-		grep -q 'icmp_seq=29 ' <<<"$output"
+	grep -Eq 'icmp_seq=(25|26) ' <<<"$output"
 	# the path returns: direct again, announced
 	n=$(grep -c " direct $EIM2_WAN:" "$BATS_TEST_TMPDIR/punch-h-eim1.log")
 	"$LAB" exec eim1 nft delete table inet mkcut
@@ -367,7 +366,7 @@ unblock() { "$LAB" exec "$1" nft delete table inet mkcut; }
 	wait_for 20 pings h-eim1 100.64.0.2
 	bg_start iperf-s "$LAB" exec h-eim2 iperf3 -s -1 -B 100.64.0.2
 	wait_for 10 '"$LAB" exec h-eim2 ss -Htln | grep -q 100.64.0.2:5201'
-	bg_start iperf-c "$LAB" exec h-eim1 iperf3 -c 100.64.0.2 -t 16 -b 20M
+	bg_start iperf-c "$LAB" exec h-eim1 iperf3 -c 100.64.0.2 -t 12 -b 20M
 	# relay -> direct
 	sleep 3
 	unblock eim1
@@ -384,6 +383,7 @@ unblock() { "$LAB" exec "$1" nft delete table inet mkcut; }
 }
 
 @test "a tunnel idle longer than the routers' UDP timeout stays direct (keepalive)" {
+	# routers forget a UDP flow after 5 s; the mesh keeps it alive every 2 s
 	m2=$BATS_TEST_TMPDIR/mesh2.conf
 	{ cat "$MESH"; echo "option keepalive 2"; } >"$m2"
 	for r in eim1 eim2; do
@@ -399,8 +399,8 @@ unblock() { "$LAB" exec "$1" nft delete table inet mkcut; }
 	wait_for 20 pings h-eim1 100.64.0.2
 	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
 	relays=$(grep -c " relay http" "$BATS_TEST_TMPDIR/punch-h-eim1.log")
-	# idle for three timeouts
-	sleep 15
+	# idle for more than two timeouts
+	sleep 12
 	n0=$(relay_packets)
 	"$LAB" exec h-eim1 ping -c 5 -i 0.2 -W 1 100.64.0.2 >/dev/null
 	n1=$(relay_packets)
