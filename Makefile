@@ -13,7 +13,7 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 PKG_CONFIG ?= pkg-config
 CC ?= cc
 FUZZ_CC ?= clang
-FUZZ_SECONDS ?= 6
+FUZZ_SECONDS ?= 4
 
 # Every library through pkg-config (libnatpmp ships no .pc file). Programs
 # link the one static lib/ archive and, thanks to --as-needed, only the
@@ -126,7 +126,7 @@ SAN_BATS ?= tests/bats/stunq.bats tests/bats/natclass.bats \
 	tests/bats/punch.bats
 
 bats-san: san
-	MK_BIN=$(CURDIR)/build/san/bin \
+	MK_BIN=$(CURDIR)/build/san/bin MK_RESTART_RUNS=2 \
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		bats --timing $(SAN_BATS)

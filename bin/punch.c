@@ -133,7 +133,8 @@ struct ping {
 
 struct cand {
 	struct mk_addr	 addr;
-	bool		 ponged;
+	bool		 ponged;	/* answered a ping of ours */
+	bool		 heard;		/* sent us an authenticated ping */
 };
 
 enum path_kind { PATH_NONE, PATH_RELAY, PATH_DIRECT };
@@ -551,7 +552,7 @@ path_lost(struct peer *pe)
 	memset(&pe->best, 0, sizeof(pe->best));
 	pe->trust_until_us = pe->best_pinged_us = 0;
 	for (i = 0; i < pe->n_cands; i++)
-		pe->cands[i].ponged = false;
+		pe->cands[i].ponged = pe->cands[i].heard = false;
 	report_path(pe);
 }
 
@@ -699,6 +700,7 @@ cand_add(struct peer *pe, const struct mk_addr *a, bool ping_now)
 	if (pe->n_cands == MAX_CANDS)
 		return;
 	pe->cands[pe->n_cands].addr = *a;
+	pe->cands[pe->n_cands].heard = false;
 	pe->cands[pe->n_cands++].ponged = false;
 	mk_info("%s: candidate %s", peer_label(pe, who, sizeof(who)),
 	    mk_addr_fmt(a, s, sizeof(s)));
@@ -778,8 +780,13 @@ got_ping(struct peer *pe, const struct mk_disco_ping *ping,
 		mk_info("%s: reached us from %s", peer_label(pe, who,
 		    sizeof(who)), s);
 	pe->got_ping = true;
-	/* where the peer's packets come from is a candidate too */
+	/* where the peer's packets come from is a candidate too, and
+	 * WireGuard's packets from there are the peer's (WireGuard checks
+	 * them itself) before our own pong comes back */
 	cand_add(pe, from, true);
+	for (size_t i = 0; i < pe->n_cands; i++)
+		if (mk_addr_equal(&pe->cands[i].addr, from))
+			pe->cands[i].heard = true;
 	maybe_done(pe);
 }
 
@@ -929,7 +936,7 @@ peer_by_addr(const struct punch *p, const struct mk_addr *a)
 	for (i = 0; i < p->n_peers; i++) {
 		pe = p->peers[i];
 		for (k = 0; k < pe->n_cands; k++)
-			if (pe->cands[k].ponged &&
+			if ((pe->cands[k].ponged || pe->cands[k].heard) &&
 			    mk_addr_equal(&pe->cands[k].addr, a))
 				return pe;
 	}

@@ -804,7 +804,7 @@ wait_size() {
 	done
 }
 
-@test "a 30 MB stream survives a relay restart mid-stream, sha256 equal, in 5 runs under a flood" {
+@test "a 30 MB stream survives a relay restart mid-stream, sha256 equal, in several runs under a flood" {
 	t=$BATS_TEST_TMPDIR
 	port=$(free_port)
 	url=http://127.0.0.1:$port
@@ -822,7 +822,8 @@ wait_size() {
 		wait_log "flood$g" '^ready' 10
 	}
 	relay_up
-	for run in 1 2 3 4 5; do
+	# 5 runs; the sanitizer pass (make bats-san) sets 2, its time is dear
+	for run in $(seq "${MK_RESTART_RUNS:-5}"); do
 		derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/out$run" 2>"$t/b$run.err" &
 		pb=$!
 		echo "$pb b$run" >>"$t/.pids"
