@@ -137,6 +137,7 @@ punch_bench_cleanup() {
 	"$PB_LAB" exec h-eim1 "$ROOT/bin/wgsetup" -q down bpa$$ 2>/dev/null || true
 	"$PB_LAB" exec h-eim2 "$ROOT/bin/wgsetup" -q down bpb$$ 2>/dev/null || true
 	rm -f /var/lib/meshkit/punch-bp[ab]$$.port
+	rmdir /var/lib/meshkit /run/meshkit 2>/dev/null || true
 	"$PB_LAB" down >/dev/null 2>&1 || true
 }
 

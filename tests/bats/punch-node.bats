@@ -45,7 +45,8 @@ teardown_file() {
 	wg_cleanup "$IFP"
 	# the ports punch keeps for these interfaces
 	rm -f /var/lib/meshkit/punch-"$IFP"?.port
-	rmdir /var/lib/meshkit 2>/dev/null || true
+	# punch's state and status directories, if nothing else is in them
+	rmdir /var/lib/meshkit /run/meshkit 2>/dev/null || true
 	lab_relay_stop
 	"$LAB" down
 }
