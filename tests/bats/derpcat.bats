@@ -824,7 +824,18 @@ wait_size() {
 	relay_up
 	# 5 runs; the sanitizer pass (make bats-san) sets 2, its time is dear
 	for run in $(seq "${MK_RESTART_RUNS:-5}"); do
-		derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/out$run" 2>"$t/b$run.err" &
+		# b's output goes through a reader that takes exactly 10 MB and
+		# then stops until the relay is dead: b's window fills and a
+		# stalls, so the kill lands mid-stream however fast the
+		# machine (at full speed a quiet one moved all 30 MB between
+		# two looks at the file)
+		mkfifo "$t/pipe$run"
+		( dd bs=1000000 count=10 iflag=fullblock status=none
+		  until [ -e "$t/go$run" ]; do sleep 0.02; done
+		  cat ) <"$t/pipe$run" >"$t/out$run" &
+		pr=$!
+		echo "$pr reader$run" >>"$t/.pids"
+		derpcat -k "$KEYS/b.key" "$url" "$(pub a)" </dev/null >"$t/pipe$run" 2>"$t/b$run.err" &
 		pb=$!
 		echo "$pb b$run" >>"$t/.pids"
 		# full speed, so the relay dies with packets in flight, delayed
@@ -837,16 +848,18 @@ wait_size() {
 		fi
 		pa=$!
 		echo "$pa a$run" >>"$t/.pids"
-		wait_size "$t/out$run" 8000000 60
-		# mid-stream: the kill below lands well before the end
-		[ "$(stat -c %s "$t/out$run")" -lt 24000000 ]
+		wait_size "$t/out$run" 10000000 60
+		# mid-stream: the reader holds the rest back until after the kill
+		[ "$(stat -c %s "$t/out$run")" -eq 10000000 ]
 		kill -KILL "$(bg_pid "r$g")"
+		touch "$t/go$run"
 		# down long enough for the delayed ACKs to come due while
 		# disconnected (5 ms): two refused reconnections
 		wait_count "$t/b$run.err" 'Connection refused; reconnecting' 2 20
 		relay_up
 		wait_pid "$pb" 120
 		wait_pid "$pa" 60
+		wait_pid "$pr" 30
 		assert_equal "$(sha256sum <"$t/out$run")" "$(sha256sum <"$big")"
 		grep -q 'reconnecting' "$t/b$run.err"
 	done
