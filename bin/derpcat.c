@@ -1145,7 +1145,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	uint8_t *pkt;
 	size_t len;
 	bool trunc;
-	int round, i, n;
+	int round, i, n, fam = mk_sock_family(c->ufd);
 
 	(void)l;
 	(void)events;
@@ -1161,8 +1161,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 				continue;
 			}
 			/* answers go to whoever sent last, as nc -u -l */
-			mk_addr_for_socket(&c->usrc, &from,
-			    mk_sock_family(c->ufd));
+			mk_addr_for_socket(&c->usrc, &from, fam);
 			if (mk_derpc_send(c->dc, &c->peer, pkt, len) != 0)
 				c->udp_drops++;
 		}

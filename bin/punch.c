@@ -983,6 +983,7 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	bool trunc, direct, relay;
 	uint8_t *buf;
 	size_t len;
+	uint64_t now;
 	int n, i, si;
 
 	(void)l;
@@ -992,9 +993,10 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 			break;
 		direct = pe->best.addr.len != 0;
 		relay = !trusted(pe);
+		now = mk_now_us();	/* once a batch, not a packet */
 		/* traffic to a peer with no proven path: punch now, as
 		 * magicsock does when WireGuard wants to send */
-		if (!direct && mk_now_us() - pe->full_ping_us >= PING_EVERY_US)
+		if (!direct && now - pe->full_ping_us >= PING_EVERY_US)
 			ping_cands(pe, true);
 		si = direct ? sock_index(p, mk_addr_family(&pe->best.addr)) :
 		    -1;
@@ -1007,7 +1009,7 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 			/* only WireGuard's own socket speaks here */
 			if (trunc || !mk_addr_equal(&from, &p->wg_addr))
 				continue;
-			pe->last_tx_us = mk_now_us();
+			pe->last_tx_us = now;
 			if (si >= 0) {
 				mk_udpbatch_push_ref(&p->tx, buf, len, &dst);
 				pe->tx_direct++;
@@ -1151,6 +1153,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	bool trunc;
 	size_t len;
 	uint8_t *buf;
+	uint64_t now;
 	int n, i, si = (int)(u - p->socks);
 
 	(void)l;
@@ -1159,6 +1162,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	for (int round = 0; round < 8 && !p->done; round++) {
 		if ((n = mk_udpbatch_recv(&p->rx, io->fd)) <= 0)
 			break;
+		now = mk_now_us();	/* once a batch, not a packet */
 		for (i = 0; i < n && !p->done; i++) {
 			buf = mk_udpbatch_get(&p->rx, (unsigned)i, &len, &from,
 			    &trunc);
@@ -1182,7 +1186,7 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 					wg_flush(p, wg_peer);
 				wg_peer = pe;
 				pe->rx_direct++;
-				pe->last_rx_us = mk_now_us();
+				pe->last_rx_us = now;
 				mk_udpbatch_push_ref(&p->tx, buf, len,
 				    &p->wg_addr);
 				break;

@@ -188,3 +188,19 @@ lab_relay_stop() {
 man_text() {
 	mandoc -T ascii "$1" | sed 's/.\x08//g'
 }
+
+# man_checks PAGE PROG: the page names every long option of PROG's source,
+# has a non-empty .Os, refers only to pages that exist, and keeps its
+# examples' quotes (no .Dl with a quote in it: mdoc drops them).
+man_checks() {
+	local page=$TOP/man/$1 src=$TOP/bin/$2.c o x
+	for o in $(sed -n '/longopts\[\] = {/,/NULL, 0, NULL, 0/p' "$src" |
+	    grep -o '{ "[a-z-]*"' | cut -d'"' -f2); do
+		grep -q -- "Fl \\\\-$o\\b" "$page" || { echo "$1: no --$o"; return 1; }
+	done
+	grep -q '^\.Os [^ ]' "$page" || { echo "$1: empty .Os"; return 1; }
+	for x in $(sed -n 's/^\.Xr \([a-z.]*\) \([0-9]\).*/\1.\2/p' "$page"); do
+		[ -f "$TOP/man/$x" ] || { echo "$1: refers to $x, which does not exist"; return 1; }
+	done
+	! grep -n '^\.Dl .*["'"'"']' "$page"
+}
