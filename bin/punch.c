@@ -33,6 +33,7 @@
 
 #include "addr.h"
 #include "cli.h"
+#include "ctlsock.h"
 #include "derp.h"
 #include "derp_client.h"
 #include "disco.h"
@@ -62,7 +63,6 @@
 #define MAX_CANDS	32	/* one peer's */
 #define MAX_PINGS	64	/* pings awaiting a pong, per peer */
 #define NONCE_CACHE	512	/* disco nonces seen per peer: replays drop */
-#define MAX_STATUS	8	/* status connections at once */
 #define BATCH		32
 #define PKT_MAX		2048	/* above any tunnel MTU we carry */
 
@@ -178,17 +178,6 @@ struct peer {
 	struct mk_addr	 reported_addr;
 };
 
-struct status_conn {
-	struct mk_io	 io;
-	struct punch	*p;
-	char		 req[64];
-	size_t		 req_len;
-	char		*out;
-	size_t		 out_len, out_off;
-	struct mk_timer	 timeout;
-	bool		 used;
-};
-
 struct punch {
 	const struct opts *o;
 	struct mk_loop	 loop;
@@ -238,9 +227,7 @@ struct punch {
 	bool		 node;
 	char		 self_name[MK_MESH_NAME_MAX + 1];
 	struct mk_addr	 wg_addr;	/* 127.0.0.1:WireGuard's port */
-	struct mk_io	 status_io;
-	char		 status_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct status_conn status[MAX_STATUS];
+	struct mk_ctl	 ctl;		/* the status socket */
 };
 
 static void
@@ -1690,110 +1677,20 @@ status_text(struct punch *p, bool json, struct mk_json *j, FILE *f)
 	}
 }
 
+/* A request on the status socket (lib/ctlsock): "status" or "status json". */
 static void
-status_close(struct status_conn *c)
+on_status_request(void *arg, const char *line, FILE *f)
 {
-	struct punch *p = c->p;
-
-	mk_timer_cancel(&p->loop, &c->timeout);
-	mk_loop_del(&p->loop, &c->io);
-	close(c->io.fd);
-	free(c->out);
-	c->out = NULL;
-	c->used = false;
-}
-
-static void
-on_status_timeout(struct mk_loop *l, struct mk_timer *t)
-{
-	(void)l;
-	status_close(t->arg);	/* a client that never asks, or never reads */
-}
-
-static void
-on_status_conn(struct mk_loop *l, struct mk_io *io, uint32_t events)
-{
-	struct status_conn *c = io->arg;
 	struct mk_json j;
-	ssize_t n;
-	FILE *f;
-	char *nl;
 
-	(void)events;
-	if (c->out == NULL) {
-		n = read(io->fd, c->req + c->req_len, sizeof(c->req) - 1 -
-		    c->req_len);
-		if (n <= 0) {
-			if (n < 0 && errno == EAGAIN)
-				return;
-			status_close(c);
-			return;
-		}
-		c->req_len += (size_t)n;
-		c->req[c->req_len] = '\0';
-		if ((nl = strchr(c->req, '\n')) == NULL) {
-			if (c->req_len == sizeof(c->req) - 1)
-				status_close(c);
-			return;
-		}
-		*nl = '\0';
-		if ((f = open_memstream(&c->out, &c->out_len)) == NULL) {
-			status_close(c);
-			return;
-		}
-		mk_json_init(&j);
-		if (strcmp(c->req, "status") == 0)
-			status_text(c->p, false, &j, f);
-		else if (strcmp(c->req, "status json") == 0)
-			status_text(c->p, true, &j, f);
-		else
-			fprintf(f, "error: unknown request\n");
-		mk_json_free(&j);
-		fclose(f);
-		mk_loop_mod(l, io, EPOLLOUT);
-		return;
-	}
-	n = write(io->fd, c->out + c->out_off, c->out_len - c->out_off);
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n > 0)
-		c->out_off += (size_t)n;
-	if (n <= 0 || c->out_off == c->out_len)
-		status_close(c);
-}
-
-static void
-on_status_accept(struct mk_loop *l, struct mk_io *io, uint32_t events)
-{
-	struct punch *p = io->arg;
-	struct status_conn *c = NULL;
-	size_t i;
-	int fd;
-
-	(void)events;
-	while ((fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK |
-	    SOCK_CLOEXEC)) >= 0) {
-		for (i = 0, c = NULL; i < MAX_STATUS && c == NULL; i++)
-			if (!p->status[i].used)
-				c = &p->status[i];
-		if (c == NULL) {
-			close(fd);	/* busy: the client sees EOF */
-			continue;
-		}
-		memset(c, 0, sizeof(*c));
-		c->used = true;
-		c->p = p;
-		c->io.fd = fd;
-		c->io.fn = on_status_conn;
-		c->io.arg = c;
-		mk_timer_init(&c->timeout, on_status_timeout, c);
-		if (mk_loop_add(l, &c->io, EPOLLIN) != 0) {
-			close(fd);
-			c->used = false;
-			continue;
-		}
-		mk_timer_in(l, &c->timeout, 2000000);
-	}
+	mk_json_init(&j);
+	if (strcmp(line, "status") == 0)
+		status_text(arg, false, &j, f);
+	else if (strcmp(line, "status json") == 0)
+		status_text(arg, true, &j, f);
+	else
+		fprintf(f, "error: unknown request\n");
+	mk_json_free(&j);
 }
 
 static void
@@ -1805,40 +1702,20 @@ status_path(char *out, size_t n, const char *iface)
 static int
 status_listen(struct punch *p)
 {
-	struct sockaddr_un sun;
-	int fd;
+	char path[sizeof(p->ctl.path)];
 
 	if (mkdir(STATUS_DIR, 0755) != 0 && errno != EEXIST) {
 		mk_err("%s: %s", STATUS_DIR, strerror(errno));
 		return -1;
 	}
-	status_path(p->status_path, sizeof(p->status_path), p->o->wg);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->status_path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) < 0)
-		goto fail;
-	/* one that answers belongs to a running punch for this interface */
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		mk_err("%s: another punch serves %s", p->status_path,
-		    p->o->wg);
-		close(fd);
-		return -1;
-	}
-	unlink(p->status_path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    listen(fd, 8) != 0) {
-		close(fd);
-		goto fail;
-	}
-	p->status_io.fd = fd;
-	p->status_io.fn = on_status_accept;
-	p->status_io.arg = p;
-	return mk_loop_add(&p->loop, &p->status_io, EPOLLIN);
-fail:
-	mk_err("%s: %s", p->status_path, strerror(errno));
-	p->status_path[0] = '\0';
+	status_path(path, sizeof(path), p->o->wg);
+	if (mk_ctl_listen(&p->ctl, &p->loop, path, on_status_request,
+	    p) == 0)
+		return 0;
+	if (errno == EADDRINUSE)
+		mk_err("%s: another punch serves %s", path, p->o->wg);
+	else
+		mk_err("%s: %s", path, strerror(errno));
 	return -1;
 }
 
@@ -1851,12 +1728,10 @@ cmd_status(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sockaddr_un sun;
 	const char *iface = NULL;
-	char path[sizeof(sun.sun_path)], buf[4096];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	bool json = false;
-	ssize_t n;
-	int ch, fd;
+	int ch;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "hi:j", longopts, NULL)) != -1) {
@@ -1883,27 +1758,13 @@ cmd_status(int argc, char **argv)
 		mk_usage_error("%s", iface == NULL ? "no interface: -i iface" :
 		    "bad interface name");
 	status_path(path, sizeof(path), iface);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		mk_err("%s: %s (is punch --node running for %s?)", path,
-		    strerror(errno), iface);
-		return MK_EXIT_FAIL;
-	}
-	if (mk_write_all(fd, json ? "status json\n" : "status\n",
-	    json ? 12 : 7) != 0) {
-		mk_err("%s: %s", path, strerror(errno));
-		close(fd);
-		return MK_EXIT_FAIL;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
-			break;
-	close(fd);
-	if (n < 0 || fflush(stdout) != 0 || ferror(stdout)) {
-		mk_err("%s", strerror(errno));
+	if (mk_ctl_ask(path, json ? "status json" : "status",
+	    STDOUT_FILENO) != 0) {
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			mk_err("%s: %s (is punch --node running for %s?)",
+			    path, strerror(errno), iface);
+		else
+			mk_err("%s: %s", path, strerror(errno));
 		return MK_EXIT_FAIL;
 	}
 	return MK_EXIT_OK;
@@ -2413,13 +2274,7 @@ out:
 		mk_lookup_free(p->stun[i].lookup);
 	for (i = 0; i < p->n_socks; i++)
 		close(p->socks[i].io.fd);
-	for (i = 0; i < MAX_STATUS; i++)
-		if (p->status[i].used)
-			status_close(&p->status[i]);
-	if (p->status_path[0] != '\0') {
-		close(p->status_io.fd);
-		unlink(p->status_path);
-	}
+	mk_ctl_close(&p->ctl);
 	while (p->n_peers > 0)
 		peer_drop(p, p->n_peers - 1);
 	mk_loop_free(&p->loop);	/* runs the deferred frees */
