@@ -43,6 +43,7 @@
 #include "lookup.h"
 #include "loop.h"
 #include "meshconf.h"
+#include "netmon.h"
 #include "path.h"
 #include "portmap.h"
 #include "relayset.h"
@@ -194,6 +195,7 @@ struct punch {
 	struct mk_stunc_txn stxn[2][MAX_STUN];
 	struct mk_stunc_sched ssched;
 	struct mk_timer	 stun_timer, restun_timer;
+	struct mk_netmon netmon;	/* re-learn all when the network moves */
 
 	struct mk_addr	 own[MAX_OWN];
 	bool		 own_learned[MAX_OWN];	/* by STUN, not local */
@@ -355,18 +357,38 @@ own_nat(const struct punch *p)
 	return "unknown";
 }
 
-static void
+/* Our interfaces' addresses as candidates; those no longer there go.
+ * True when the set changed. */
+static bool
 own_local(struct punch *p)
 {
 	struct mk_addr a[MAX_OWN];
-	size_t i;
-	int n, k;
+	char s[MK_ADDRSTRLEN];
+	size_t i, k = 0;
+	bool changed = false;
+	int n, j;
 
+	for (i = 0; i < p->n_own; i++)
+		if (!p->own_learned[i])
+			p->own_stale[i] = true;
 	for (i = 0; i < p->n_socks; i++) {
 		n = mk_path_local(p->socks[i].family, p->port, a, MAX_OWN);
-		for (k = 0; k < n; k++)
-			own_add(p, &a[k], "local", false);
+		for (j = 0; j < n; j++)
+			changed |= own_add(p, &a[j], "local", false);
 	}
+	for (i = 0; i < p->n_own; i++) {
+		if (!p->own_learned[i] && p->own_stale[i]) {
+			mk_info("candidate %s gone", mk_addr_fmt(&p->own[i], s,
+			    sizeof(s)));
+			changed = true;
+			continue;
+		}
+		p->own[k] = p->own[i];
+		p->own_learned[k] = p->own_learned[i];
+		p->own_stale[k++] = p->own_stale[i];
+	}
+	p->n_own = k;
+	return changed;
 }
 
 /* ---- sending ---- */
@@ -1062,12 +1084,13 @@ on_stun_timer(struct mk_loop *l, struct mk_timer *t)
 	stun_kick(t->arg);
 }
 
-/* Node mode: our mapping again every 20-26 s, as magicsock does, since
- * a NAT may move it; a new one goes to every peer. */
+static void pm_start(struct punch *p, enum mk_pm_op op);
+
+/* Ask every STUN server again; learned candidates not seen again in the
+ * round are withdrawn (stun_kick), a new one goes to every peer. */
 static void
-on_restun(struct mk_loop *l, struct mk_timer *t)
+restun(struct punch *p)
 {
-	struct punch *p = t->arg;
 	size_t i;
 
 	p->own_edm = false;
@@ -1077,7 +1100,38 @@ on_restun(struct mk_loop *l, struct mk_timer *t)
 		if (p->stun[i].addr.len != 0)
 			stun_start(p, i);
 	stun_kick(p);
-	mk_timer_in(l, t, RESTUN_MIN_US + randombytes_uniform(6000000));
+	mk_timer_in(&p->loop, &p->restun_timer, RESTUN_MIN_US +
+	    randombytes_uniform(6000000));
+}
+
+/* Node mode: our mapping again every 20-26 s, as magicsock does, since
+ * a NAT may move it. */
+static void
+on_restun(struct mk_loop *l, struct mk_timer *t)
+{
+	(void)l;
+	restun(t->arg);
+}
+
+/* An address or the default route changed (lib/netmon): our local
+ * candidates, our mapping and the port mapping may all have moved. Peers
+ * hear of new local candidates at once, of a new mapping when the STUN
+ * round ends; paths that died show as unanswered pings. */
+static void
+on_netchange(void *arg)
+{
+	struct punch *p = arg;
+
+	mk_info("network changed: learning our candidates again");
+	if (own_local(p))
+		send_cmm_all(p);
+	restun(p);
+	/* a new gateway may map ports, or no longer hold our mapping */
+	if (!p->o->no_portmap && sock_index(p, AF_INET) >= 0 &&
+	    p->pm == NULL) {
+		mk_timer_cancel(&p->loop, &p->pm_timer);
+		pm_start(p, p->pm_mapped ? MK_PM_OP_RENEW : MK_PM_OP_PROBE);
+	}
 }
 
 static void
@@ -2223,7 +2277,7 @@ run(const struct opts *o)
 		cand_add(p->peers[0], &ep, true);
 	}
 	if (o->fd < 0)
-		own_local(p);
+		(void)own_local(p);
 	if (!o->no_portmap && sock_index(p, AF_INET) >= 0)
 		pm_start(p, MK_PM_OP_PROBE);
 	stun_setup(p, m, targets, n_targets);
@@ -2247,6 +2301,10 @@ run(const struct opts *o)
 	if (p->node) {
 		mk_timer_in(&p->loop, &p->restun_timer, RESTUN_MIN_US +
 		    randombytes_uniform(6000000));
+		/* without it we still re-learn every 20-26 s */
+		if (mk_netmon_start(&p->netmon, &p->loop, on_netchange,
+		    p) != 0)
+			mk_warn("network monitor: %s", strerror(errno));
 	} else {
 		mk_timer_in(&p->loop, &p->deadline, o->wait_ms * 1000);
 	}
@@ -2266,6 +2324,7 @@ run(const struct opts *o)
 		rc = report(p);
 	}
 out:
+	mk_netmon_stop(&p->netmon);
 	mk_timer_cancel(&p->loop, &p->pm_timer);
 	pm_release(p);
 	if (p->dc != NULL)
