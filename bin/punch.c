@@ -1883,16 +1883,6 @@ on_lookup(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	}
 }
 
-/* "host:port", bracketing an IPv6 literal. */
-static void
-hostport(char *out, size_t cap, const char *host, uint16_t port)
-{
-	bool v6 = strchr(host, ':') != NULL;
-
-	snprintf(out, cap, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
-	    port);
-}
-
 static void
 stun_add(struct punch *p, const char *name)
 {
@@ -1937,13 +1927,13 @@ stun_setup(struct punch *p, const struct mk_mesh *mesh,
 		stun_add(p, p->o->stun[i]);
 	for (i = 0; p->o->n_stun == 0 && mesh != NULL && i < mesh->n_stun;
 	    i++) {
-		hostport(name, sizeof(name), mesh->stun[i].host,
+		mk_hostport_fmt(name, sizeof(name), mesh->stun[i].host,
 		    mesh->stun[i].port);
 		stun_add(p, name);
 	}
 	for (i = 0; p->o->n_stun == 0 && (mesh == NULL || mesh->n_stun == 0)
 	    && i < n_targets; i++) {
-		hostport(name, sizeof(name), t[i].url.host, 3478);
+		mk_hostport_fmt(name, sizeof(name), t[i].url.host, 3478);
 		stun_add(p, name);
 	}
 }

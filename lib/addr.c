@@ -331,3 +331,13 @@ mk_addr_from_sa(struct mk_addr *a, const struct sockaddr *sa, socklen_t len)
 	a->len = len;
 	mk_addr_unmap(a);
 }
+
+int
+mk_hostport_fmt(char *out, size_t cap, const char *host, unsigned port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+
+	if (port == 0)
+		return snprintf(out, cap, v6 ? "[%s]" : "%s", host);
+	return snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", host, port);
+}

@@ -75,4 +75,9 @@ void mk_addr_any(struct mk_addr *a, int family, uint16_t port);
 void mk_addr_from_sa(struct mk_addr *a, const struct sockaddr *sa,
     socklen_t len);
 
+/* "host:port", in brackets when host is an IPv6 literal; port 0: the
+ * host alone, bracketed the same way (for a URL's authority). Returns
+ * what snprintf does. */
+int mk_hostport_fmt(char *out, size_t cap, const char *host, unsigned port);
+
 #endif

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "addr.h"
 #include "derpmap.h"
 
 #include <arpa/inet.h>
@@ -333,8 +334,8 @@ mk_derpmap_targets(const struct mk_derpmap_region *r,
 		port = n->derp_port ? (uint16_t)n->derp_port : 443;
 		t = &out[k];
 		memset(t, 0, sizeof(*t));
-		snprintf(url, sizeof(url), strchr(n->host, ':') != NULL ?
-		    "https://[%s]:%u" : "https://%s:%u", n->host, port);
+		memcpy(url, "https://", 8);
+		mk_hostport_fmt(url + 8, sizeof(url) - 8, n->host, port);
 		if (mk_url_parse(&t->url, url, MK_URL_RELAY, &why) != 0)
 			continue;
 		a4 = node_addr(n->ipv4, AF_INET, port, &t->dial);

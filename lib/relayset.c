@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "addr.h"
 #include "relayset.h"
 
 #include <errno.h>
@@ -47,8 +48,8 @@ mk_relayset_from_mesh(struct mk_relayset *s, const struct mk_mesh *m,
 		r->nodes[0].has_pin = mr->has_pin;
 		memcpy(r->nodes[0].pin, mr->pin, sizeof(r->nodes[0].pin));
 		r->n_nodes = 1;
-		snprintf(r->stun_host, sizeof(r->stun_host),
-		    strchr(mr->host, ':') != NULL ? "[%s]" : "%s", mr->host);
+		mk_hostport_fmt(r->stun_host, sizeof(r->stun_host), mr->host,
+		    0);
 		r->stun_port = MK_MESH_STUN_PORT;
 		snprintf(r->host, sizeof(r->host), "%s", mr->host);
 		r->tcp_port = mr->port;

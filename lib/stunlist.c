@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "addr.h"
 #include "stunlist.h"
 
 #include <errno.h>
@@ -69,9 +70,8 @@ mk_stunlist_from_mesh(struct mk_stunlist *l, const struct mk_mesh *m,
 	size_t i;
 
 	for (i = 0; i < m->n_stun; i++) {
-		/* An IPv6 literal needs brackets before its port. */
-		snprintf(name, sizeof(name), strchr(m->stun[i].host, ':') ?
-		    "[%s]:%u" : "%s:%u", m->stun[i].host, m->stun[i].port);
+		mk_hostport_fmt(name, sizeof(name), m->stun[i].host,
+		    m->stun[i].port);
 		if (mk_stunlist_add(l, name, why) != 0)
 			return -1;
 	}

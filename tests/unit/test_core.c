@@ -70,6 +70,24 @@ test_addr(void)
 
 /* protocols.md §1.8: private key 32 x 0x11 has this public key. */
 static void
+test_hostport(void)
+{
+	char b[64];
+
+	CHECK(mk_hostport_fmt(b, sizeof(b), "198.51.100.1", 3478) == 17);
+	CHECK_STR(b, "198.51.100.1:3478");
+	mk_hostport_fmt(b, sizeof(b), "2001:db8::1", 443);
+	CHECK_STR(b, "[2001:db8::1]:443");
+	mk_hostport_fmt(b, sizeof(b), "relay.example", 0);
+	CHECK_STR(b, "relay.example");
+	mk_hostport_fmt(b, sizeof(b), "::1", 0);
+	CHECK_STR(b, "[::1]");
+	/* cut short, still terminated; the return says how much was due */
+	CHECK(mk_hostport_fmt(b, 6, "2001:db8::1", 443) == 17 &&
+	    strlen(b) == 5);
+}
+
+static void
 test_keys(void)
 {
 	struct mk_key priv, pub, k;
@@ -371,6 +389,7 @@ int
 main(void)
 {
 	test_addr();
+	test_hostport();
 	test_keys();
 	test_json();
 	test_loop();
