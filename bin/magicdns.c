@@ -40,6 +40,7 @@
 #include "meshconf.h"
 #include "nladdr.h"
 #include "sock.h"
+#include "udpbatch.h"
 #include "util.h"
 #include "version.h"
 
@@ -131,8 +132,8 @@ struct fwdlog {
 struct udpfwd {
 	struct listener	*li;
 	struct fwdlog	 log;
-	uint8_t		 ctrl[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-	size_t		 ctrl_len;
+	struct mk_udp_local src;	/* answer from here, if has_src */
+	bool		 has_src;
 };
 
 /* A query forwarded for a TCP client. */
@@ -180,6 +181,8 @@ struct server {
 	struct mk_io		 ino_io;
 	struct mk_timer		 reload_timer;
 	struct mk_timer		 local_timer;
+	/* UDP queries in and answers out, one listener at a time */
+	struct mk_udpbatch	 urx, utx;
 	bool			 installed;
 	char			 backup[PATH_MAX];
 	struct stats		 st;
@@ -517,23 +520,13 @@ local_servfail(struct server *s, const uint8_t *q, size_t qlen,
 
 /* ---- UDP ---- */
 
+/* An answer to peer, from src when the listener is a wildcard (NULL:
+ * the socket's own address). */
 static void
-udp_send(struct listener *li, const struct mk_addr *peer, const void *ctrl,
-    size_t ctrl_len, const uint8_t *buf, size_t len)
+udp_send(struct listener *li, const struct mk_addr *peer,
+    const struct mk_udp_local *src, const uint8_t *buf, size_t len)
 {
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh;
-
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_name = (void *)&peer->sa;
-	mh.msg_namelen = peer->len;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (ctrl_len > 0) {
-		mh.msg_control = (void *)ctrl;
-		mh.msg_controllen = ctrl_len;
-	}
-	if (sendmsg(li->ufd, &mh, 0) < 0)
+	if (mk_udp_send_from(li->ufd, buf, len, peer, src) < 0)
 		mk_debug("send: %s", strerror(errno));
 }
 
@@ -545,50 +538,9 @@ udp_forwarded(void *arg, const uint8_t *resp, size_t len,
 
 	log_forwarded(u->li->s, &u->log, r);
 	if (resp != NULL)
-		udp_send(u->li, &u->log.peer, u->ctrl, u->ctrl_len, resp,
-		    len);
+		udp_send(u->li, &u->log.peer, u->has_src ? &u->src : NULL,
+		    resp, len);
 	free(u);
-}
-
-/*
- * The control message to answer from the address a query came to (only
- * for wildcard sockets): IP_PKTINFO / IPV6_PKTINFO from the received one.
- */
-static size_t
-reply_ctrl(const struct msghdr *mh, uint8_t *out, size_t cap)
-{
-	struct cmsghdr *c, *oc;
-	struct msghdr omh;
-	struct in_pktinfo pi;
-	struct in6_pktinfo pi6;
-
-	memset(&omh, 0, sizeof(omh));
-	omh.msg_control = out;
-	omh.msg_controllen = cap;
-	for (c = CMSG_FIRSTHDR(mh); c != NULL;
-	    c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
-		oc = CMSG_FIRSTHDR(&omh);
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-			pi.ipi_spec_dst = pi.ipi_addr;
-			pi.ipi_ifindex = 0;
-			oc->cmsg_level = IPPROTO_IP;
-			oc->cmsg_type = IP_PKTINFO;
-			oc->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(oc), &pi, sizeof(pi));
-			return CMSG_SPACE(sizeof(pi));
-		}
-		if (c->cmsg_level == IPPROTO_IPV6 &&
-		    c->cmsg_type == IPV6_PKTINFO) {
-			memcpy(&pi6, CMSG_DATA(c), sizeof(pi6));
-			oc->cmsg_level = IPPROTO_IPV6;
-			oc->cmsg_type = IPV6_PKTINFO;
-			oc->cmsg_len = CMSG_LEN(sizeof(pi6));
-			memcpy(CMSG_DATA(oc), &pi6, sizeof(pi6));
-			return CMSG_SPACE(sizeof(pi6));
-		}
-	}
-	return 0;
 }
 
 /* -vv: a query that could not go upstream at all. */
@@ -601,9 +553,10 @@ log_not_forwarded(const struct mk_addr *peer, const struct mk_dns_qinfo *qi,
 	    "cannot forward: SERVFAIL");
 }
 
+/* Send q upstream; its answer leaves later, from src as ours do. */
 static void
 forward_udp(struct server *s, struct listener *li, const struct mk_addr *peer,
-    const struct msghdr *mh, const uint8_t *q, size_t qlen,
+    const struct mk_udp_local *src, const uint8_t *q, size_t qlen,
     const struct mk_dns_qinfo *qi)
 {
 	struct udpfwd *u;
@@ -614,112 +567,85 @@ forward_udp(struct server *s, struct listener *li, const struct mk_addr *peer,
 	if ((u = malloc(sizeof(*u))) != NULL) {
 		u->li = li;
 		fwdlog_set(&u->log, peer, qi);
-		u->ctrl_len = li->any ? reply_ctrl(mh, u->ctrl,
-		    sizeof(u->ctrl)) : 0;
+		u->has_src = src != NULL;
+		if (src != NULL)
+			u->src = *src;
 		if (mk_dnsfwd_query(s->fwd, q, qlen, qi->limit,
 		    udp_forwarded, u) == 0)
 			return;
 		err = errno;
+		free(u);
 	}
 	log_not_forwarded(peer, qi, err);
 	if (local_servfail(s, q, qlen, out, sizeof(out), &olen))
-		udp_send(li, peer, u ? u->ctrl : NULL, u ? u->ctrl_len : 0,
-		    out, olen);
-	free(u);
+		udp_send(li, peer, src, out, olen);
+}
+
+/*
+ * Answer one batch of queries on li: local answers go into the send
+ * batch, written in place, and leave together; a wildcard listener
+ * answers each from the address it was asked at.
+ */
+static int
+udp_batch(struct server *s, struct listener *li)
+{
+	struct mk_udpbatch *rx = &s->urx, *tx = &s->utx;
+	struct mk_udpbatch_sent st;
+	struct mk_udp_local loc;
+	const struct mk_udp_local *src;
+	struct mk_dns_qinfo qi;
+	enum mk_dns_action act;
+	struct mk_addr peer;
+	size_t len, olen;
+	uint8_t *q, *out;
+	bool trunc;
+	int n, i;
+
+	if ((n = mk_udpbatch_recv(rx, li->ufd)) <= 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		q = mk_udpbatch_get(rx, (unsigned)i, &len, &peer, &trunc);
+		if (!admit(s, &peer))
+			continue;
+		if (trunc) {
+			s->st.dropped++;
+			continue;
+		}
+		src = li->any && mk_udpbatch_local(rx, (unsigned)i, &loc) ?
+		    &loc : NULL;
+		/* never NULL: tx holds as many as rx and is sent each time */
+		out = mk_udpbatch_next(tx);
+		act = handle(s, &peer, q, len, false, out, tx->size, &olen,
+		    &qi);
+		if (act == MK_DNS_FORWARD)
+			forward_udp(s, li, &peer, src, q, len, &qi);
+		if (act != MK_DNS_REPLY)
+			continue;
+		mk_udpbatch_push(tx, olen, &peer);
+		if (src != NULL)
+			(void)mk_udpbatch_set_src(tx, src);
+	}
+	/* One that fails is skipped, not retried. */
+	mk_udpbatch_flush(tx, li->ufd, &st);
+	if (st.dropped > 0)
+		mk_debug("sendmmsg: %u answers dropped: %s", st.dropped,
+		    strerror(st.last_errno));
+	return n;
 }
 
 static void
 on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 {
-	static uint8_t in[UDP_BATCH][UDP_BUF], out[UDP_BATCH][UDP_BUF];
-	static uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct in6_pktinfo))];
-	static uint8_t octrl[UDP_BATCH][CMSG_SPACE(sizeof(struct in6_pktinfo))];
-	static struct sockaddr_storage names[UDP_BATCH];
-	static struct mmsghdr msgs[UDP_BATCH], replies[UDP_BATCH];
-	static struct iovec iov[UDP_BATCH], oiov[UDP_BATCH];
 	struct listener *li = io->arg;
-	struct server *s = li->s;
-	struct mk_dns_qinfo qi;
-	struct mk_addr peer;
-	size_t olen;
-	int n, i, k, sent, rounds;
+	int rounds;
 
 	(void)l;
 	(void)events;
 	/* A few batches, then back to the loop so TCP and upstream
 	 * answers get their turn. */
-	for (rounds = 0; rounds < 4; rounds++) {
-		for (i = 0; i < UDP_BATCH; i++) {
-			iov[i].iov_base = in[i];
-			iov[i].iov_len = sizeof(in[i]);
-			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-			msgs[i].msg_hdr.msg_name = &names[i];
-			msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
-			msgs[i].msg_hdr.msg_iov = &iov[i];
-			msgs[i].msg_hdr.msg_iovlen = 1;
-			if (li->any) {
-				msgs[i].msg_hdr.msg_control = ctrl[i];
-				msgs[i].msg_hdr.msg_controllen =
-				    sizeof(ctrl[i]);
-			}
-		}
-		n = recvmmsg(io->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
-		if (n <= 0)
+	for (rounds = 0; rounds < 4; rounds++)
+		if (udp_batch(li->s, li) < UDP_BATCH)
 			return;
-		for (i = 0, k = 0; i < n; i++) {
-			struct msghdr *mh = &msgs[i].msg_hdr;
-			enum mk_dns_action act;
-
-			mk_addr_from_sa(&peer, (struct sockaddr *)&names[i],
-			    mh->msg_namelen);
-			if (!admit(s, &peer))
-				continue;
-			if (mh->msg_flags & MSG_TRUNC) {
-				s->st.dropped++;
-				continue;
-			}
-			act = handle(s, &peer, in[i], msgs[i].msg_len, false,
-			    out[k], sizeof(out[k]), &olen, &qi);
-			if (act == MK_DNS_FORWARD) {
-				forward_udp(s, li, &peer, mh, in[i],
-				    msgs[i].msg_len, &qi);
-				continue;
-			}
-			if (act != MK_DNS_REPLY)
-				continue;
-			oiov[k].iov_base = out[k];
-			oiov[k].iov_len = olen;
-			memset(&replies[k].msg_hdr, 0,
-			    sizeof(replies[k].msg_hdr));
-			replies[k].msg_hdr.msg_name = &names[i];
-			replies[k].msg_hdr.msg_namelen = mh->msg_namelen;
-			replies[k].msg_hdr.msg_iov = &oiov[k];
-			replies[k].msg_hdr.msg_iovlen = 1;
-			if (li->any) {
-				replies[k].msg_hdr.msg_control = octrl[k];
-				replies[k].msg_hdr.msg_controllen =
-				    reply_ctrl(mh, octrl[k], sizeof(octrl[k]));
-				if (replies[k].msg_hdr.msg_controllen == 0)
-					replies[k].msg_hdr.msg_control = NULL;
-			}
-			k++;
-		}
-		/* Send them all; one that fails is skipped, not retried. */
-		for (sent = 0; sent < k; ) {
-			int r = sendmmsg(io->fd, replies + sent, (unsigned)(k -
-			    sent), 0);
-
-			if (r < 0) {
-				if (errno == EINTR)
-					continue;
-				mk_debug("sendmmsg: %s", strerror(errno));
-				sent++;
-			} else
-				sent += r;
-		}
-		if (n < UDP_BATCH)
-			return;
-	}
 }
 
 /* ---- TCP ---- */
@@ -1180,9 +1106,7 @@ bind_one(const struct mk_addr *a, int type, bool any, const char **why)
 		*why = "setsockopt SO_REUSEADDR";
 		goto fail;
 	}
-	if (any && type == SOCK_DGRAM && setsockopt(fd, family == AF_INET ?
-	    IPPROTO_IP : IPPROTO_IPV6, family == AF_INET ? IP_PKTINFO :
-	    IPV6_RECVPKTINFO, &on, sizeof(on)) != 0) {
+	if (any && type == SOCK_DGRAM && mk_udp_want_pktinfo(fd) != 0) {
 		*why = "setsockopt PKTINFO";
 		goto fail;
 	}
@@ -1647,6 +1571,11 @@ serve(struct server *s)
 		mk_err("event loop: %s", strerror(errno));
 		goto out;
 	}
+	if (mk_udpbatch_init_pktinfo(&s->urx, UDP_BATCH, UDP_BUF) != 0 ||
+	    mk_udpbatch_init_pktinfo(&s->utx, UDP_BATCH, UDP_BUF) != 0) {
+		mk_err("udp buffers: %s", strerror(errno));
+		goto out;
+	}
 	memset(&fc, 0, sizeof(fc));
 	fc.up = s->up;
 	fc.n_up = s->n_up;
@@ -1681,6 +1610,8 @@ out:
 	if (s->ino_fd >= 0)
 		close(s->ino_fd);
 	mk_loop_free(&s->loop);
+	mk_udpbatch_free(&s->urx);
+	mk_udpbatch_free(&s->utx);
 	return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -607,28 +608,137 @@ print_mapping(const struct mk_pm_mapping *m)
 	fflush(stdout);
 }
 
-/*
- * --map: ask the gateway to forward a UDP port to us, print the external
- * ip:port, renew at half life until SIGINT or SIGTERM, then delete the
- * mapping unless --keep. A changed external address is printed again.
- */
+/* A renewal that fails is tried again this much later, until the
+ * mapping expires. */
+#define MAP_RETRY_US	5000000ULL
+/* On exit, how long a renewal still running may take: above the
+ * NAT-PMP / PCP request and UPnP SOAP timeouts that bound it. */
+#define MAP_EXIT_WAIT_MS 8000
+
+/* --map after the mapping is made: the renewer, driven by the loop. */
+struct mapper {
+	const struct opts	*o;
+	struct mk_loop		 loop;
+	struct mk_pm_mapping	 m;
+	struct mk_timer		 renew;
+	struct mk_pm_async	*job;	/* a renewal on its thread, or NULL */
+	struct mk_io		 job_io;
+	int			 rc;
+};
+
+static void on_renewed(struct mk_loop *l, struct mk_io *io, uint32_t events);
+
+/* Renew at m.renew_at_us (half the lifetime); a permanent mapping never. */
+static void
+map_arm(struct mapper *mp, uint64_t at_us)
+{
+	if (at_us != UINT64_MAX)
+		mk_timer_at(&mp->loop, &mp->renew, at_us);
+}
+
+/* The renewal's blocking exchange runs on a lib/task thread; the loop
+ * only waits for its eventfd (and for signals) meanwhile. */
+static void
+on_renew_timer(struct mk_loop *l, struct mk_timer *t)
+{
+	struct mapper *mp = t->arg;
+	struct mk_pm_job job = { .op = MK_PM_OP_RENEW, .mapping = mp->m };
+	const char *why;
+
+	if ((mp->job = mk_pm_async_start(&job, &why)) == NULL) {
+		mk_warn("renewal failed: %s", why);
+		map_arm(mp, mk_now_us() + MAP_RETRY_US);
+		return;
+	}
+	mp->job_io.fd = mk_pm_async_fd(mp->job);
+	mp->job_io.fn = on_renewed;
+	mp->job_io.arg = mp;
+	if (mk_loop_add(l, &mp->job_io, EPOLLIN) != 0) {
+		mk_warn("renewal failed: %s", strerror(errno));
+		mk_pm_async_free(mp->job);
+		mp->job = NULL;
+		map_arm(mp, mk_now_us() + MAP_RETRY_US);
+	}
+}
+
+/* A renewal's answer: a changed external address is printed again; a
+ * failure is retried until the mapping expires. */
+static void
+renewed(struct mapper *mp, const struct mk_pm_job *out)
+{
+	struct mk_addr before = mp->m.external;
+
+	if (out->rc != 0) {
+		mk_warn("renewal failed: %s", out->why);
+		if (mk_now_us() >= mp->m.expires_at_us) {
+			mk_err("mapping expired");
+			mp->rc = MK_EXIT_FAIL;
+			mk_loop_stop(&mp->loop);
+			return;
+		}
+		map_arm(mp, mk_now_us() + MAP_RETRY_US);
+		return;
+	}
+	mp->m = out->mapping;
+	if (!mk_addr_equal(&before, &mp->m.external))
+		print_mapping(&mp->m);
+	map_arm(mp, mp->m.renew_at_us);
+}
+
+static void
+on_renewed(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct mapper *mp = io->arg;
+	struct mk_pm_job out;
+
+	(void)events;
+	if (mk_pm_async_result(mp->job, &out) == 0)
+		return;
+	mk_loop_del(l, io);
+	mk_pm_async_free(mp->job);
+	mp->job = NULL;
+	renewed(mp, &out);
+}
+
+static void
+on_map_signal(struct mk_loop *l, int signo, void *arg)
+{
+	(void)signo;
+	(void)arg;
+	mk_loop_stop(l);
+}
+
+/* A renewal still running when a signal came may change the mapping
+ * (UPnP's external port): wait for it, bounded, so the deletion names
+ * what the gateway holds. */
+static void
+map_finish_job(struct mapper *mp)
+{
+	struct pollfd pfd;
+	struct mk_pm_job out;
+
+	if (mp->job == NULL)
+		return;
+	pfd.fd = mk_pm_async_fd(mp->job);
+	pfd.events = POLLIN;
+	while (poll(&pfd, 1, MAP_EXIT_WAIT_MS) < 0 && errno == EINTR)
+		;
+	if (mk_pm_async_result(mp->job, &out) == 1 && out.rc == 0)
+		mp->m = out.mapping;
+	mk_loop_del(&mp->loop, &mp->job_io);
+	mk_pm_async_free(mp->job);	/* a job still blocked ends alone */
+	mp->job = NULL;
+}
+
+/* Probe the gateway and make the mapping (blocking: nothing else runs
+ * yet, and a signal waits in the loop's signalfd meanwhile). */
 static int
-run_map(const struct opts *o)
+map_first(const struct opts *o, struct mk_pm_mapping *m)
 {
 	struct mk_pm_probe probe;
-	struct mk_pm_mapping m;
-	struct timespec ts;
-	sigset_t set;
 	const char *why;
 	char a[MK_ADDRSTRLEN];
-	uint64_t now, wait_us;
-	int sig, rc = 0;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
 	if (mk_pm_probe(&probe, o->map_via ? o->map_via : MK_PM_ALL, 1000000,
 	    &why) != 0) {
 		mk_err("port mapping: %s", why);
@@ -639,51 +749,59 @@ run_map(const struct opts *o)
 		    mk_pm_name(o->map_via) : "UPnP, NAT-PMP or PCP");
 		return MK_EXIT_FAIL;
 	}
-	if (mk_pm_map(&m, &probe, o->map_via, (uint16_t)o->map_port,
+	if (mk_pm_map(m, &probe, o->map_via, (uint16_t)o->map_port,
 	    (uint32_t)(o->map_lifetime_ms / 1000), &why) != 0) {
 		mk_err("--map %lld: %s", o->map_port, why);
 		return MK_EXIT_FAIL;
 	}
-	mk_info("mapped %s via %s for %u s", mk_addr_fmt(&m.external, a,
-	    sizeof(a)), mk_pm_name(m.via), m.lifetime);
-	print_mapping(&m);
-	for (;;) {
-		now = mk_now_us();
-		wait_us = m.renew_at_us > now ? m.renew_at_us - now : 0;
-		if (m.renew_at_us == UINT64_MAX)
-			wait_us = 3600ULL * 1000000;
-		ts.tv_sec = (time_t)(wait_us / 1000000);
-		ts.tv_nsec = (long)(wait_us % 1000000) * 1000;
-		sig = sigtimedwait(&set, NULL, &ts);
-		if (sig > 0)
-			break;
-		if (errno == EINTR || m.renew_at_us == UINT64_MAX)
-			continue;
-		{
-			struct mk_addr before = m.external;
+	mk_info("mapped %s via %s for %u s", mk_addr_fmt(&m->external, a,
+	    sizeof(a)), mk_pm_name(m->via), m->lifetime);
+	print_mapping(m);
+	return 0;
+}
 
-			if (mk_pm_renew(&m, &why) != 0) {
-				mk_warn("renewal failed: %s", why);
-				if (mk_now_us() >= (uint64_t)m.expires_at_us) {
-					mk_err("mapping expired");
-					return MK_EXIT_FAIL;
-				}
-				/* try again in a few seconds */
-				m.renew_at_us = mk_now_us() + 5000000;
-				continue;
-			}
-			if (!mk_addr_equal(&before, &m.external))
-				print_mapping(&m);
-		}
+/*
+ * --map: ask the gateway to forward a UDP port to us, print the external
+ * ip:port, renew at half life until SIGINT or SIGTERM (or SIGHUP), then
+ * delete the mapping unless --keep. A changed external address is
+ * printed again. Between renewals the process sleeps in the loop.
+ */
+static int
+run_map(const struct opts *o)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	static struct mapper mp;
+	const char *why;
+
+	mp.o = o;
+	mk_timer_init(&mp.renew, on_renew_timer, &mp);
+	/* the signals first: one that comes while the first mapping is
+	 * made waits for it, and the mapping is then deleted */
+	if (mk_loop_init(&mp.loop) != 0 || mk_loop_signals(&mp.loop, sigs,
+	    MK_ARRAY_LEN(sigs), on_map_signal, &mp) != 0) {
+		mk_err("event loop: %s", strerror(errno));
+		mk_loop_free(&mp.loop);
+		return MK_EXIT_FAIL;
 	}
-	if (!o->keep) {
-		if (mk_pm_unmap(&m, &why) != 0) {
-			mk_err("deleting the mapping: %s", why);
-			rc = MK_EXIT_FAIL;
-		} else
-			mk_info("mapping deleted");
+	if ((mp.rc = map_first(o, &mp.m)) != 0)
+		goto out;
+	map_arm(&mp, mp.m.renew_at_us);
+	if (mk_loop_run(&mp.loop) != 0) {
+		mk_err("event loop: %s", strerror(errno));
+		mp.rc = MK_EXIT_FAIL;
 	}
-	return rc;
+	map_finish_job(&mp);
+	if (mp.rc != 0 || o->keep)
+		goto out;
+	if (mk_pm_unmap(&mp.m, &why) != 0) {
+		mk_err("deleting the mapping: %s", why);
+		mp.rc = MK_EXIT_FAIL;
+	} else
+		mk_info("mapping deleted");
+out:
+	mk_timer_cancel(&mp.loop, &mp.renew);
+	mk_loop_free(&mp.loop);
+	return mp.rc;
 }
 
 enum {

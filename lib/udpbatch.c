@@ -2,8 +2,12 @@
 #include "udpbatch.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Room for the larger of the two control messages. */
+#define CTRL_SIZE	CMSG_SPACE(sizeof(struct in6_pktinfo))
 
 int
 mk_udpbatch_init(struct mk_udpbatch *b, unsigned cap, size_t size)
@@ -29,6 +33,35 @@ mk_udpbatch_init(struct mk_udpbatch *b, unsigned cap, size_t size)
 	return 0;
 }
 
+int
+mk_udpbatch_init_pktinfo(struct mk_udpbatch *b, unsigned cap, size_t size)
+{
+	if (mk_udpbatch_init(b, cap, size) != 0)
+		return -1;
+	/* calloc: aligned for cmsghdr, as CMSG_FIRSTHDR expects */
+	if ((b->ctrl = calloc(cap, CTRL_SIZE)) == NULL) {
+		mk_udpbatch_free(b);
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+int
+mk_udp_want_pktinfo(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int on = 1;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on,
+		    sizeof(on));
+	return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
+}
+
 void
 mk_udpbatch_free(struct mk_udpbatch *b)
 {
@@ -36,6 +69,7 @@ mk_udpbatch_free(struct mk_udpbatch *b)
 	free(b->msg);
 	free(b->iov);
 	free(b->name);
+	free(b->ctrl);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -52,6 +86,10 @@ slot_reset(struct mk_udpbatch *b, unsigned i)
 	h->msg_iovlen = 1;
 	h->msg_name = &b->name[i];
 	h->msg_namelen = sizeof(b->name[i]);
+	if (b->ctrl != NULL) {
+		h->msg_control = b->ctrl + (size_t)i * CTRL_SIZE;
+		h->msg_controllen = CTRL_SIZE;
+	}
 	b->msg[i].msg_len = 0;
 }
 
@@ -86,6 +124,80 @@ mk_udpbatch_get(struct mk_udpbatch *b, unsigned i, size_t *len,
 	if (truncated != NULL)
 		*truncated = (h->msg_flags & MSG_TRUNC) != 0;
 	return b->iov[i].iov_base;
+}
+
+bool
+mk_udpbatch_local(const struct mk_udpbatch *b, unsigned i,
+    struct mk_udp_local *local)
+{
+	const struct msghdr *h = &b->msg[i].msg_hdr;
+	const struct cmsghdr *c;
+	struct in_pktinfo pi;
+	struct in6_pktinfo pi6;
+
+	if (b->ctrl == NULL || i >= b->n)
+		return false;
+	for (c = CMSG_FIRSTHDR(h); c != NULL;
+	    c = CMSG_NXTHDR((struct msghdr *)h, (struct cmsghdr *)c)) {
+		if (c->cmsg_level == IPPROTO_IP &&
+		    c->cmsg_type == IP_PKTINFO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(pi))) {
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			mk_addr_from_v4(&local->addr,
+			    (const uint8_t *)&pi.ipi_addr, 0);
+			local->ifindex = (unsigned)pi.ipi_ifindex;
+			return true;
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 &&
+		    c->cmsg_type == IPV6_PKTINFO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(pi6))) {
+			memcpy(&pi6, CMSG_DATA(c), sizeof(pi6));
+			mk_addr_from_v6(&local->addr, pi6.ipi6_addr.s6_addr, 0);
+			mk_addr_unmap(&local->addr);
+			local->ifindex = pi6.ipi6_ifindex;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The control message that sends from src into buf (CTRL_SIZE bytes):
+ * its length, or 0 for an address that is neither IPv4 nor IPv6. IPv4
+ * names only the source address and lets routing pick the interface (a
+ * reply may leave by another one than the query came in); IPv6 keeps the
+ * interface, which a link-local address needs.
+ */
+static size_t
+src_ctrl(const struct mk_udp_local *src, uint8_t *buf)
+{
+	struct msghdr mh = { .msg_control = buf, .msg_controllen = CTRL_SIZE };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	struct in_pktinfo pi;
+	struct in6_pktinfo pi6;
+
+	memset(buf, 0, CTRL_SIZE);
+	switch (mk_addr_family(&src->addr)) {
+	case AF_INET:
+		memset(&pi, 0, sizeof(pi));
+		pi.ipi_spec_dst = src->addr.sin.sin_addr;
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		return CMSG_SPACE(sizeof(pi));
+	case AF_INET6:
+		memset(&pi6, 0, sizeof(pi6));
+		pi6.ipi6_addr = src->addr.sin6.sin6_addr;
+		pi6.ipi6_ifindex = src->ifindex;
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi6));
+		memcpy(CMSG_DATA(c), &pi6, sizeof(pi6));
+		return CMSG_SPACE(sizeof(pi6));
+	default:
+		return 0;
+	}
 }
 
 uint8_t *
@@ -133,6 +245,28 @@ mk_udpbatch_push_ref(struct mk_udpbatch *b, const void *data, size_t len,
 	return 0;
 }
 
+int
+mk_udpbatch_set_src(struct mk_udpbatch *b, const struct mk_udp_local *src)
+{
+	struct msghdr *h;
+	uint8_t *ctrl;
+	size_t len;
+
+	if (b->ctrl == NULL || b->n == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	h = &b->msg[b->n - 1].msg_hdr;
+	ctrl = b->ctrl + (size_t)(b->n - 1) * CTRL_SIZE;
+	if ((len = src_ctrl(src, ctrl)) == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	h->msg_control = ctrl;
+	h->msg_controllen = len;
+	return 0;
+}
+
 void
 mk_udpbatch_flush(struct mk_udpbatch *b, int fd, struct mk_udpbatch_sent *st)
 {
@@ -156,4 +290,27 @@ mk_udpbatch_flush(struct mk_udpbatch *b, int fd, struct mk_udpbatch_sent *st)
 		off += (unsigned)r;
 	}
 	b->n = 0;
+}
+
+ssize_t
+mk_udp_send_from(int fd, const void *data, size_t len,
+    const struct mk_addr *to, const struct mk_udp_local *src)
+{
+	union {
+		struct cmsghdr	align;
+		uint8_t		buf[CTRL_SIZE];
+	} ctrl;
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)data,
+	    .iov_len = len };
+	struct msghdr mh = {
+		.msg_name = (void *)(uintptr_t)&to->ss,
+		.msg_namelen = to->len,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+	};
+
+	if (src != NULL &&
+	    (mh.msg_controllen = src_ctrl(src, ctrl.buf)) > 0)
+		mh.msg_control = ctrl.buf;
+	return sendmsg(fd, &mh, 0);
 }

@@ -5,6 +5,13 @@
  * send. A packet path forwards without copying: push_ref queues a datagram
  * that lives in another batch's buffers (or anywhere that outlives the
  * flush).
+ *
+ * On a wildcard socket a reply must leave from the address the query came
+ * to. A batch made with mk_udpbatch_init_pktinfo carries, per datagram,
+ * that local address in (mk_udpbatch_local) and a source address out
+ * (mk_udpbatch_set_src), as IP_PKTINFO / IPV6_PKTINFO control messages;
+ * a batch made with mk_udpbatch_init has no control buffers and pays
+ * nothing for this.
  */
 #ifndef MK_UDPBATCH_H
 #define MK_UDPBATCH_H
@@ -27,6 +34,14 @@ struct mk_udpbatch {
 	struct mmsghdr		*msg;
 	struct iovec		*iov;
 	struct sockaddr_storage	*name;
+	uint8_t			*ctrl;	/* cap control buffers, or NULL */
+};
+
+/* Our own address a datagram was sent to (port 0), and the interface it
+ * came in on: where to answer from. */
+struct mk_udp_local {
+	struct mk_addr	 addr;
+	unsigned	 ifindex;
 };
 
 /* What one flush did. */
@@ -39,7 +54,16 @@ struct mk_udpbatch_sent {
 /* 0, or -1 with errno (EINVAL for cap 0 or above the maximum, or size 0;
  * ENOMEM). */
 int mk_udpbatch_init(struct mk_udpbatch *b, unsigned cap, size_t size);
+/* The same, with a control buffer per datagram for the local address
+ * (the socket needs mk_udp_want_pktinfo). */
+int mk_udpbatch_init_pktinfo(struct mk_udpbatch *b, unsigned cap,
+    size_t size);
 void mk_udpbatch_free(struct mk_udpbatch *b);
+
+/* Ask the kernel for the local address of every datagram received on fd
+ * (IP_PKTINFO, or IPV6_RECVPKTINFO on an IPv6 socket, which also covers
+ * IPv4 on a dual-stack one). 0, or -1 with errno. */
+int mk_udp_want_pktinfo(int fd);
 
 /*
  * Receive what is waiting on fd, up to cap datagrams, without blocking.
@@ -54,6 +78,11 @@ int mk_udpbatch_recv(struct mk_udpbatch *b, int fd);
  */
 uint8_t *mk_udpbatch_get(struct mk_udpbatch *b, unsigned i, size_t *len,
     struct mk_addr *from, bool *truncated);
+/* The local address datagram i of the last receive was sent to (unmapped).
+ * false when none came with it (a batch without control buffers, or a
+ * socket without mk_udp_want_pktinfo). */
+bool mk_udpbatch_local(const struct mk_udpbatch *b, unsigned i,
+    struct mk_udp_local *local);
 
 /* The buffer of the next free send slot (size bytes), or NULL when the
  * batch is full: flush first. */
@@ -65,6 +94,11 @@ void mk_udpbatch_push(struct mk_udpbatch *b, size_t len,
  * flush. 0, or -1 when the batch is full. */
 int mk_udpbatch_push_ref(struct mk_udpbatch *b, const void *data, size_t len,
     const struct mk_addr *to);
+/* Send the datagram queued last from src (a mk_udpbatch_local answer): 0,
+ * or -1 with errno (EINVAL: nothing queued, a batch without control
+ * buffers, or src not IPv4 or IPv6). */
+int mk_udpbatch_set_src(struct mk_udpbatch *b,
+    const struct mk_udp_local *src);
 /*
  * Send everything queued. A datagram the kernel refuses (a full socket
  * buffer, an unreachable destination, a wrong family) is dropped, as a
@@ -72,5 +106,10 @@ int mk_udpbatch_push_ref(struct mk_udpbatch *b, const void *data, size_t len,
  */
 void mk_udpbatch_flush(struct mk_udpbatch *b, int fd,
     struct mk_udpbatch_sent *st);
+
+/* One datagram outside a batch (an answer that comes later), from src
+ * when src is not NULL. The sendmsg result. */
+ssize_t mk_udp_send_from(int fd, const void *data, size_t len,
+    const struct mk_addr *to, const struct mk_udp_local *src);
 
 #endif

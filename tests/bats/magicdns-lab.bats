@@ -210,7 +210,9 @@ syns() {
 
 @test "on a wildcard address, answers leave from the address asked" {
 	md m pub -u "$STUN2_IP:5399" -l 0.0.0.0:5300 -a "$STUN2_IP/32"
-	for a in 127.0.0.1 "$PUB_IP"; do
+	# 127.0.0.2: dig asks from 127.0.0.1, so an answer sent without the
+	# address asked would leave from 127.0.0.1 and dig would refuse it
+	for a in 127.0.0.1 127.0.0.2 "$PUB_IP"; do
 		run at pub -p 5300 "@$a" alice.mesh.example
 		assert_output --partial 'status: NOERROR'
 		refute_output --partial 'unexpected source'

@@ -223,3 +223,30 @@ expiry() {
 	assert_failure 3
 	assert_equal "${#stderr_lines[@]}" 1
 }
+
+# cpu_ticks PID: user + system clock ticks the process has used.
+cpu_ticks() {
+	local st
+	read -r -a st </proc/"$1"/stat
+	echo $((st[13] + st[14]))
+}
+
+@test "--map: the renewer sleeps in its loop between renewals, using no CPU" {
+	local pid before after first hz
+	# NAT-PMP for 4 s: a renewal every 2 s, so the loop wakes meanwhile
+	map nat 41009 --via natpmp --lifetime-map 4
+	pid=$(bg_pid nat)
+	first=$(expiry 41009)
+	before=$(cpu_ticks "$pid")
+	sleep 3
+	after=$(cpu_ticks "$pid")
+	kill -0 "$pid"
+	# it did renew while we watched
+	[ "$(expiry 41009)" -gt "$first" ]
+	hz=$(getconf CLK_TCK)
+	echo "CPU while renewing: $((after - before)) ticks of 1/$hz s in 3 s" >&3
+	# a spinning loop burns ~3 s here; allow 0.1 s
+	[ $((after - before)) -le $((hz / 10)) ]
+	stop nat
+	within 30 no_lease 41009
+}

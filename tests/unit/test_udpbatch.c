@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* lib/udpbatch over real loopback sockets: batches in both directions,
- * forwarding without a copy, truncation, and a refused datagram in the
- * middle of a batch. */
+ * forwarding without a copy, truncation, a refused datagram in the
+ * middle of a batch, and the local address in and out (pktinfo) on
+ * wildcard sockets. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -224,6 +225,217 @@ test_for_socket(void)
 	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "192.0.2.1:3478");
 }
 
+/* A socket bound to text (port 0), and where it is. */
+static int
+bound_at(const char *text, unsigned flags, struct mk_addr *a)
+{
+	const char *why;
+	int fd;
+
+	if (mk_addr_parse(a, text, 0, 0, &why) != 0 ||
+	    (fd = mk_udp_bind(a, flags, &why)) < 0)
+		return -1;
+	mk_sock_local(fd, a);
+	return fd;
+}
+
+/* srv's address with the IP of ip. */
+static void
+at_ip(struct mk_addr *out, const char *ip, const struct mk_addr *srv)
+{
+	const char *why;
+
+	mk_addr_parse(out, ip, mk_addr_port(srv), 0, &why);
+}
+
+/* One datagram waiting on fd: its length and source, or -1. */
+static ssize_t
+recv_one(int fd, uint8_t *buf, size_t cap, struct mk_addr *from)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	ssize_t n;
+
+	if (poll(&pfd, 1, 2000) != 1)
+		return -1;
+	n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)&ss, &sl);
+	if (n >= 0)
+		mk_addr_from_sa(from, (struct sockaddr *)&ss, sl);
+	return n;
+}
+
+/* Receive want datagrams on the wildcard socket srv, each of them one
+ * byte naming which of the server's addresses it was sent to (index into
+ * dst); every one must report that address. Their sources in from[]. */
+static unsigned
+recv_local(struct mk_udpbatch *rx, int srv, unsigned want,
+    const struct mk_addr *dst, struct mk_addr *from, struct mk_udp_local *loc)
+{
+	struct pollfd pfd = { .fd = srv, .events = POLLIN };
+	unsigned got = 0, i;
+	uint8_t *p;
+	size_t len;
+	int n;
+
+	while (got < want && poll(&pfd, 1, 2000) == 1) {
+		n = mk_udpbatch_recv(rx, srv);
+		for (i = 0; n > 0 && i < (unsigned)n && got < want; i++) {
+			p = mk_udpbatch_get(rx, i, &len, &from[got], NULL);
+			CHECK(len == 1);
+			CHECK(mk_udpbatch_local(rx, i, &loc[got]));
+			CHECK(mk_addr_port(&loc[got].addr) == 0);
+			CHECK(len == 1 && mk_addr_same_ip(&loc[got].addr,
+			    &dst[p[0]]));
+			CHECK(loc[got].ifindex != 0);
+			got++;
+		}
+	}
+	return got;
+}
+
+/*
+ * A wildcard server (text: its bind address) on a loopback that has ips
+ * [0] and [1]: the client (on ips[0]) asks both, and the answers, sent
+ * in one batch from the local address each query came to, come from the
+ * address asked. The same answers without a source all come from ips[0]
+ * (routing's choice for a client on ips[0]), so the first check can fail.
+ */
+static void
+wildcard_replies(const char *text, unsigned flags, const char *ips[2])
+{
+	struct mk_udpbatch rx, tx;
+	struct mk_udpbatch_sent st;
+	struct mk_addr srv, cli, dst[2], from[2], got;
+	struct mk_udp_local loc[2];
+	uint8_t buf[16];
+	int fs, fc, k;
+	uint8_t i;
+
+	REQUIRE_VOID((fs = bound_at(text, flags, &srv)) >= 0);
+	REQUIRE_VOID((fc = bound_at(ips[0], 0, &cli)) >= 0);
+	REQUIRE_VOID(mk_udp_want_pktinfo(fs) == 0);
+	REQUIRE_VOID(mk_udpbatch_init_pktinfo(&rx, 4, 64) == 0);
+	REQUIRE_VOID(mk_udpbatch_init_pktinfo(&tx, 4, 64) == 0);
+	for (k = 0; k < 2; k++) {
+		at_ip(&dst[k], ips[k], &srv);
+		i = (uint8_t)k;
+		CHECK(sendto(fc, &i, 1, 0, &dst[k].sa, dst[k].len) == 1);
+	}
+	CHECK(recv_local(&rx, fs, 2, dst, from, loc) == 2);
+
+	for (k = 0; k < 2; k++) {
+		uint8_t *p = mk_udpbatch_next(&tx);
+
+		p[0] = 'r';
+		mk_udpbatch_push(&tx, 1, &from[k]);
+		CHECK(mk_udpbatch_set_src(&tx, &loc[k]) == 0);
+	}
+	mk_udpbatch_flush(&tx, fs, &st);
+	CHECK(st.sent == 2 && st.dropped == 0);
+	for (k = 0; k < 2; k++) {
+		CHECK(recv_one(fc, buf, sizeof(buf), &got) == 1);
+		/* the two answers may come in either order */
+		CHECK(mk_addr_equal(&got, &dst[0]) ||
+		    mk_addr_equal(&got, &dst[1]));
+	}
+
+	/* Each on its own, to know which answered which. */
+	for (k = 0; k < 2; k++) {
+		mk_udpbatch_push_ref(&tx, "r", 1, &from[k]);
+		CHECK(mk_udpbatch_set_src(&tx, &loc[k]) == 0);
+		mk_udpbatch_flush(&tx, fs, &st);
+		CHECK(recv_one(fc, buf, sizeof(buf), &got) == 1);
+		CHECK(mk_addr_equal(&got, &dst[k]));
+		/* and one at a time, outside a batch */
+		CHECK(mk_udp_send_from(fs, "s", 1, &from[k], &loc[k]) == 1);
+		CHECK(recv_one(fc, buf, sizeof(buf), &got) == 1);
+		CHECK(mk_addr_equal(&got, &dst[k]));
+	}
+
+	/* Without a source: routing picks ips[0] for the answer to ips[1]. */
+	mk_udpbatch_push_ref(&tx, "r", 1, &from[1]);
+	mk_udpbatch_flush(&tx, fs, &st);
+	CHECK(recv_one(fc, buf, sizeof(buf), &got) == 1);
+	CHECK(mk_addr_equal(&got, &dst[0]));
+	CHECK(mk_udp_send_from(fs, "s", 1, &from[1], NULL) == 1);
+	CHECK(recv_one(fc, buf, sizeof(buf), &got) == 1);
+	CHECK(mk_addr_equal(&got, &dst[0]));
+
+	mk_udpbatch_free(&rx);
+	mk_udpbatch_free(&tx);
+	close(fs);
+	close(fc);
+}
+
+/* Whether this host's loopback has IPv6 (a container may have none). */
+static bool
+have_ipv6_loopback(void)
+{
+	struct mk_addr a;
+	int fd = bound_at("::1", 0, &a);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static void
+test_pktinfo(void)
+{
+	const char *v4[2] = { "127.0.0.1", "127.0.0.2" };
+	struct mk_udpbatch plain;
+	struct mk_udp_local loc;
+	struct mk_addr a, b;
+	struct mk_udpbatch_sent st;
+	const char *why;
+	int fa, fb;
+
+	wildcard_replies("0.0.0.0", 0, v4);
+	/* IPv4 on a dual-stack IPv6 socket: IPV6_PKTINFO in, mapped */
+	if (have_ipv6_loopback())
+		wildcard_replies("::", MK_SOCK_DUALSTACK, v4);
+	else
+		fprintf(stderr, "udpbatch: no ::1, dual-stack case not run\n");
+
+	/* A batch without control buffers: no local address, and no
+	 * source can be set, even on a socket that asked for pktinfo. */
+	REQUIRE_VOID((fa = bound(&a)) >= 0);
+	REQUIRE_VOID((fb = bound_at("0.0.0.0", 0, &b)) >= 0);
+	REQUIRE_VOID(mk_udp_want_pktinfo(fb) == 0);
+	at_ip(&b, "127.0.0.1", &b);
+	REQUIRE_VOID(mk_udpbatch_init(&plain, 4, 64) == 0);
+	CHECK(plain.ctrl == NULL);
+	CHECK(sendto(fa, "q", 1, 0, &b.sa, b.len) == 1);
+	{
+		struct pollfd pfd = { .fd = fb, .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, 2000) == 1);
+	}
+	CHECK(mk_udpbatch_recv(&plain, fb) == 1);
+	CHECK(!mk_udpbatch_local(&plain, 0, &loc));
+	mk_udpbatch_free(&plain);
+	/* sending: the same without control buffers; with them, nothing
+	 * queued or an empty source is refused */
+	REQUIRE_VOID(mk_udpbatch_init(&plain, 4, 64) == 0);
+	mk_udpbatch_push_ref(&plain, "r", 1, &a);
+	mk_addr_parse(&loc.addr, "127.0.0.1", 0, 0, &why);
+	loc.ifindex = 0;
+	CHECK(mk_udpbatch_set_src(&plain, &loc) == -1 && errno == EINVAL);
+	mk_udpbatch_flush(&plain, fb, &st);
+	CHECK(st.sent == 1);
+	mk_udpbatch_free(&plain);
+	REQUIRE_VOID(mk_udpbatch_init_pktinfo(&plain, 4, 64) == 0);
+	CHECK(mk_udpbatch_set_src(&plain, &loc) == -1 && errno == EINVAL);
+	mk_udpbatch_push_ref(&plain, "r", 1, &a);
+	memset(&loc, 0, sizeof(loc));
+	CHECK(mk_udpbatch_set_src(&plain, &loc) == -1 && errno == EINVAL);
+	mk_udpbatch_free(&plain);
+	close(fa);
+	close(fb);
+}
+
 int
 main(void)
 {
@@ -231,5 +443,6 @@ main(void)
 	test_for_socket();
 	test_roundtrip();
 	test_truncated();
+	test_pktinfo();
 	return t_done("udpbatch");
 }
