@@ -2233,6 +2233,13 @@ run(const struct opts *o)
 		rc = MK_EXIT_FAIL;
 		goto out_mesh;
 	}
+	/* node mode forwards runs of equal packets to one place (a TCP
+	 * stream in the tunnel): one GSO message each, not one per packet */
+	if (p->node && mk_udpbatch_gso(&p->tx) != 0) {
+		mk_err("setup: %s", strerror(errno));
+		rc = MK_EXIT_FAIL;
+		goto out_mesh;
+	}
 	mk_timer_init(&p->pm_timer, on_pm_timer, p);
 	rc = MK_EXIT_FAIL;
 	if (open_sockets(p) != 0)

@@ -3,11 +3,21 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Room for the larger of the two control messages. */
 #define CTRL_SIZE	CMSG_SPACE(sizeof(struct in6_pktinfo))
+#define GCTRL_SIZE	CMSG_SPACE(sizeof(uint16_t))
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT	103
+#endif
+/* What one GSO message may carry: the kernel's UDP_MAX_SEGMENTS was 64
+ * before 6.9, and the whole must fit an IP packet's 64 KiB. */
+#define GSO_MAX_SEGS	64
+#define GSO_MAX_BYTES	(65535 - 40 - 8)
 
 int
 mk_udpbatch_init(struct mk_udpbatch *b, unsigned cap, size_t size)
@@ -70,6 +80,9 @@ mk_udpbatch_free(struct mk_udpbatch *b)
 	free(b->iov);
 	free(b->name);
 	free(b->ctrl);
+	free(b->gmsg);
+	free(b->gctrl);
+	free(b->gsegs);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -267,15 +280,108 @@ mk_udpbatch_set_src(struct mk_udpbatch *b, const struct mk_udp_local *src)
 	return 0;
 }
 
-void
-mk_udpbatch_flush(struct mk_udpbatch *b, int fd, struct mk_udpbatch_sent *st)
+int
+mk_udpbatch_gso(struct mk_udpbatch *b)
 {
-	unsigned off = 0;
+	if (b->gmsg != NULL)
+		return 0;
+	b->gmsg = calloc(b->cap, sizeof(*b->gmsg));
+	b->gctrl = calloc(b->cap, GCTRL_SIZE);
+	b->gsegs = calloc(b->cap, sizeof(*b->gsegs));
+	if (b->gmsg == NULL || b->gctrl == NULL || b->gsegs == NULL) {
+		free(b->gmsg);
+		free(b->gctrl);
+		free(b->gsegs);
+		b->gmsg = NULL;
+		b->gctrl = NULL;
+		b->gsegs = NULL;
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+gso_off(struct mk_udpbatch *b)
+{
+	free(b->gmsg);
+	free(b->gctrl);
+	free(b->gsegs);
+	b->gmsg = NULL;
+	b->gctrl = NULL;
+	b->gsegs = NULL;
+}
+
+/* Whether slot i may follow slot first in one GSO message of seg-byte
+ * datagrams that holds bytes so far. */
+static bool
+gso_joins(const struct mk_udpbatch *b, unsigned first, unsigned i,
+    size_t seg, size_t bytes)
+{
+	const struct msghdr *f = &b->msg[first].msg_hdr;
+	const struct msghdr *h = &b->msg[i].msg_hdr;
+	size_t len = b->iov[i].iov_len;
+
+	return h->msg_control == NULL && len > 0 && len <= seg &&
+	    b->iov[i - 1].iov_len == seg &&	/* a short one ends a run */
+	    i - first < GSO_MAX_SEGS && bytes + len <= GSO_MAX_BYTES &&
+	    h->msg_namelen == f->msg_namelen &&
+	    memcmp(h->msg_name, f->msg_name, f->msg_namelen) == 0;
+}
+
+/* Message k of the GSO batch: slots [first, end) as one, with its
+ * UDP_SEGMENT when there is more than one. */
+static void
+gso_message(struct mk_udpbatch *b, unsigned k, unsigned first, unsigned end)
+{
+	struct msghdr *h = &b->gmsg[k].msg_hdr;
+	struct cmsghdr *c;
+	uint16_t seg = (uint16_t)b->iov[first].iov_len;
+
+	*h = b->msg[first].msg_hdr;
+	h->msg_iov = &b->iov[first];
+	h->msg_iovlen = end - first;
+	b->gsegs[k] = end - first;
+	if (end - first < 2)
+		return;
+	h->msg_control = b->gctrl + (size_t)k * GCTRL_SIZE;
+	h->msg_controllen = GCTRL_SIZE;
+	c = CMSG_FIRSTHDR(h);
+	c->cmsg_level = SOL_UDP;
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(seg));
+	memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+}
+
+/* Build the merged messages, in slot order; their count. Message k holds
+ * gsegs[k] slots, from the sum of the counts before it. */
+static unsigned
+gso_build(struct mk_udpbatch *b)
+{
+	unsigned i = 0, k = 0, first;
+	size_t seg, bytes;
+
+	while (i < b->n) {
+		first = i;
+		seg = b->iov[i].iov_len;
+		bytes = seg;
+		for (i++; i < b->n && gso_joins(b, first, i, seg, bytes); i++)
+			bytes += b->iov[i].iov_len;
+		gso_message(b, k++, first, i);
+	}
+	return k;
+}
+
+/* Send slots [first, first + n) one datagram each; counts into st. */
+static void
+send_slots(struct mk_udpbatch *b, int fd, unsigned first, unsigned n,
+    struct mk_udpbatch_sent *st)
+{
+	unsigned off = first, end = first + n;
 	int r;
 
-	memset(st, 0, sizeof(*st));
-	while (off < b->n) {
-		r = sendmmsg(fd, &b->msg[off], b->n - off, 0);
+	while (off < end) {
+		r = sendmmsg(fd, &b->msg[off], end - off, 0);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -287,11 +393,60 @@ mk_udpbatch_flush(struct mk_udpbatch *b, int fd, struct mk_udpbatch_sent *st)
 			continue;
 		}
 		st->sent += (unsigned)r;
+		st->messages += (unsigned)r;
 		off += (unsigned)r;
 	}
-	b->n = 0;
 }
 
+static void
+flush_gso(struct mk_udpbatch *b, int fd, struct mk_udpbatch_sent *st)
+{
+	unsigned n = gso_build(b), off = 0, slot = 0, segs;
+	int r, e;
+
+	while (off < n) {
+		r = sendmmsg(fd, &b->gmsg[off], n - off, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		for (; r > 0; r--, off++) {
+			st->messages++;
+			st->sent += b->gsegs[off];
+			slot += b->gsegs[off];
+		}
+		if (off == n)
+			break;
+		/* message off was refused: one datagram alone is dropped as
+		 * without GSO; a run goes again datagram by datagram (its
+		 * segment may be above the route's MTU, which single
+		 * datagrams may still cross as fragments) */
+		e = errno;
+		segs = b->gsegs[off++];
+		if (segs == 1) {
+			st->dropped++;
+			st->last_errno = e;
+		} else {
+			send_slots(b, fd, slot, segs, st);
+		}
+		slot += segs;
+		/* no checksum offload on the way out: never again */
+		if (e == EIO && segs > 1) {
+			send_slots(b, fd, slot, b->n - slot, st);
+			gso_off(b);
+			return;
+		}
+	}
+}
+
+void
+mk_udpbatch_flush(struct mk_udpbatch *b, int fd, struct mk_udpbatch_sent *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (b->gmsg != NULL && b->n > 1)
+		flush_gso(b, fd, st);
+	else
+		send_slots(b, fd, 0, b->n, st);
+	b->n = 0;
+}
 ssize_t
 mk_udp_send_from(int fd, const void *data, size_t len,
     const struct mk_addr *to, const struct mk_udp_local *src)

@@ -35,6 +35,11 @@ struct mk_udpbatch {
 	struct iovec		*iov;
 	struct sockaddr_storage	*name;
 	uint8_t			*ctrl;	/* cap control buffers, or NULL */
+	/* UDP GSO (mk_udpbatch_gso): merged messages, their control
+	 * buffers and their datagram counts; NULL when off */
+	struct mmsghdr		*gmsg;
+	uint8_t			*gctrl;
+	unsigned		*gsegs;
 };
 
 /* Our own address a datagram was sent to (port 0), and the interface it
@@ -47,6 +52,7 @@ struct mk_udp_local {
 /* What one flush did. */
 struct mk_udpbatch_sent {
 	unsigned	 sent;
+	unsigned	 messages;	/* that carried them (fewer with GSO) */
 	unsigned	 dropped;	/* refused by the kernel, skipped */
 	int		 last_errno;	/* of the last one dropped, or 0 */
 };
@@ -99,6 +105,17 @@ int mk_udpbatch_push_ref(struct mk_udpbatch *b, const void *data, size_t len,
  * buffers, or src not IPv4 or IPv6). */
 int mk_udpbatch_set_src(struct mk_udpbatch *b,
     const struct mk_udp_local *src);
+/*
+ * Send with UDP GSO (UDP_SEGMENT) from now on: a flush hands a run of
+ * queued datagrams to one destination, of one length (the run's last may
+ * be shorter), to the kernel as one message, which crosses the stack (and
+ * a router's) as one packet until it is cut up at the far socket or the
+ * device. Datagrams with their own source (set_src) go alone. When the
+ * kernel refuses GSO for a run, that run goes datagram by datagram, and on
+ * EIO (no checksum offload on the way out) GSO is off for good.
+ * 0, or -1 with errno (ENOMEM).
+ */
+int mk_udpbatch_gso(struct mk_udpbatch *b);
 /*
  * Send everything queued. A datagram the kernel refuses (a full socket
  * buffer, an unreachable destination, a wrong family) is dropped, as a

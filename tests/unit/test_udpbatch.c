@@ -162,6 +162,102 @@ test_roundtrip(void)
 	close(fc);
 }
 
+/* Receive n datagrams on fd into lens[] (their lengths, in order) and check
+ * each is filled with its tag byte: datagram k of a GSO test carries k. */
+static unsigned
+recv_tagged(struct mk_udpbatch *rx, int fd, unsigned want, size_t *lens)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	unsigned got = 0, i;
+	size_t len, j;
+	uint8_t *p;
+	int n;
+
+	while (got < want && poll(&pfd, 1, 2000) == 1) {
+		n = mk_udpbatch_recv(rx, fd);
+		for (i = 0; n > 0 && i < (unsigned)n; i++, got++) {
+			p = mk_udpbatch_get(rx, i, &len, NULL, NULL);
+			for (j = 0; j < len; j++)
+				if (p[j] != (uint8_t)got)
+					return got;
+			if (got < want)
+				lens[got] = len;
+		}
+	}
+	return got;
+}
+
+/* GSO: runs of equal datagrams to one destination go as one message and
+ * arrive cut up exactly as queued: lengths, order, contents; a shorter one
+ * ends a run, another destination starts one, and a run longer than a
+ * message may be splits. */
+static void
+test_gso(void)
+{
+	static const size_t plan[] = {
+		/* 70 of 1200 to b (more than one message's 64), ... */
+		[0 ... 69] = 1200,
+		/* ... a short one that ends the run, one more, ... */
+		[70] = 300, [71] = 1200,
+		/* ... 5 of 900 to c, then 3 of 900 to b again */
+		[72 ... 76] = 900, [77 ... 79] = 900,
+	};
+	enum { N = sizeof(plan) / sizeof(plan[0]) };
+	size_t lens_b[N], lens_c[N];
+	struct mk_udpbatch tx, rx;
+	struct mk_udpbatch_sent st;
+	struct mk_addr a, b, c;
+	static uint8_t data[N][1200];
+	unsigned k, nb = 0, nc = 0, gb, gc;
+	int fa, fb, fc;
+
+	REQUIRE_VOID((fa = bound(&a)) >= 0);
+	REQUIRE_VOID((fb = bound(&b)) >= 0);
+	REQUIRE_VOID((fc = bound(&c)) >= 0);
+	REQUIRE_VOID(mk_udpbatch_init(&tx, N, 1) == 0);
+	REQUIRE_VOID(mk_udpbatch_gso(&tx) == 0);
+	REQUIRE_VOID(mk_udpbatch_gso(&tx) == 0);	/* twice: no-op */
+	REQUIRE_VOID(mk_udpbatch_init(&rx, 64, 2048) == 0);
+	/* tag each datagram with its index at its receiver */
+	for (k = 0; k < N; k++) {
+		bool to_c = k >= 72 && k <= 76;
+
+		memset(data[k], (int)(to_c ? nc++ : nb++), plan[k]);
+		CHECK(mk_udpbatch_push_ref(&tx, data[k], plan[k],
+		    to_c ? &c : &b) == 0);
+	}
+	mk_udpbatch_flush(&tx, fa, &st);
+	CHECK(st.sent == N && st.dropped == 0);
+	/* loopback does GSO: b's 70 in 2 messages (64, then 6 and the
+	 * short one that ends the run), the lone one, c's 5, b's 3 */
+	CHECK(tx.gmsg != NULL && st.messages == 5);
+	gb = recv_tagged(&rx, fb, nb, lens_b);
+	gc = recv_tagged(&rx, fc, nc, lens_c);
+	CHECK(gb == nb && gc == nc);
+	for (k = 0; k < gb && k < 70; k++)
+		CHECK(lens_b[k] == 1200);
+	CHECK(gb > 74 && lens_b[70] == 300 && lens_b[71] == 1200 &&
+	    lens_b[72] == 900 && lens_b[74] == 900);
+	for (k = 0; k < gc; k++)
+		CHECK(lens_c[k] == 900);
+	/* nothing more than queued */
+	CHECK(mk_udpbatch_recv(&rx, fb) == 0 && mk_udpbatch_recv(&rx, fc) == 0);
+
+	/* one datagram alone, and an empty flush */
+	CHECK(mk_udpbatch_push_ref(&tx, data[0], 10, &b) == 0);
+	mk_udpbatch_flush(&tx, fa, &st);
+	CHECK(st.sent == 1);
+	mk_udpbatch_flush(&tx, fa, &st);
+	CHECK(st.sent == 0 && st.dropped == 0);
+	CHECK(recv_tagged(&rx, fb, 1, lens_b) == 1 && lens_b[0] == 10);
+
+	mk_udpbatch_free(&tx);
+	mk_udpbatch_free(&rx);
+	close(fa);
+	close(fb);
+	close(fc);
+}
+
 static void
 test_truncated(void)
 {
@@ -442,6 +538,7 @@ main(void)
 	test_init();
 	test_for_socket();
 	test_roundtrip();
+	test_gso();
 	test_truncated();
 	test_pktinfo();
 	return t_done("udpbatch");
