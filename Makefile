@@ -24,7 +24,7 @@ MK_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Ilib \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
 MK_LIBS := -Wl,--as-needed $(shell $(PKG_CONFIG) --libs $(PKGS)) -lnatpmp \
-	-lpthread
+	-lpthread -lm
 
 # B: object directory; OUT: where programs land (bin/ for the normal build,
 # so PATH=$PWD/bin works without installing).
