@@ -98,7 +98,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: birthday hard|easy -k keyfile (--relay url | -c mesh.conf |\n"
+"usage: birthday hard | easy -k keyfile (--relay url | -c mesh.conf |\n"
 "             --peer-addr ip[:port]) [-jqv] [--cafile file]\n"
 "             [--pin sha256-raw:hex] [--insecure] [--stun host:port]\n"
 "             [-p port | --fd n] [-w seconds] [--ports n] [--count n]\n"

@@ -67,7 +67,7 @@ isolated() {
 
 @test "--help is the usage on stdout, exit 0; --version; no command is exit 2" {
 	run -0 birthday --help
-	assert_line --index 0 --partial 'usage: birthday hard|easy -k keyfile'
+	assert_line --index 0 --partial 'usage: birthday hard | easy -k keyfile'
 	run -0 birthday --version
 	assert_output --regexp '^birthday [0-9]'
 	run -2 birthday
@@ -192,4 +192,14 @@ isolated() {
 	assert_line --partial 'pong with a TxID this run never sent here: dropped'
 	assert_line --partial 'no hit after 600 probes'
 	refute_line --partial 'both directions open'
+}
+
+@test "man page: every long option, a real .Os, existing references, the formula and the limits" {
+	run man_checks birthday.1 birthday
+	assert_success
+	run man_text "$TOP/man/birthday.1"
+	assert_output --partial 'P = 1 - (1 - N/S)^k'
+	assert_output --partial 'P = 1 - (1 - 1/S^2)^(k^2)'
+	assert_output --partial 'type 0x80'
+	assert_output --partial 'A rate cap of 1000 probes a second'
 }
