@@ -123,7 +123,7 @@ bats: all
 # would not fit CI's budget; the lab selftest exercises no program of ours).
 SAN_BATS ?= tests/bats/stunq.bats tests/bats/natclass.bats \
 	tests/bats/wgsetup.bats tests/bats/magicdns.bats tests/bats/derpcat.bats \
-	tests/bats/punch.bats
+	tests/bats/punch.bats tests/bats/birthday.bats
 
 bats-san: san
 	MK_BIN=$(CURDIR)/build/san/bin MK_RESTART_RUNS=2 \

@@ -251,11 +251,11 @@ on_progress(struct mk_loop *l, struct mk_timer *t)
 	if (d->engine == NULL)
 		return;
 	mk_bday_get_stats(d->engine, &st);
-	if (d->role == MK_BDAY_HARD)
+	if (d->role == MK_BDAY_HARD) {
 		fprintf(stderr, "\r\033[Kbirthday: %lld ports open, %.1f s, "
 		    "%llu pings from the peer", d->o->ports,
 		    (double)st.elapsed_us / 1e6, (unsigned long long)st.heard);
-	if (d->role != MK_BDAY_HARD) {
+	} else {
 		char pct[32];
 		double p = d->role == MK_BDAY_EASY ? mk_bday_chance(
 		    (double)(d->have_peer ? d->peer_hello.ports :
