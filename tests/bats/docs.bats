@@ -89,3 +89,10 @@ usage_text() {
 	run usage_text punch
 	assert_equal "$output" "$syn"
 }
+
+@test "birthday: usage equals the man page SYNOPSIS" {
+	run synopsis "$TOP/man/birthday.1"
+	syn=$output
+	run usage_text birthday
+	assert_equal "$output" "$syn"
+}
