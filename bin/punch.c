@@ -2503,12 +2503,12 @@ run(const struct opts *o)
 		}
 		sodium_memzero(&cfg, sizeof(cfg));
 		/* NAT64: the relay's IPv4 is reachable once the prefix is */
+		if (p->nat64.len != 0)
+			mk_derpc_set_nat64(p->dc, &p->nat64);
 		if (mk_nat64_disc_running(&p->nat64_disc))
 			p->relay_waits = true;
 		else
 			mk_derpc_start(p->dc);
-		if (p->nat64.len != 0)
-			mk_derpc_set_nat64(p->dc, &p->nat64);
 	}
 	if (p->node) {
 		mk_timer_in(&p->loop, &p->restun_timer, RESTUN_MIN_US +
