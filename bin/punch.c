@@ -43,6 +43,7 @@
 #include "lookup.h"
 #include "loop.h"
 #include "meshconf.h"
+#include "nat64.h"
 #include "netmon.h"
 #include "path.h"
 #include "portmap.h"
@@ -82,6 +83,7 @@
 #define STUN_TIMEOUT_US	2000000	/* per STUN transaction */
 #define DISCO_RATE	100	/* disco messages a second, per peer */
 #define DISCO_BURST	200
+#define NAT64_DISC_US	3000000	/* RFC 7050 lookup; then 64:ff9b::/96 */
 
 #define STATUS_DIR	"/run/meshkit"
 #define STATE_DIR	"/var/lib/meshkit"
@@ -215,6 +217,14 @@ struct punch {
 	bool		 pm_mapped;
 	struct mk_timer	 pm_timer;
 
+	/* NAT64: on a host without an IPv4 route, IPv4 (peers' candidates,
+	 * STUN servers, the relay) goes through the prefix RFC 7050 finds
+	 * (lib/nat64), sent from the IPv6 socket; len 0: not (yet) */
+	bool		 v6only;
+	struct mk_nat64_disc nat64_disc;
+	struct mk_nat64_prefix nat64;
+	bool		 relay_waits;	/* for the prefix, to start */
+
 	bool		 relay_up, relay_ever;
 	uint64_t	 relay_at_us;	/* first on the relay */
 	char		 relay_url[320];
@@ -271,6 +281,38 @@ sock_index(const struct punch *p, int family)
 		if (p->socks[i].family == family)
 			return (int)i;
 	return -1;
+}
+
+/* NAT64: the socket index a packet to `to` leaves by, and its address
+ * there (dst): an IPv4 address through the NAT64 prefix on the IPv6
+ * socket when this host has no IPv4 route. -1 when there is no way. */
+static int
+route_to(const struct punch *p, const struct mk_addr *to,
+    struct mk_addr *dst)
+{
+	struct mk_addr via;
+	int i;
+
+	if (p->nat64.len != 0 && mk_addr_family(to) == AF_INET) {
+		if (!mk_nat64_reachable(&p->nat64,
+		    (const uint8_t *)&to->sin.sin_addr) ||
+		    !mk_nat64_addr_to6(&p->nat64, to, &via))
+			return -1;
+		to = &via;
+	}
+	if ((i = sock_index(p, mk_addr_family(to))) < 0)
+		return -1;
+	mk_addr_for_socket(dst, to, p->socks[i].family);
+	return i;
+}
+
+/* NAT64: a peer's packet from inside the prefix is from the IPv4 address
+ * embedded there, the one its candidates and our paths name. */
+static void
+from_nat64(const struct punch *p, struct mk_addr *from)
+{
+	if (p->nat64.len != 0)
+		(void)mk_nat64_addr_to4(&p->nat64, from, from);
 }
 
 /* A candidate of ours; true when it was not known. learned: from STUN
@@ -399,11 +441,10 @@ udp_send(struct punch *p, const struct mk_addr *to, const void *buf,
 {
 	struct mk_addr dst;
 	char s[MK_ADDRSTRLEN];
-	int i = sock_index(p, mk_addr_family(to));
+	int i = route_to(p, to, &dst);	/* NAT64 aware */
 
 	if (i < 0)
 		return;
-	mk_addr_for_socket(&dst, to, p->socks[i].family);
 	if (sendto(p->socks[i].io.fd, buf, len, 0, &dst.sa, dst.len) < 0)
 		mk_debug("send to %s: %s", mk_addr_fmt(to, s, sizeof(s)),
 		    strerror(errno));
@@ -701,7 +742,9 @@ cand_add(struct peer *pe, const struct mk_addr *a, bool ping_now)
 	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
 	size_t i;
 
-	if (sock_index(pe->p, mk_addr_family(a)) < 0)
+	/* NAT64: an IPv6-only host keeps IPv4 candidates for its prefix */
+	if (sock_index(pe->p, mk_addr_family(a)) < 0 &&
+	    !(pe->p->v6only && mk_addr_family(a) == AF_INET))
 		return;
 	for (i = 0; i < pe->n_cands; i++)
 		if (mk_addr_equal(&pe->cands[i].addr, a))
@@ -1007,11 +1050,7 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 		 * magicsock does when WireGuard wants to send */
 		if (!direct && now - pe->full_ping_us >= PING_EVERY_US)
 			ping_cands(pe, true);
-		si = direct ? sock_index(p, mk_addr_family(&pe->best.addr)) :
-		    -1;
-		if (si >= 0)
-			mk_addr_for_socket(&dst, &pe->best.addr,
-			    p->socks[si].family);
+		si = direct ? route_to(p, &pe->best.addr, &dst) : -1;
 		for (i = 0; i < n; i++) {
 			buf = mk_udpbatch_get(&p->rx, (unsigned)i, &len,
 			    &from, &trunc);
@@ -1039,21 +1078,29 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 
 /* ---- STUN on our own sockets ---- */
 
+static void nat64_check(struct punch *p);
+
 /* Start server k's transactions, one from each socket of its family. */
 static void
 stun_start(struct punch *p, size_t k)
 {
 	uint64_t now = mk_now_us();
+	struct mk_addr srv = p->stun[k].addr;
 	size_t i;
 
 	memset(p->stun[k].mapped, 0, sizeof(p->stun[k].mapped));
+	/* NAT64: an IPv4 server through the prefix, once it is known (the
+	 * answers come from there, which the transaction must match) */
+	if (p->v6only && mk_addr_family(&srv) == AF_INET &&
+	    (p->nat64.len == 0 || route_to(p, &srv, &srv) < 0))
+		return;
 	for (i = 0; i < p->n_socks; i++) {
 		struct mk_stunc_txn *t = &p->stxn[i][k];
 
-		if (p->socks[i].family != mk_addr_family(&p->stun[k].addr))
+		if (p->socks[i].family != mk_addr_family(&srv))
 			continue;
 		memset(t, 0, sizeof(*t));
-		t->server = p->stun[k].addr;
+		t->server = srv;
 		mk_stunc_start(t, &p->ssched, now);
 	}
 }
@@ -1093,6 +1140,7 @@ restun(struct punch *p)
 {
 	size_t i;
 
+	nat64_check(p);		/* the network may have changed */
 	p->own_edm = false;
 	for (i = 0; i < p->n_own; i++)
 		p->own_stale[i] = p->own_learned[i];
@@ -1214,9 +1262,11 @@ on_udp(struct mk_loop *l, struct mk_io *io, uint32_t events)
 				handle_stun(p, si, buf, len, &from);
 				break;
 			case MK_DISCO_CLASS_DISCO:
+				from_nat64(p, &from);
 				handle_disco(p, buf, len, &from, NULL);
 				break;
 			case MK_DISCO_CLASS_WIREGUARD:
+				from_nat64(p, &from);
 				if (!p->node || (pe = peer_by_addr(p,
 				    &from)) == NULL || pe->lo.fd < 0 ||
 				    p->wg_addr.len == 0)
@@ -1824,6 +1874,72 @@ cmd_status(int argc, char **argv)
 	return MK_EXIT_OK;
 }
 
+/* ---- NAT64 (an IPv6-only host) ---- */
+
+/* The prefix is known (or changed): STUN the IPv4 servers through it,
+ * punch the peers' IPv4 candidates again, and dial the relay. */
+static void
+on_nat64(void *arg, const struct mk_nat64_prefix *pfx, size_t n,
+    bool by_dns)
+{
+	struct punch *p = arg;
+	char s[MK_NAT64_STRLEN];
+	bool changed = !mk_nat64_equal(&p->nat64, &pfx[0]);
+	size_t i;
+
+	(void)n;	/* the first of several: the resolver's preference */
+	if (changed)
+		mk_info("NAT64 prefix %s (%s)", mk_nat64_fmt(&pfx[0], s,
+		    sizeof(s)), by_dns ? "RFC 7050, ipv4only.arpa" :
+		    "the well-known prefix: the resolver does no DNS64");
+	p->nat64 = pfx[0];
+	if (p->dc != NULL)
+		mk_derpc_set_nat64(p->dc, &p->nat64);
+	if (p->relay_waits) {
+		p->relay_waits = false;
+		mk_derpc_start(p->dc);
+	}
+	if (!changed)
+		return;
+	for (i = 0; i < p->n_stun; i++)
+		if (p->stun[i].addr.len != 0)
+			stun_start(p, i);
+	stun_kick(p);
+	for (i = 0; i < p->n_peers; i++)
+		if (p->peers[i]->n_cands > 0)
+			ping_cands(p->peers[i], true);
+}
+
+/* Without an IPv4 route (but with IPv6), learn the NAT64 prefix, off the
+ * loop; with one, IPv4 is native again. At start and on each re-STUN. */
+static void
+nat64_check(struct punch *p)
+{
+	struct mk_nat64_prefix wkp;
+	const char *why;
+
+	if (sock_index(p, AF_INET6) < 0 ||
+	    mk_nat64_disc_running(&p->nat64_disc))
+		return;
+	p->v6only = !mk_nat64_v4_routed();
+	if (!p->v6only) {
+		if (p->nat64.len != 0)
+			mk_info("an IPv4 route again: no NAT64");
+		memset(&p->nat64, 0, sizeof(p->nat64));
+		if (p->dc != NULL)
+			mk_derpc_set_nat64(p->dc, NULL);
+		return;
+	}
+	if (p->nat64.len == 0)
+		mk_info("no IPv4 route: looking for a NAT64 prefix");
+	if (mk_nat64_disc_start(&p->nat64_disc, &p->loop, NULL, NAT64_DISC_US,
+	    on_nat64, p, &why) != 0) {
+		mk_warn("NAT64 discovery: %s", why);
+		mk_nat64_wkp(&wkp);
+		on_nat64(p, &wkp, 1, false);
+	}
+}
+
 /* ---- setting up ---- */
 
 static int
@@ -2110,10 +2226,14 @@ exec_cmd(struct punch *p)
 	struct peer *pe = p->peers[0];
 	struct mk_addr dst;
 	char s[MK_ADDRSTRLEN];
-	int i = sock_index(p, mk_addr_family(&pe->best.addr)), fd;
+	int i = route_to(p, &pe->best.addr, &dst), fd;	/* NAT64 aware */
 
+	if (i < 0) {
+		mk_err("no socket for %s", mk_addr_fmt(&pe->best.addr, s,
+		    sizeof(s)));
+		return MK_EXIT_FAIL;
+	}
 	fd = p->socks[i].io.fd;
-	mk_addr_for_socket(&dst, &pe->best.addr, p->socks[i].family);
 	if (connect(fd, &dst.sa, dst.len) != 0) {
 		mk_err("connect: %s", strerror(errno));
 		return MK_EXIT_FAIL;
@@ -2275,6 +2395,7 @@ run(const struct opts *o)
 	}
 	if (o->fd < 0)
 		(void)own_local(p);
+	nat64_check(p);		/* an IPv6-only host: learn the prefix */
 	if (!o->no_portmap && sock_index(p, AF_INET) >= 0)
 		pm_start(p, MK_PM_OP_PROBE);
 	stun_setup(p, m, targets, n_targets);
@@ -2293,7 +2414,13 @@ run(const struct opts *o)
 			goto out;
 		}
 		sodium_memzero(&cfg, sizeof(cfg));
-		mk_derpc_start(p->dc);
+		/* NAT64: the relay's IPv4 is reachable once the prefix is */
+		if (p->nat64.len != 0)
+			mk_derpc_set_nat64(p->dc, &p->nat64);
+		if (mk_nat64_disc_running(&p->nat64_disc))
+			p->relay_waits = true;
+		else
+			mk_derpc_start(p->dc);
 	}
 	if (p->node) {
 		mk_timer_in(&p->loop, &p->restun_timer, RESTUN_MIN_US +
@@ -2323,6 +2450,7 @@ run(const struct opts *o)
 out:
 	mk_netmon_stop(&p->netmon);
 	mk_timer_cancel(&p->loop, &p->pm_timer);
+	mk_nat64_disc_cancel(&p->nat64_disc);
 	pm_release(p);
 	if (p->dc != NULL)
 		mk_derpc_free(p->dc);

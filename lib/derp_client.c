@@ -16,6 +16,7 @@
 #include "derp_conn.h"
 #include "http.h"
 #include "lookup.h"
+#include "nat64.h"
 #include "tls.h"
 
 #define MAX_ADDRS	8
@@ -76,6 +77,7 @@ struct mk_derpc {
 	int			 depth;		/* our handlers on the stack */
 	bool			 dying;
 	struct mk_derpc_stats	 stats;
+	struct mk_nat64_prefix	 nat64;	/* len 0: none */
 };
 
 static void fail(struct mk_derpc *c, int kind, const char *why);
@@ -472,7 +474,11 @@ dial_next(struct mk_derpc *c, const char *why)
 
 	while (c->cur_addr < c->n_addrs) {
 		const struct mk_addr *a = &c->addrs[c->cur_addr++];
+		struct mk_addr via;
 
+		/* IPv4 from an IPv6-only host: through its NAT64 */
+		if (c->nat64.len != 0 && mk_nat64_addr_to6(&c->nat64, a, &via))
+			a = &via;
 		fd = socket(mk_addr_family(a), SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 		if (fd < 0) {
@@ -509,6 +515,15 @@ dial_next(struct mk_derpc *c, const char *why)
 		return;
 	}
 	fail(c, MK_DERPC_ERR_NET, why != NULL ? why : "no address");
+}
+
+void
+mk_derpc_set_nat64(struct mk_derpc *c, const struct mk_nat64_prefix *p)
+{
+	if (p != NULL)
+		c->nat64 = *p;
+	else
+		memset(&c->nat64, 0, sizeof(c->nat64));
 }
 
 static void

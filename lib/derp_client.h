@@ -113,6 +113,15 @@ void mk_derpc_start(struct mk_derpc *c);
 /* Safe from inside a callback (the memory is released later). */
 void mk_derpc_free(struct mk_derpc *c);
 
+/*
+ * An IPv6-only host behind NAT64: IPv4 addresses (a literal URL, a dial
+ * address, a name's A records) are dialled in this prefix (lib/nat64);
+ * NULL, or a prefix of length 0, dials them as they are. Takes effect
+ * from the next connection attempt.
+ */
+struct mk_nat64_prefix;
+void mk_derpc_set_nat64(struct mk_derpc *c, const struct mk_nat64_prefix *p);
+
 bool mk_derpc_up(const struct mk_derpc *c);
 const struct mk_key *mk_derpc_public(const struct mk_derpc *c);
 /* The server's key, once known (else NULL). */

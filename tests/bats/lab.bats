@@ -5,7 +5,8 @@
 # with raw UDP and TCP (tests/lab/probe.py), not with a classifier. Linux conntrack filtering is
 # address-and-port-dependent; fullcone and rcone widen it with nft sets (see tests/lab/lab.sh), and only
 # hair hairpins. nat64's IPv6-only host reaches the IPv4 stun host through NAT64 (tayga, 64:ff9b::/96)
-# and the same EIM masquerade as eim1. Every probe gives up after 1 s, and the "all" probes 0.3 s after
+# and the same EIM masquerade as eim1; nsp64's through its network-specific prefix only, which its DNS64
+# gives out. Every probe gives up after 1 s, and the "all" probes 0.3 s after
 # the first answer; nothing sleeps.
 
 setup_file() {
@@ -148,7 +149,7 @@ admitted() {
 	done
 	[[ $HOME_WAN == 100.64.* ]]
 	[ "$("$LAB" ns h-eim1)" = "$LAB_PREFIX-h-eim1" ]
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 28 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 30 ]
 	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
 	# IPv6 only where it is wanted.
 	[ "$("$LAB" exec h-eim1 cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6)" = 1 ]
@@ -162,7 +163,7 @@ admitted() {
 	run "$LAB" up
 	[ "$status" -eq 1 ]
 	[[ $output == *"already up"* ]]
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 28 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 30 ]
 	run "$LAB" status
 	[ "$status" -eq 0 ]
 	[[ $(tr -s ' ' <<<"$output") == *"fullcone full $FULL_WAN/15 $FULL_LAN/24 h-full $H_FULL_IP/24 "* ]]
@@ -328,6 +329,63 @@ $STUN_IP1:3479" ]
 	[ -z "$output" ]
 }
 
+# Address $1 in nsp64's network-specific prefix (a /96), as probe.py prints it.
+nsp64() {
+	local IFS=.
+	# shellcheck disable=SC2086
+	set -- $1
+	printf '%s%x:%x\n' "${NSP64_PREFIX%/96}" $(($1 << 8 | $2)) $(($3 << 8 | $4))
+}
+
+@test "nsp64: h-v6nsp has IPv6 only; its network-specific prefix is served (EIM), the well-known one is not" {
+	local s1 s2
+	s1=$(nsp64 "$STUN_IP1") s2=$(nsp64 "$STUN_IP2")
+	[ "$NSP64_PREFIX" = fd64:6e:0:64::/96 ]
+	[ "$s1" = fd64:6e:0:64::c612:a ]
+	[ -z "$("$LAB" exec h-v6nsp ip -4 addr show scope global)" ]
+	[ -z "$("$LAB" exec h-v6nsp ip -4 route show table main)" ]
+	"$LAB" exec h-v6nsp ip -6 addr show dev eth0 | grep -q "inet6 $H_V6NSP_IP6/64 "
+	[ "$("$LAB" exec nsp64 cat /proc/sys/net/ipv6/conf/wan0/disable_ipv6)" = 1 ]
+	# Through the NSP: one mapping on the WAN, the source port kept; only the endpoint sent to
+	# gets back in.
+	run probe h-v6nsp map --from-port 40011 "[$s1]:3478" "[$s2]:3478" "[$s1]:3479"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "[$s1]:3478 $NSP64_WAN:40011
+[$s2]:3478 $NSP64_WAN:40011
+[$s1]:3479 $NSP64_WAN:40011" ]
+	[ "$(probe h-v6nsp filter "[$s1]:3478")" = "[$s1]:3478" ]
+	# The well-known prefix, to the same server, and native IPv6: refused at the router.
+	run probe h-v6nsp map "[$(nat64 "$STUN_IP1")]:3478" "[$STUN_IP6_1]:3478"
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[ "$output" = "[$(nat64 "$STUN_IP1")]:3478 unreachable
+[$STUN_IP6_1]:3478 unreachable" ]
+}
+
+@test "nsp64: its DNS64 gives ipv4only.arpa and IPv4-only names in the NSP, native AAAA as they are" {
+	run "$LAB" exec h-v6nsp cat /etc/resolv.conf
+	[[ $output == *"nameserver $NSP64_LAN"* ]]
+	# RFC 7050: both well-known addresses, synthesized in the NSP.
+	run "$LAB" exec h-v6nsp getent ahostsv6 ipv4only.arpa
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(awk '{print $1}' <<<"$output" | sort -u)" = "$(nsp64 192.0.0.170)
+$(nsp64 192.0.0.171)" ]
+	run "$LAB" exec h-v6nsp getent ahostsv6 relay.lab
+	[ "$(awk '{print $1}' <<<"$output" | sort -u)" = "$(nsp64 "$RELAY_IP")" ]
+	run "$LAB" exec h-v6nsp getent ahostsv6 pub.lab
+	[ "$(awk '{print $1}' <<<"$output" | sort -u)" = "$PUB_IP6" ]
+	# Every A record of a name, and a name nobody has is no name.
+	run "$LAB" exec h-v6nsp getent ahostsv6 stun.lab
+	[ "$(awk '{print $1}' <<<"$output" | sort -u)" = "$(nsp64 "$STUN_IP1")
+$(nsp64 "$STUN_IP2")" ]
+	run "$LAB" exec h-v6nsp getent ahostsv6 nosuch.lab
+	[ "$status" -ne 0 ]
+	# h-v6only, the well-known-prefix NAT64's host, has no such resolver.
+	[ ! -e "/etc/netns/$LAB_PREFIX-h-v6only" ]
+}
+
 # A new socket sends to the mapping of another: hair hands the packet back from the sender's own mapping
 # (RFC 4787 REQ-9), eim1 (the same NAT without the hairpin rules) lets it reach the router itself, which
 # answers port unreachable.
@@ -390,19 +448,21 @@ $STUN_IP1:3479" ]
 	local p2="${LAB_PREFIX}b" pid ns pids
 	echo "$p2" >"$BATS_TEST_TMPDIR/lab2"
 	LAB_PREFIX=$p2 "$LAB" up >/dev/null
-	[ "$(lab_ns "$p2" | wc -l)" -eq 28 ]
+	[ "$(lab_ns "$p2" | wc -l)" -eq 30 ]
 	LAB_PREFIX=$p2 "$LAB" miniupnpd start
 	LAB_PREFIX=$p2 "$LAB" exec pub sleep 60 </dev/null >/dev/null 3>&- &
 	pid=$!
 	poll 100 in_ns "$p2-pub" "$pid"
-	# sleep, miniupnpd, coturn, tayga
+	# sleep, miniupnpd, coturn, tayga, and nsp64's tayga and two unbounds
 	mapfile -t pids < <(for ns in $(lab_ns "$p2"); do ip netns pids "$ns"; done)
 	echo "${pids[@]}"
-	[ "${#pids[@]}" -eq 4 ]
+	[ "${#pids[@]}" -eq 7 ]
 	tayga_in_ns "$p2"
+	[ -f "/etc/netns/$p2-h-v6nsp/resolv.conf" ]
 	LAB_PREFIX=$p2 "$LAB" down
 	[ -z "$(lab_ns "$p2")" ]
 	[ ! -e "/run/meshkit-lab/$p2" ]
+	[ ! -e "/etc/netns/$p2-h-v6nsp" ]
 	gone "${pids[@]}"
 	run env LAB_PREFIX="$p2" "$LAB" down
 	[ "$status" -eq 0 ]
@@ -410,7 +470,7 @@ $STUN_IP1:3479" ]
 	run env LAB_PREFIX="$p2" "$LAB" env
 	[ "$status" -eq 1 ]
 	# The first lab is untouched.
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 28 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 30 ]
 	tayga_in_ns "$LAB_PREFIX"
 	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
 }

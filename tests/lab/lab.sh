@@ -26,6 +26,7 @@
 #   upnp     198.18.1.9   10.9.0.1/24    h-upnp  EIM masquerade plus miniupnpd (UPnP-IGD, NAT-PMP, PCP)
 #   hair     198.18.1.10  10.10.0.1/24   h-hair  EIM masquerade that hairpins UDP (NAT loopback, emulated)
 #   nat64    198.18.1.11  fd64:64::1/64  h-v6only  NAT64 (tayga) for an IPv6-only LAN, then EIM masquerade
+#   nsp64    198.18.1.64  fd64:6e::1/64  h-v6nsp   NAT64 by a network-specific prefix only, DNS64 (unbound)
 #
 # Every router has policy-drop input and forward chains (unsolicited inbound vanishes: no ICMP), forwards
 # only between its LAN and WAN, and does not hairpin, except hair. Linux conntrack filters
@@ -56,8 +57,23 @@
 # tayga in the foreground, tracked by its pid file in the state dir (tayga.pid, tayga.log, its config and
 # data dir), and `down` stops it by that pid.
 #
-# IPv6 is on only in inet's hosts that need it (stun, relay, pub) and on nat64's LAN side (its lan0,
-# its TUN, h-v6only); no NAT66.
+# nsp64 is the NAT64 a host must discover (RFC 7050): h-v6nsp (fd64:6e::2/64, IPv6 only as h-v6only)
+# reaches IPv4 only through the network-specific prefix fd64:6e:0:64::/96, which tayga (a second
+# instance, on the TUN nsp64, pool 192.168.254.0/24) translates and the WAN masquerades like eim1's.
+# Only the fake internet's part of it is forwarded (fd64:6e:0:64::198.18.0.0/111); the well-known
+# prefix 64:ff9b::/96 is not served there: the router rejects it (ICMPv6 no route), so a host that
+# guesses the well-known prefix gets nowhere. The router also runs the LAN's resolver, unbound on
+# [fd64:6e::1]:53 with module-config "dns64 iterator" and dns64-prefix the NSP, forwarding everything
+# to a second unbound on its own 127.0.0.1:5353, the authority for ipv4only.arpa (A 192.0.0.170 and
+# 192.0.0.171) and for the fake internet's names under lab. (stun.lab, stun2.lab, relay.lab,
+# pub.lab: their A records; pub.lab also its AAAA). Answers synthesized by DNS64 are the NSP's
+# (unbound's dns64 does not synthesize from its own local-data, hence the second instance). h-v6nsp's
+# /etc/resolv.conf is /etc/netns/$LAB_PREFIX-h-v6nsp/resolv.conf (ip netns exec bind-mounts it),
+# naming [fd64:6e::1]; `down` removes it. tayga and both unbounds are tracked by pid files in the
+# state dir (nsp64-tayga.pid, nsp64-dns64.pid, nsp64-auth.pid, with their configs and logs).
+#
+# IPv6 is on only in inet's hosts that need it (stun, relay, pub) and on nat64's and nsp64's LAN side
+# (their lan0, their TUN, h-v6only, h-v6nsp); no NAT66.
 #
 # `up` does not start miniupnpd: its ext_perform_stun check needs a STUN server that honours
 # CHANGE-REQUEST. `lab.sh miniupnpd start` starts its own coturn on the stun host, on STUN_IP1/STUN_IP2
@@ -115,6 +131,7 @@ ROUTERS=(
 	"upnp     upnp  UPNP   inet  198.18.1.9 10.9.0   h-upnp"
 	"hair     hair  HAIR   inet  198.18.1.10 10.10.0  h-hair"
 	"nat64    nat64 NAT64  inet  198.18.1.11 fd64:64:: h-v6only"
+	"nsp64    nsp64 NSP64  inet  198.18.1.64 fd64:6e:: h-v6nsp"
 )
 PUBLIC_NET4=15
 PUBLIC_NET6=64
@@ -126,6 +143,13 @@ NAT64_NSP=fd64:64:0:ff9b::/96
 NAT64_INET=64:ff9b::c612:0/111
 NAT64_POOL=192.168.255.0/24
 TAYGA4=192.168.255.1 TAYGA6=fd64:64:0:1::1
+# nsp64 (see the head of this script): its network-specific prefix, the fake internet in it, tayga's
+# pool and addresses there, and the port of the local DNS authority behind its DNS64.
+NSP64_NSP=fd64:6e:0:64::/96
+NSP64_INET=fd64:6e:0:64::c612:0/111
+NSP64_POOL=192.168.254.0/24
+NSP64_TAYGA4=192.168.254.1 NSP64_TAYGA6=fd64:6e:0:1::1
+NSP64_AUTH_PORT=5353
 
 nsname() { printf '%s-%s\n' "$LAB_PREFIX" "$1"; }
 
@@ -194,6 +218,7 @@ lab_env() {
 	echo "export UPNP_LAN_GW=$lan.1 UPNP_URL=http://$lan.1:$UPNP_HTTP_PORT/rootDesc.xml"
 	echo "export UPNP_LEASE_FILE=$STATE/upnp.leases"
 	echo "export NAT64_PREFIX=$NAT64_PREFIX NAT64_POOL=$NAT64_POOL"
+	echo "export NSP64_PREFIX=$NSP64_NSP NSP64_POOL=$NSP64_POOL"
 }
 
 # The nftables ruleset of one router; $1 type, $2 LAN host address, $3 WAN address.
@@ -227,6 +252,14 @@ router_nft() {
 		iifname \"nat64\" oifname \"wan0\" ip saddr $NAT64_POOL accept"
 		pre="iifname \"lan0\" ip6 daddr $NAT64_INET dnat ip6 prefix to $NAT64_NSP"
 		in_extra='iifname "nat64" accept'
+		;;
+	nsp64)
+		# Only the network-specific prefix, only its fake-internet part, to tayga; tayga's IPv4
+		# only out of the WAN. The well-known prefix is refused at once (see the head).
+		fwd_out="iifname \"lan0\" oifname \"nsp64\" ip6 daddr $NSP64_INET accept
+		iifname \"lan0\" ip6 daddr $NAT64_PREFIX reject with icmpv6 type no-route
+		iifname \"nsp64\" oifname \"wan0\" ip saddr $NSP64_POOL accept"
+		in_extra='iifname "nsp64" accept'
 		;;
 	hair)
 		# Hairpinning: the host sending to the WAN address and a port it is mapped on (one it used
@@ -301,6 +334,9 @@ ns_sysctls() {
 		# they exist (nat64_finish), so wan0 stays IPv4 only.
 		[ "${2:-}" != nat64 ] ||
 		    echo "echo 1 >$s/ipv6/conf/all/forwarding; echo 0 >$s/ipv6/conf/default/accept_dad"
+		# nsp64 likewise (nsp64_finish)
+		[ "${2:-}" != nsp64 ] ||
+		    echo "echo 1 >$s/ipv6/conf/all/forwarding; echo 0 >$s/ipv6/conf/default/accept_dad"
 	else
 		echo "echo 0 >$s/ipv4/ip_forward"
 	fi
@@ -365,9 +401,11 @@ lab_up() {
 		    ip netns exec "$ns" sh -ec "$(ns_sysctls router "$typ"); exec nft -f -"
 		# tayga makes its TUN itself; it starts now and is waited for at the end.
 		[ "$typ" != nat64 ] || tayga_start "$ns"
+		[ "$typ" != nsp64 ] || nsp64_tayga_start "$ns"
 		if ! is_router "$child"; then
 			role=host
 			[ "$typ" != nat64 ] || role=v6
+			[ "$typ" != nsp64 ] || role=v6
 			ip netns add "$(nsname "$child")"
 			ip netns exec "$(nsname "$child")" sh -ec "$(ns_sysctls $role)"
 		fi
@@ -416,7 +454,7 @@ link add lan0 type veth peer name $(uplink "$child") netns $(nsname "$child")
 link set wan0 up
 link set lan0 up"
 		# nat64's LAN address waits until lan0 has IPv6 (nat64_finish).
-		[ "$typ" = nat64 ] || b+="
+		[ "$typ" = nat64 ] || [ "$typ" = nsp64 ] || b+="
 addr add $lan.1/24 dev lan0"
 		if [ "$parent" = inet ]; then
 			b+="
@@ -442,6 +480,7 @@ EOF
 		fi
 	done
 	nat64_finish
+	nsp64_finish
 
 	lab_env >"$STATE/env"
 	trap - EXIT INT TERM
@@ -512,6 +551,143 @@ tayga_stop() {
 	rm -f "$STATE/tayga.pid"
 }
 
+# nsp64's tayga: its config and the foreground process in namespace $1, as tayga_start.
+nsp64_tayga_start() {
+	mkdir -p "$STATE/nsp64-tayga"
+	cat >"$STATE/nsp64-tayga.conf" <<EOF
+tun-device nsp64
+ipv4-addr $NSP64_TAYGA4
+ipv6-addr $NSP64_TAYGA6
+prefix $NSP64_NSP
+dynamic-pool $NSP64_POOL
+data-dir $STATE/nsp64-tayga
+EOF
+	ip netns exec "$1" stdbuf -oL tayga -c "$STATE/nsp64-tayga.conf" --nodetach -d \
+	    </dev/null >"$STATE/nsp64-tayga.log" 2>&1 3>&- &
+	echo $! >"$STATE/nsp64-tayga.pid"
+}
+
+# unbound in namespace $1 with config $2, in the foreground of a background job: $STATE/$3.pid, .log.
+nsp64_unbound() {
+	ip netns exec "$1" unbound -d -c "$2" </dev/null >"$STATE/$3.log" 2>&1 3>&- &
+	echo $! >"$STATE/$3.pid"
+}
+
+# The server: lines both unbounds share: no chroot, no user change, no daemon, logs to stderr.
+nsp64_unbound_common() {
+	cat <<EOF
+	username: ""
+	chroot: ""
+	directory: "$STATE"
+	use-syslog: no
+	logfile: ""
+	num-threads: 1
+	so-reuseport: no
+	do-daemonize: no
+	verbosity: 1
+EOF
+}
+
+# Once nsp64's TUN is there: IPv6 on lan0 and the TUN, the routes to tayga; then the DNS: the
+# authority on 127.0.0.1, the DNS64 resolver on the LAN address, and h-v6nsp's resolv.conf naming it.
+nsp64_finish() {
+	local name typ stem parent wan lan child ns pid n=1000 s=/proc/sys/net/ipv6/conf lanip p v4 v6
+	local d a
+	command -v unbound >/dev/null || die "unbound not found (apt-get install unbound)"
+	router_get nsp64
+	ns=$(nsname "$name")
+	pid=$(cat "$STATE/nsp64-tayga.pid")
+	until ip -n "$ns" link show dev nsp64 >/dev/null 2>&1; do
+		if ! running "$pid" || [ "$n" -eq 0 ]; then
+			cat "$STATE/nsp64-tayga.log" >&2
+			die "nsp64's tayga did not start"
+		fi
+		n=$((n - 1))
+		sleep 0.01
+	done
+	lan_addr "$lan" 1
+	lanip=$REPLY
+	ip netns exec "$ns" sh -ec "echo 0 >$s/lan0/disable_ipv6; echo 0 >$s/nsp64/disable_ipv6
+exec ip -batch -" <<EOF
+addr add $lanip/$PLEN dev lan0 nodad
+link set nsp64 up
+route add $NSP64_POOL dev nsp64
+route add $NSP64_NSP dev nsp64
+route add $NSP64_TAYGA6 dev nsp64
+EOF
+	{
+		echo "server:"
+		nsp64_unbound_common
+		cat <<EOF
+	pidfile: "$STATE/nsp64-auth.run.pid"
+	interface: 127.0.0.1@$NSP64_AUTH_PORT
+	port: $NSP64_AUTH_PORT
+	do-ip6: no
+	access-control: 127.0.0.0/8 allow
+	local-zone: "." static
+	local-data: "ipv4only.arpa. 3600 IN A 192.0.0.170"
+	local-data: "ipv4only.arpa. 3600 IN A 192.0.0.171"
+EOF
+		for p in "${PUBLIC[@]}"; do
+			read -r name v4 v6 <<<"$p"
+			for a in ${v4//,/ }; do
+				echo "	local-data: \"$name.lab. 60 IN A $a\""
+			done
+			[ "$name" != pub ] || echo "	local-data: \"$name.lab. 60 IN AAAA ${v6%%,*}\""
+		done
+	} >"$STATE/nsp64-auth.conf"
+	{
+		echo "server:"
+		nsp64_unbound_common
+		cat <<EOF
+	pidfile: "$STATE/nsp64-dns64.run.pid"
+	interface: $lanip
+	port: 53
+	access-control: $lan/64 allow
+	module-config: "dns64 iterator"
+	dns64-prefix: $NSP64_NSP
+	do-not-query-localhost: no
+forward-zone:
+	name: "."
+	forward-addr: 127.0.0.1@$NSP64_AUTH_PORT
+EOF
+	} >"$STATE/nsp64-dns64.conf"
+	nsp64_unbound "$ns" "$STATE/nsp64-auth.conf" nsp64-auth
+	nsp64_unbound "$ns" "$STATE/nsp64-dns64.conf" nsp64-dns64
+	if ! { poll 500 udp_bound nsp64 "127.0.0.1:$NSP64_AUTH_PORT" &&
+	    poll 500 udp_bound nsp64 "[$lanip]:53"; }; then
+		cat "$STATE/nsp64-auth.log" "$STATE/nsp64-dns64.log" >&2
+		die "nsp64's unbound did not start"
+	fi
+	d=/etc/netns/$(nsname "$child")
+	mkdir -p "$d"
+	printf 'nameserver %s\noptions timeout:1 attempts:2\n' "$lanip" >"$d/resolv.conf"
+}
+
+# Stop what nsp64_tayga_start and nsp64_unbound started, by their pid files (only a pid in nsp64's
+# namespace, or a child of this script, as tayga_stop), and remove h-v6nsp's resolv.conf.
+nsp64_stop() {
+	local f pid st pids=()
+	for f in nsp64-dns64 nsp64-auth nsp64-tayga; do
+		[ -f "$STATE/$f.pid" ] || continue
+		pid=$(cat "$STATE/$f.pid")
+		st=$(cat "/proc/$pid/stat" 2>/dev/null) || st=
+		st=${st##*) }
+		read -r _ st _ <<<"$st"
+		if [[ $pid =~ ^[0-9]+$ ]] && { [ "$st" = $$ ] ||
+		    grep -qx -- "$pid" <<<"$(ip netns pids "$(nsname nsp64)" 2>/dev/null)"; }; then
+			kill -TERM "$pid" 2>/dev/null || true
+			pids+=("$pid")
+		fi
+		rm -f "$STATE/$f.pid"
+	done
+	if [ "${#pids[@]}" -gt 0 ] && ! poll 300 gone "${pids[@]}"; then
+		kill -KILL "${pids[@]}" 2>/dev/null || true
+		poll 100 gone "${pids[@]}" || echo "$prog: nsp64's tayga or unbound would not die" >&2
+	fi
+	rm -rf -- "/etc/netns/$(nsname h-v6nsp)"
+}
+
 # True if pid $1 runs. A zombie does not count: what this script started in the background is reaped by
 # init, which may take its time.
 running() {
@@ -539,6 +715,7 @@ gone() {
 lab_down() {
 	local ns pids=() mine=()
 	tayga_stop
+	nsp64_stop
 	mapfile -t mine < <(lab_namespaces)
 	for ns in "${mine[@]}"; do
 		mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns")
@@ -603,6 +780,12 @@ lab_status() {
 		    "pool $NAT64_POOL"
 	else
 		echo "tayga: stopped (see $STATE/tayga.log)"
+	fi
+	if [ -f "$STATE/nsp64-dns64.pid" ] && running "$(cat "$STATE/nsp64-dns64.pid")"; then
+		echo "nsp64: DNS64 (unbound, pid $(cat "$STATE/nsp64-dns64.pid")) and NAT64 by $NSP64_NSP," \
+		    "pool $NSP64_POOL"
+	else
+		echo "nsp64: DNS64 stopped (see $STATE/nsp64-dns64.log)"
 	fi
 }
 
