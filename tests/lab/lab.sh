@@ -513,10 +513,11 @@ nat64_finish() {
 	ns=$(nsname "$name")
 	pid=$(cat "$STATE/tayga.pid")
 	until ip -n "$ns" link show dev nat64 >/dev/null 2>&1; do
-		if ! running "$pid" || [ "$n" -eq 0 ]; then
+		if ! running "$pid"; then
 			cat "$STATE/tayga.log" >&2
-			die "tayga did not start"
+			die "tayga did not start: it exited"
 		fi
+		[ "$n" -gt 0 ] || die "tayga did not start: no TUN after 1000 looks"
 		n=$((n - 1))
 		sleep 0.01
 	done
@@ -598,10 +599,11 @@ nsp64_finish() {
 	ns=$(nsname "$name")
 	pid=$(cat "$STATE/nsp64-tayga.pid")
 	until ip -n "$ns" link show dev nsp64 >/dev/null 2>&1; do
-		if ! running "$pid" || [ "$n" -eq 0 ]; then
+		if ! running "$pid"; then
 			cat "$STATE/nsp64-tayga.log" >&2
-			die "nsp64's tayga did not start"
+			die "nsp64's tayga did not start: it exited"
 		fi
+		[ "$n" -gt 0 ] || die "nsp64's tayga did not start: no TUN after 1000 looks"
 		n=$((n - 1))
 		sleep 0.01
 	done
