@@ -64,19 +64,6 @@ pn_rc() {
 	}
 }
 
-# replied ROUTER A B: the router's conntrack holds a UDP flow between the
-# public addresses A and B that has seen a reply: packets crossed it both
-# ways. (Not ASSURED: the kernel gives UDP that only after 2 s of traffic.)
-replied() {
-	local ct
-	ct=$("$LAB" exec "$1" conntrack -L -p udp 2>&1)
-	grep -F "=$2 " <<<"$ct" | grep -F "=$3 " | grep -vq UNREPLIED || {
-		echo "no replied flow $2 <-> $3 on $1:" >&2
-		echo "$ct" >&2
-		return 1
-	}
-}
-
 @test "EIM <-> EIM: direct, between the two routers' public addresses" {
 	pn a h-eim1 a b
 	pn b h-eim2 b a
