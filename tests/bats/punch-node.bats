@@ -592,7 +592,9 @@ table ip mkmove {
 }
 NFT
 	"$LAB" exec eim1 conntrack -D -p udp >/dev/null 2>&1 || true
-	# bob finds alice at her new mapping
+	# bob finds alice at her new mapping: both lose the path within 5 s,
+	# and alice learns her new mapping at her next STUN round (every
+	# 20-26 s) and tells bob, whose pings then meet hers
 	wait_for 60 '[ -n "$(last_direct h-eim2 a)" ] && [ "$(last_direct h-eim2 a)" != "$old" ]'
 	new=$(last_direct h-eim2 a)
 	[[ $new == "$EIM1_WAN":* ]]
@@ -605,9 +607,9 @@ NFT
 }
 
 # path_choice FAMILY: delay ds1's FAMILY (4 or 6) by 40 ms each way (80 ms
-# a round trip: far past lib/path's 10-point IPv6 bonus, which a path 10 %
-# faster already outweighs); frank and grace must choose the other family,
-# and the routers' counters must show the tunnel there.
+# a round trip: far past lib/path's 10-point IPv6 bonus, which a path some
+# 12 % faster already outweighs); frank and grace must choose the other
+# family, and the routers' counters must show the tunnel there.
 path_choice() {
 	local slow=$1 m want_g want_f slow_g c4 c6 d4 d6
 	"$LAB" exec ds1 nft -f - <<NFT
