@@ -204,3 +204,18 @@ man_checks() {
 	done
 	! grep -n '^\.Dl .*["'"'"']' "$page"
 }
+
+# replied ROUTER A B: the lab router's conntrack holds a UDP flow between
+# addresses A and B (both IPv4 or both IPv6) that has seen a reply: packets
+# crossed it both ways. (Not ASSURED: the kernel gives UDP that only after
+# 2 s of traffic.) For punch-lab.bats and punch-node.bats.
+replied() {
+	local ct fam=ipv4
+	[[ $2 != *:* ]] || fam=ipv6
+	ct=$("$LAB" exec "$1" conntrack -L -f "$fam" -p udp 2>&1)
+	grep -F "=$2 " <<<"$ct" | grep -F "=$3 " | grep -vq UNREPLIED || {
+		echo "no replied flow $2 <-> $3 on $1:" >&2
+		echo "$ct" >&2
+		return 1
+	}
+}

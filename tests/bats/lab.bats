@@ -6,7 +6,9 @@
 # address-and-port-dependent; fullcone and rcone widen it with nft sets (see tests/lab/lab.sh), and only
 # hair hairpins. nat64's IPv6-only host reaches the IPv4 stun host through NAT64 (tayga, 64:ff9b::/96)
 # and the same EIM masquerade as eim1; nsp64's through its network-specific prefix only, which its DNS64
-# gives out. Every probe gives up after 1 s, and the "all" probes 0.3 s after
+# gives out. ds1 and ds2 are dual stack: eim1's IPv4, and IPv6 routed without NAT66 through a stateful
+# firewall. h-eim1b shares eim1's LAN (a switch) with h-eim1. `lab.sh delay` holds a router's forwarded
+# packets of one family. Every probe gives up after 1 s, and the "all" probes 0.3 s after
 # the first answer; nothing sleeps.
 
 setup_file() {
@@ -21,7 +23,8 @@ setup_file() {
 	. "$BATS_FILE_TMPDIR/env"
 	# One echo server on the stun host for all tests: two addresses, other ports, IPv6.
 	start_echo stun --lifetime 0 --bind "$STUN_IP1:3478" --bind "$STUN_IP1:3479" \
-	    --bind "$STUN_IP2:3478" --bind "$STUN_IP2:4000" --bind "[$STUN_IP6_1]:3478"
+	    --bind "$STUN_IP2:3478" --bind "$STUN_IP2:4000" --bind "[$STUN_IP6_1]:3478" \
+	    --bind "[$STUN_IP6_1]:3479" --bind "[$STUN_IP6_2]:3478"
 }
 
 teardown_file() {
@@ -35,6 +38,7 @@ teardown() {
 		ip -n "$LAB_PREFIX-pub" route flush root 192.168.0.0/16
 	fi
 	if [ -e "$BATS_TEST_TMPDIR/upnp" ]; then "$LAB" miniupnpd stop; fi
+	if [ -e "$BATS_TEST_TMPDIR/delay" ]; then "$LAB" delay ds1 off; fi
 	if [ -e "$BATS_TEST_TMPDIR/lab2" ]; then LAB_PREFIX=$(cat "$BATS_TEST_TMPDIR/lab2") "$LAB" down; fi
 	stop_echos
 }
@@ -144,12 +148,13 @@ admitted() {
 	    EIM1_WAN EIM2_WAN EDM1_WAN EDM2_WAN CGNAT_WAN HOME_WAN BLOCK_WAN FULL_WAN RCONE_WAN UPNP_WAN \
 	    HAIR_WAN H_EIM1_IP H_EIM2_IP H_EDM1_IP H_EDM2_IP H_DBL_IP H_BLOCK_IP H_FULL_IP H_RCONE_IP \
 	    H_UPNP_IP H_HAIR_IP UPNP_LAN_GW UPNP_LEASE_FILE NAT64_WAN NAT64_LAN H_V6ONLY_IP6 NAT64_PREFIX \
-	    NAT64_POOL; do
+	    NAT64_POOL DS1_WAN DS2_WAN DS1_WAN6 DS2_WAN6 DS1_LAN6 DS2_LAN6 H_DS1_IP H_DS2_IP H_DS1_IP6 \
+	    H_DS2_IP6 H_EIM1B_IP; do
 		[ -n "${!v:-}" ] || { echo "$v is not exported"; return 1; }
 	done
 	[[ $HOME_WAN == 100.64.* ]]
 	[ "$("$LAB" ns h-eim1)" = "$LAB_PREFIX-h-eim1" ]
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 30 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 36 ]
 	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
 	# IPv6 only where it is wanted.
 	[ "$("$LAB" exec h-eim1 cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6)" = 1 ]
@@ -157,19 +162,27 @@ admitted() {
 	[ "$("$LAB" exec nat64 cat /proc/sys/net/ipv6/conf/wan0/disable_ipv6)" = 1 ]
 	[ "$("$LAB" exec nat64 cat /proc/sys/net/ipv6/conf/lan0/disable_ipv6)" = 0 ]
 	"$LAB" exec pub ip -6 addr show dev eth0 | grep -q "inet6 $PUB_IP6/"
+	[ "$("$LAB" exec ds1 cat /proc/sys/net/ipv6/conf/wan0/disable_ipv6)" = 0 ]
+	[ "$("$LAB" exec ds1 cat /proc/sys/net/ipv6/conf/all/forwarding)" = 1 ]
+	[ "$("$LAB" exec h-eim1b cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6)" = 1 ]
+	"$LAB" exec h-ds2 ip -6 addr show dev eth0 | grep -q "inet6 $H_DS2_IP6/64 "
+	[ "$H_EIM1B_IP" = "${EIM1_LAN%.1}.3" ]
 	[ "$NAT64_PREFIX" = 64:ff9b::/96 ]
 	tayga_in_ns "$LAB_PREFIX"
 	# A second up of the same lab refuses and leaves it alone.
 	run "$LAB" up
 	[ "$status" -eq 1 ]
 	[[ $output == *"already up"* ]]
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 30 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 36 ]
 	run "$LAB" status
 	[ "$status" -eq 0 ]
 	[[ $(tr -s ' ' <<<"$output") == *"fullcone full $FULL_WAN/15 $FULL_LAN/24 h-full $H_FULL_IP/24 "* ]]
 	[[ $(tr -s ' ' <<<"$output") == *"hair hair $HAIR_WAN/15 $HAIR_LAN/24 h-hair $H_HAIR_IP/24 "* ]]
 	[[ $(tr -s ' ' <<<"$output") == *"nat64 nat64 $NAT64_WAN/15 $NAT64_LAN/64 h-v6only $H_V6ONLY_IP6/64 "* ]]
 	[[ $output == *"tayga: running (pid $(cat "/run/meshkit-lab/$LAB_PREFIX/tayga.pid"))"* ]]
+	[[ $(tr -s ' ' <<<"$output") == *"ds1 ds $DS1_WAN/15 $DS1_LAN/24 h-ds1 $H_DS1_IP/24 "* ]]
+	[[ $(tr -s ' ' <<<"$output") == *"ds2 IPv6 WAN $DS2_WAN6, LAN $DS2_LAN6/64, host $H_DS2_IP6 "* ]]
+	[[ $(tr -s ' ' <<<"$output") == *"eim1 also h-eim1b $H_EIM1B_IP/24 on the switch sw-eim1"* ]]
 }
 
 @test "probe: a closed port answers with ICMP, so silence elsewhere is a drop" {
@@ -252,7 +265,7 @@ $STUN_IP1:3479" ]
 
 @test "unsolicited inbound is dropped silently: to every router's WAN, and routed to its LAN" {
 	local v wan lan host home rc dests=() routes=()
-	for v in EIM1 EIM2 EDM1 EDM2 BLOCK FULL RCONE UPNP HAIR; do
+	for v in EIM1 EIM2 EDM1 EDM2 BLOCK FULL RCONE UPNP HAIR DS1 DS2; do
 		wan=${v}_WAN lan=${v}_LAN host=H_${v}_IP
 		dests+=("${!wan}:5555" "${!host}:5555")
 		routes+=("route add ${!lan%.*}.0/24 via ${!wan}")
@@ -277,6 +290,107 @@ $STUN_IP1:3479" ]
 	cat "$BATS_TEST_TMPDIR/home"
 	[ "$rc" -eq 3 ]
 	[ ! -s "$BATS_TEST_TMPDIR/home" ]
+}
+
+@test "ds1, ds2: IPv4 EIM on the WAN with APD filtering; IPv6 not translated, filtered the same" {
+	assert_eim h-ds1 "$DS1_WAN" 40011
+	assert_eim h-ds2 "$DS2_WAN" 40012
+	[ "$(admitted h-ds1)" = "$STUN_IP1:3478" ]
+	# IPv6: the host's own address and port, whatever the destination (no NAT66)
+	run probe h-ds1 map --from-port 40013 "[$STUN_IP6_1]:3478" "[$STUN_IP6_2]:3478" "[$STUN_IP6_1]:3479"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "[$STUN_IP6_1]:3478 [$H_DS1_IP6]:40013
+[$STUN_IP6_2]:3478 [$H_DS1_IP6]:40013
+[$STUN_IP6_1]:3479 [$H_DS1_IP6]:40013" ]
+	# only the endpoint it sent to gets back in (conntrack, address and port)
+	[ "$(probe h-ds2 filter "[$STUN_IP6_1]:3478")" = "[$STUN_IP6_1]:3478" ]
+	"$LAB" exec h-ds1 ip -6 route get "$H_DS2_IP6" | grep -q "via $DS1_LAN6 "
+	"$LAB" exec stun ip -6 route get "$H_DS2_IP6" | grep -q "via $DS2_WAN6 "
+	"$LAB" exec ds1 ip -6 route get "$H_DS2_IP6" | grep -q "via $DS2_WAN6 "
+}
+
+@test "ds1, ds2: unsolicited inbound IPv6 is dropped silently; a path opened from both sides passes" {
+	# A closed IPv6 port answers with ICMPv6, so silence is a drop here too.
+	run probe pub map "[$STUN_IP6_1]:9"
+	[ "$output" = "[$STUN_IP6_1]:9 unreachable" ]
+	# Nobody listens on 5555: from inet, and from the other ds host, nothing comes back; nor to ping.
+	run probe pub map "[$H_DS1_IP6]:5555" "[$H_DS2_IP6]:5555" "[$DS1_WAN6]:5555" "[$DS1_LAN6]:5555"
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[ -z "$output" ]
+	run probe h-ds2 map "[$H_DS1_IP6]:5555"
+	[ "$status" -eq 3 ]
+	[ -z "$output" ]
+	run "$LAB" exec pub ping -c 1 -W 1 "$H_DS1_IP6"
+	[ "$status" -ne 0 ]
+	# h-ds1 sends first (ds2 drops it), then h-ds2 answers to it: both routers pass that, and the
+	# echo server on h-ds1 is heard back on h-ds2, addresses and ports unchanged.
+	run probe h-ds1 map --from-port 40014 "[$H_DS2_IP6]:40015"
+	[ "$status" -eq 3 ]
+	[ -z "$output" ]
+	start_echo h-ds1 --bind "[$H_DS1_IP6]:40014"
+	run probe h-ds2 map --from-port 40015 "[$H_DS1_IP6]:40014"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "[$H_DS1_IP6]:40014 [$H_DS2_IP6]:40015" ]
+	"$LAB" exec ds1 conntrack -L -f ipv6 -p udp --orig-port-src 40014 2>/dev/null |
+	    grep "src=$H_DS1_IP6 dst=$H_DS2_IP6 " | grep -v UNREPLIED
+}
+
+@test "eim1's LAN: h-eim1 and h-eim1b meet on their switch, unseen by eim1; both masqueraded alike" {
+	start_echo h-eim1b --bind "$H_EIM1B_IP:40016"
+	run probe h-eim1 map --from-port 40017 "$H_EIM1B_IP:40016"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$H_EIM1B_IP:40016 $H_EIM1_IP:40017" ]
+	assert_eim h-eim1b "$EIM1_WAN" 40018
+	[ "$(admitted h-eim1b)" = "$STUN_IP1:3478" ]
+	# eim1 tracked h-eim1b's flows to the stun host, none between the two hosts
+	run "$LAB" exec eim1 conntrack -L 2>/dev/null
+	[[ $output == *"src=$H_EIM1B_IP dst=$STUN_IP1 "* ]]
+	[[ $output != *"dst=$H_EIM1B_IP "* ]]
+	# the switch: a bridge with the router's port and one per host, no address
+	[ "$("$LAB" exec sw-eim1 ip -br link show master br0 | awk '{print $1}' | sed 's/@.*//' | sort |
+	    tr '\n' ' ')" = "gw h-eim1 h-eim1b " ]
+	[ -z "$("$LAB" exec sw-eim1 ip -4 addr show scope global)" ]
+}
+
+@test "delay: ds1's IPv6 waits, IPv4 is not queued; addresses unchanged; off removes it all" {
+	local pid
+	touch "$BATS_TEST_TMPDIR/delay"
+	"$LAB" delay ds1 6 150
+	pid=$(cat "/run/meshkit-lab/$LAB_PREFIX/delay-ds1-6.pid")
+	in_ns "$LAB_PREFIX-ds1" "$pid"
+	# through ds1 and back: 2 x 150 ms at least, every time
+	run "$LAB" exec h-ds1 ping -c 3 -i 0.2 -W 2 "$PUB_IP6"
+	echo "$output"
+	[[ $output == *" 3 received"* ]]
+	[ "$(sed -n 's|^rtt min/avg/max/mdev = \([0-9]*\)\..*|\1|p' <<<"$output")" -ge 300 ]
+	# the same mapping as without the delay: the host's own address and port
+	run probe h-ds1 map --timeout 3 --from-port 40019 "[$STUN_IP6_1]:3478"
+	[ "$output" = "[$STUN_IP6_1]:3478 [$H_DS1_IP6]:40019" ]
+	# only IPv6 is queued
+	"$LAB" exec ds1 ip6tables -t mangle -S FORWARD | grep -q -- '-j NFQUEUE --queue-num 6 '
+	run "$LAB" exec ds1 iptables -t mangle -S FORWARD
+	[[ $output != *NFQUEUE* ]]
+	assert_eim h-ds1 "$DS1_WAN" 40020
+	run "$LAB" status
+	[[ $output == *"delay element: ds1 IPv6 (pid $pid)"* ]]
+	# one per family; bad input refused
+	run "$LAB" delay ds1 6 10
+	[ "$status" -eq 1 ]
+	[[ $output == *"already delays IPv6"* ]]
+	run "$LAB" delay ds1 5 10
+	[ "$status" -eq 1 ]
+	run "$LAB" delay h-ds1 4 10
+	[ "$status" -eq 1 ]
+	"$LAB" delay ds1 off
+	rm "$BATS_TEST_TMPDIR/delay"
+	poll 100 gone "$pid"
+	[ ! -e "/run/meshkit-lab/$LAB_PREFIX/delay-ds1-6.pid" ]
+	run "$LAB" exec ds1 ip6tables -t mangle -S FORWARD
+	[[ $output != *NFQUEUE* ]]
+	"$LAB" exec h-ds1 ping -c 1 -W 2 "$PUB_IP6" >/dev/null
 }
 
 @test "nat64: h-v6only has IPv6 only, and through 64:ff9b::/96 EIM on the WAN, APD filtering" {
@@ -448,7 +562,7 @@ $(nsp64 "$STUN_IP2")" ]
 	local p2="${LAB_PREFIX}b" pid ns pids
 	echo "$p2" >"$BATS_TEST_TMPDIR/lab2"
 	LAB_PREFIX=$p2 "$LAB" up >/dev/null
-	[ "$(lab_ns "$p2" | wc -l)" -eq 30 ]
+	[ "$(lab_ns "$p2" | wc -l)" -eq 36 ]
 	LAB_PREFIX=$p2 "$LAB" miniupnpd start
 	LAB_PREFIX=$p2 "$LAB" exec pub sleep 60 </dev/null >/dev/null 3>&- &
 	pid=$!
@@ -470,7 +584,7 @@ $(nsp64 "$STUN_IP2")" ]
 	run env LAB_PREFIX="$p2" "$LAB" env
 	[ "$status" -eq 1 ]
 	# The first lab is untouched.
-	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 30 ]
+	[ "$(lab_ns "$LAB_PREFIX" | wc -l)" -eq 36 ]
 	tayga_in_ns "$LAB_PREFIX"
 	diff "$BATS_FILE_TMPDIR/host-links" <(ip -o link show | awk -F': ' '{print $2}' | sort)
 }

@@ -64,19 +64,6 @@ pn_rc() {
 	}
 }
 
-# replied ROUTER A B: the router's conntrack holds a UDP flow between the
-# public addresses A and B that has seen a reply: packets crossed it both
-# ways. (Not ASSURED: the kernel gives UDP that only after 2 s of traffic.)
-replied() {
-	local ct
-	ct=$("$LAB" exec "$1" conntrack -L -p udp 2>&1)
-	grep -F "=$2 " <<<"$ct" | grep -F "=$3 " | grep -vq UNREPLIED || {
-		echo "no replied flow $2 <-> $3 on $1:" >&2
-		echo "$ct" >&2
-		return 1
-	}
-}
-
 @test "EIM <-> EIM: direct, between the two routers' public addresses" {
 	pn a h-eim1 a b
 	pn b h-eim2 b a
@@ -109,6 +96,32 @@ replied() {
 	run cat "$BATS_TEST_TMPDIR/b.out"
 	assert_output --regexp "^[0-9]+ $CGNAT_WAN:[0-9]+ [0-9.]+$"
 	replied eim1 "$EIM1_WAN" "$CGNAT_WAN"
+}
+
+@test "behind stateful IPv6 firewalls (no NAT66), -6: direct between the hosts' global addresses" {
+	pn a h-ds1 a b -6
+	pn b h-ds2 b a -6
+	pn_rc a 0
+	pn_rc b 0
+	run cat "$BATS_TEST_TMPDIR/a.out"
+	assert_output --regexp "^[0-9]+ \[$H_DS2_IP6\]:[0-9]+ [0-9.]+$"
+	run cat "$BATS_TEST_TMPDIR/b.out"
+	assert_output --regexp "^[0-9]+ \[$H_DS1_IP6\]:[0-9]+ [0-9.]+$"
+	replied ds1 "$H_DS1_IP6" "$H_DS2_IP6"
+	replied ds2 "$H_DS2_IP6" "$H_DS1_IP6"
+}
+
+@test "two hosts behind one router: direct over their LAN addresses (it does not hairpin)" {
+	pn a h-eim1 a b
+	pn b h-eim1b b a
+	pn_rc a 0
+	pn_rc b 0
+	run cat "$BATS_TEST_TMPDIR/a.out"
+	assert_output --regexp "^[0-9]+ $H_EIM1B_IP:[0-9]+ [0-9.]+$"
+	run cat "$BATS_TEST_TMPDIR/b.out"
+	assert_output --regexp "^[0-9]+ $H_EIM1_IP:[0-9]+ [0-9.]+$"
+	run ! grep -F -e "src=$H_EIM1_IP dst=$H_EIM1B_IP " -e "src=$H_EIM1B_IP dst=$H_EIM1_IP " \
+		<<<"$("$LAB" exec eim1 conntrack -L 2>/dev/null)"
 }
 
 @test "-c mesh.conf: the relay, its pin and the peer by node name" {

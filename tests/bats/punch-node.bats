@@ -6,6 +6,9 @@
 #                            +-- inet --- relay (derpcat -l, TLS, STUN)
 #   h-eim2 (bob)   --[eim2]--+
 #   h-edm1 (carol) --[edm1]--+     h-edm2 (dave) --[edm2]--+
+#   h-eim1b (erin), on h-eim1's LAN behind eim1
+#   h-ds1 (frank) --[ds1]--+  dual stack: IPv4 as eim1, IPv6 routed
+#   h-ds2 (grace) --[ds2]--+  through a stateful firewall (no NAT66)
 #
 # WireGuard on each host talks only to punch on 127.0.0.1; punch carries
 # its packets over the relay at once and directly once a pong proves a
@@ -22,7 +25,7 @@ setup_file() {
 	eval "$("$LAB" up)"
 	export $("$LAB" env | sed -n 's/^export //p' | cut -d= -f1)
 	wg_path_setup
-	wg_keys a b c d
+	wg_keys a b c d e f g
 	local d=$BATS_FILE_TMPDIR
 	lab_relay_start
 	export MESH=$d/mesh.conf
@@ -34,11 +37,21 @@ setup_file() {
 		echo "node carol $(cat "$KEYS/c.pub") 100.64.0.3"
 		echo "node dave $(cat "$KEYS/d.pub") 100.64.0.4"
 	} >"$MESH"
+	# every node; the file-wide mesh keeps the first four (tests count
+	# their peers), mesh_of picks from these
+	{
+		grep '^node ' "$MESH"
+		echo "node erin $(cat "$KEYS/e.pub") 100.64.0.5"
+		echo "node frank $(cat "$KEYS/f.pub") 100.64.0.6"
+		echo "node grace $(cat "$KEYS/g.pub") 100.64.0.7"
+	} >"$d/nodes"
 }
+
+HOSTS="h-eim1 h-eim2 h-edm1 h-edm2 h-block h-eim1b h-ds1 h-ds2"
 
 teardown_file() {
 	local h
-	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-block; do
+	for h in $HOSTS; do
 		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" down "$(ifc "$h")" \
 			2>/dev/null || true
 	done
@@ -53,11 +66,17 @@ teardown_file() {
 
 teardown() {
 	bg_stop_all
-	local h
-	for h in h-eim1 h-eim2 h-edm1 h-edm2 h-block; do
+	local h r
+	for h in $HOSTS; do
 		"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" down "$(ifc "$h")" \
 			2>/dev/null || true
 	done
+	# what the tests below add to routers and hosts
+	"$LAB" delay ds1 off
+	for r in ds1 h-eim1b; do
+		"$LAB" exec "$r" nft delete table inet mkcount 2>/dev/null || true
+	done
+	"$LAB" exec eim1 nft delete table ip mkmove 2>/dev/null || true
 }
 
 ifc() {
@@ -67,6 +86,9 @@ ifc() {
 	h-edm1) echo "${IFP}c" ;;
 	h-edm2) echo "${IFP}d" ;;
 	h-block) echo "${IFP}x" ;;
+	h-eim1b) echo "${IFP}e" ;;
+	h-ds1) echo "${IFP}f" ;;
+	h-ds2) echo "${IFP}g" ;;
 	esac
 }
 
@@ -77,33 +99,64 @@ key_of() {
 	h-edm1) echo c ;;
 	h-edm2) echo d ;;
 	h-block) echo c ;;
+	h-eim1b) echo e ;;
+	h-ds1) echo f ;;
+	h-ds2) echo g ;;
 	esac
 }
 
-# node HOST: WireGuard up from the mesh file, then punch --node on it
+# node HOST [MESH [OPTION...]]: WireGuard up from the mesh file (the
+# file-wide one by default), then punch --node on it with the options
 node() {
-	local h=$1 k
+	local h=$1 m=${2:-$MESH} k
+	shift $(($# < 2 ? $# : 2))
 	k=$(key_of "$h")
 	"$LAB" exec "$h" env PATH="$WGPATH" "$MK_BIN/wgsetup" up --userspace \
-		"$(ifc "$h")" --mesh "$MESH" --key "$KEYS/$k.key"
-	bg_start "punch-$h" "$LAB" exec "$h" "$MK_BIN/punch" -v --node "$MESH" \
-		-k "$KEYS/$k.key" --wg "$(ifc "$h")"
+		"$(ifc "$h")" --mesh "$m" --key "$KEYS/$k.key"
+	bg_start "punch-$h" "$LAB" exec "$h" "$MK_BIN/punch" -v --node "$m" \
+		-k "$KEYS/$k.key" --wg "$(ifc "$h")" "$@"
+}
+
+# mesh_of NAME...: a mesh file with the relay and only these nodes
+mesh_of() {
+	local m n
+	m=$BATS_TEST_TMPDIR/mesh-$(IFS=-; echo "$*").conf
+	{
+		grep -v '^node ' "$MESH"
+		for n in "$@"; do grep "^node $n " "$BATS_FILE_TMPDIR/nodes"; done
+	} >"$m"
+	echo "$m"
+}
+
+# key_re K: the public key of K as an ERE that matches only it
+key_re() { sed 's/[+/]/./g' "$KEYS/$1.pub"; }
+
+# last_direct HOST K: the address of the last direct path event punch on
+# HOST printed for K's node
+last_direct() {
+	grep -E "^$(key_re "$2") direct " "$BATS_TEST_TMPDIR/punch-$1.log" |
+		tail -n 1 | cut -d' ' -f3
+}
+
+# counter HOST NAME: packets through the named counter of table inet
+# mkcount in HOST
+counter() {
+	"$LAB" exec "$1" nft list counter inet mkcount "$2" |
+		sed -n 's/.*packets \([0-9]*\).*/\1/p'
+}
+
+# relay_quiet HOST ADDR: 20 pings through the tunnel, none of their 40
+# WireGuard packets through the relay (disco may use it: allow a few)
+relay_quiet() {
+	local n0 n1
+	n0=$(relay_packets)
+	"$LAB" exec "$1" ping -c 20 -i 0.05 -W 1 "$2" >/dev/null
+	n1=$(relay_packets)
+	[ $((n1 - n0)) -le 4 ] || { echo "the relay carried $((n1 - n0)) packets" >&2; false; }
 }
 
 pings() {
 	"$LAB" exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1
-}
-
-# replied ROUTER A B: a UDP flow between public addresses A and B that has
-# seen a reply (packets crossed the router both ways)
-replied() {
-	local ct
-	ct=$("$LAB" exec "$1" conntrack -L -p udp 2>&1)
-	grep -F "=$2 " <<<"$ct" | grep -F "=$3 " | grep -vq UNREPLIED || {
-		echo "no replied flow $2 <-> $3 on $1:" >&2
-		echo "$ct" >&2
-		return 1
-	}
 }
 
 # relay_packets: how many packets the relay has received in all (its
@@ -436,4 +489,182 @@ unblock() { "$LAB" exec "$1" nft delete table inet mkcut; }
 	wait_log punch-h-eim1 " direct $EIM2_WAN:" 20
 	wait_log punch-h-eim2 " direct $EIM1_WAN:" 20
 	"$LAB" exec h-eim1 ping -c 2 -i 0.2 -W 1 100.64.0.2 >/dev/null
+}
+
+@test "behind stateful IPv6 firewalls (no NAT66): direct between the hosts' global IPv6 addresses" {
+	# -6: IPv6 alone between them (with both families the faster one wins;
+	# see the path choice tests)
+	m=$(mesh_of frank grace)
+	node h-ds1 "$m" -6
+	node h-ds2 "$m" -6
+	wait_for 20 pings h-ds1 100.64.0.7
+	wait_log punch-h-ds1 "^$(key_re g) direct \[$H_DS2_IP6\]:[0-9]+ " 20
+	wait_log punch-h-ds2 "^$(key_re f) direct \[$H_DS1_IP6\]:[0-9]+ " 20
+	# each firewall passed the flow both ways: opened from both sides
+	replied ds1 "$H_DS1_IP6" "$H_DS2_IP6"
+	replied ds2 "$H_DS2_IP6" "$H_DS1_IP6"
+	relay_quiet h-ds1 100.64.0.7
+	run --separate-stderr "$LAB" exec h-ds1 "$MK_BIN/punch" status -i "$(ifc h-ds1)"
+	assert_line --regexp '^grace +[^ ]+ direct \['"$H_DS2_IP6"'\]:[0-9]+ '
+}
+
+@test "two hosts behind one router: direct over their LAN addresses, not through the router" {
+	m=$(mesh_of alice erin)
+	# erin's side of the LAN counts what comes from and goes to alice
+	"$LAB" exec h-eim1b nft -f - <<NFT
+table inet mkcount {
+	counter from_alice { }
+	counter to_alice { }
+	chain in { type filter hook input priority 0; ip saddr $H_EIM1_IP meta l4proto udp counter name from_alice; }
+	chain out { type filter hook output priority 0; ip daddr $H_EIM1_IP meta l4proto udp counter name to_alice; }
+}
+NFT
+	node h-eim1 "$m"
+	node h-eim1b "$m"
+	wait_for 20 pings h-eim1 100.64.0.5
+	wait_log punch-h-eim1 "^$(key_re e) direct $H_EIM1B_IP:[0-9]+ " 20
+	wait_log punch-h-eim1b "^$(key_re a) direct $H_EIM1_IP:[0-9]+ " 20
+	in0=$(counter h-eim1b from_alice) out0=$(counter h-eim1b to_alice)
+	relay_quiet h-eim1 100.64.0.5
+	in1=$(counter h-eim1b from_alice) out1=$(counter h-eim1b to_alice)
+	# 20 pings in, 20 replies out, on the LAN
+	[ $((in1 - in0)) -ge 20 ] && [ $((out1 - out0)) -ge 20 ] ||
+		{ echo "LAN counters: in $in0 -> $in1, out $out0 -> $out1" >&2; false; }
+	# eim1 forwarded nothing between them (the switch did), and their
+	# pings to each other's public mapping got no answer (it does not
+	# hairpin)
+	ct=$("$LAB" exec eim1 conntrack -L 2>/dev/null)
+	echo "$ct"
+	run ! grep -F -e "src=$H_EIM1_IP dst=$H_EIM1B_IP " -e "src=$H_EIM1B_IP dst=$H_EIM1_IP " <<<"$ct"
+	grep -F "src=$H_EIM1_IP dst=$EIM1_WAN " <<<"$ct" | grep -q UNREPLIED
+	[ -z "$(grep -F "src=$H_EIM1_IP dst=$EIM1_WAN " <<<"$ct" | grep -v UNREPLIED)" ]
+	run --separate-stderr "$LAB" exec h-eim1 "$MK_BIN/punch" status -i "$(ifc h-eim1)"
+	assert_line --regexp '^erin +[^ ]+ direct '"$H_EIM1B_IP"':[0-9]+ '
+}
+
+# The EIM router filters by address and port; the EDM router gives each
+# destination a new random port. carol's pings to alice leave edm1 from a
+# port alice never sent to, so eim1 drops them; alice's pings go to the
+# port carol's STUN server saw, which edm1 holds for that server alone, so
+# edm1 drops them. Plain punching cannot open this pair (a port mapping or
+# a full-cone router could: see punch-lab.bats).
+@test "EIM with address-and-port filtering <-> EDM: no direct path, so the relay carries the tunnel" {
+	node h-eim1
+	node h-edm1
+	wait_for 20 pings h-edm1 100.64.0.1
+	# 20 pings over 10 s, with punch trying all the while: all answered,
+	# every one by the relay
+	n0=$(relay_packets)
+	run "$LAB" exec h-edm1 ping -c 20 -i 0.5 -W 2 100.64.0.1
+	n1=$(relay_packets)
+	assert_output --partial ' 20 received'
+	[ $((n1 - n0)) -ge 40 ] || { echo "the relay carried only $((n1 - n0)) packets" >&2; false; }
+	run --separate-stderr "$LAB" exec h-edm1 "$MK_BIN/punch" status -i "$(ifc h-edm1)"
+	assert_line --regexp '^alice +[^ ]+ relay https://'
+	run --separate-stderr "$LAB" exec h-eim1 "$MK_BIN/punch" status -i "$(ifc h-eim1)"
+	assert_line --regexp '^carol +[^ ]+ relay https://'
+	run ! grep -q ' direct ' "$BATS_TEST_TMPDIR/punch-h-edm1.log"
+	run ! grep -q "^$(key_re c) direct " "$BATS_TEST_TMPDIR/punch-h-eim1.log"
+	# punch did try: its pings left both routers, and none came back
+	wait_log punch-h-eim1 'carol: candidate '"$EDM1_WAN"':' 1
+	run ! replied eim1 "$EIM1_WAN" "$EDM1_WAN"
+	run ! replied edm1 "$EDM1_WAN" "$EIM1_WAN"
+}
+
+@test "the NAT moves a direct pair's mapping to a new port: punched again, direct on the new port" {
+	node h-eim1
+	node h-eim2
+	wait_for 20 pings h-eim1 100.64.0.2
+	wait_log punch-h-eim2 "^$(key_re a) direct $EIM1_WAN:[0-9]+ " 20
+	old=$(last_direct h-eim2 a)
+	port=${old##*:}
+	# traffic all along, so both sides watch the path
+	bg_start ping "$LAB" exec h-eim1 ping -i 0.5 -W 1 100.64.0.2
+	# eim1 forgets its UDP flows, and maps UDP anywhere but to the old
+	# port (masquerade would otherwise keep the source port)
+	if [ "$port" -lt 60000 ]; then range=$((port + 1))-65535; else range=1024-$((port - 1)); fi
+	"$LAB" exec eim1 nft -f - <<NFT
+table ip mkmove {
+	chain post {
+		type nat hook postrouting priority srcnat - 1;
+		oifname "wan0" meta l4proto udp masquerade to :$range
+	}
+}
+NFT
+	"$LAB" exec eim1 conntrack -D -p udp >/dev/null 2>&1 || true
+	# bob finds alice at her new mapping: both lose the path within 5 s,
+	# and alice learns her new mapping at her next STUN round (every
+	# 20-26 s) and tells bob, whose pings then meet hers
+	wait_for 60 '[ -n "$(last_direct h-eim2 a)" ] && [ "$(last_direct h-eim2 a)" != "$old" ]'
+	new=$(last_direct h-eim2 a)
+	[[ $new == "$EIM1_WAN":* ]]
+	replied eim1 "$EIM1_WAN" "$EIM2_WAN"
+	"$LAB" exec eim1 conntrack -L -p udp --reply-port-dst "${new##*:}" 2>/dev/null |
+		grep -q "dst=$EIM2_WAN "
+	wait_log punch-h-eim1 "^$(key_re b) direct $EIM2_WAN:[0-9]+ " 5
+	relay_quiet h-eim1 100.64.0.2
+	"$LAB" exec h-eim1 ping -c 3 -i 0.2 -W 1 100.64.0.2 >/dev/null
+}
+
+# path_choice FAMILY: delay ds1's FAMILY (4 or 6) by 40 ms each way (80 ms
+# a round trip: far past lib/path's 10-point IPv6 bonus, which a path some
+# 12 % faster already outweighs); frank and grace must choose the other
+# family, and the routers' counters must show the tunnel there.
+path_choice() {
+	local slow=$1 m want_g want_f slow_g c4 c6 d4 d6
+	"$LAB" exec ds1 nft -f - <<NFT
+table inet mkcount {
+	counter v4 { }
+	counter v6 { }
+	chain count {
+		type filter hook forward priority -5;
+		ip saddr $DS2_WAN meta l4proto udp counter name v4
+		ip daddr $DS2_WAN meta l4proto udp counter name v4
+		ip6 saddr $H_DS2_IP6 meta l4proto udp counter name v6
+		ip6 daddr $H_DS2_IP6 meta l4proto udp counter name v6
+	}
+}
+NFT
+	"$LAB" delay ds1 "$slow" 40
+	m=$(mesh_of frank grace)
+	node h-ds1 "$m"
+	node h-ds2 "$m"
+	wait_for 20 pings h-ds1 100.64.0.7
+	if [ "$slow" = 6 ]; then
+		want_g="$DS2_WAN:[0-9]+" want_f="$DS1_WAN:[0-9]+"
+		slow_g="\[$H_DS2_IP6\]:[0-9]+"
+	else
+		want_g="\[$H_DS2_IP6\]:[0-9]+" want_f="\[$H_DS1_IP6\]:[0-9]+"
+		slow_g="$DS2_WAN:[0-9]+"
+	fi
+	wait_log punch-h-ds1 "^$(key_re g) direct $want_g " 30
+	wait_log punch-h-ds2 "^$(key_re f) direct $want_f " 30
+	# the slow path was open too: its pongs came, and lost
+	wait_log punch-h-ds1 "grace: pong from $slow_g in " 30
+	# the choice holds, on both sides
+	[[ $(last_direct h-ds1 g) =~ ^$want_g$ ]]
+	[[ $(last_direct h-ds2 f) =~ ^$want_f$ ]]
+	run --separate-stderr "$LAB" exec h-ds1 "$MK_BIN/punch" status -j -i "$(ifc h-ds1)"
+	"$PY" -c 'import json, re, sys
+rows = [json.loads(l) for l in sys.argv[1].splitlines()]
+g = [r for r in rows if r["name"] == "grace"][0]
+assert g["path"] == "direct" and re.fullmatch(sys.argv[2], g["endpoint"]), g' "$output" "$want_g"
+	# the routers agree: the tunnel's packets cross ds1 in that family
+	c4=$(counter ds1 v4) c6=$(counter ds1 v6)
+	relay_quiet h-ds1 100.64.0.7
+	d4=$(($(counter ds1 v4) - c4)) d6=$(($(counter ds1 v6) - c6))
+	echo "ds1 forwarded $d4 IPv4, $d6 IPv6 packets of the pair" >&2
+	if [ "$slow" = 6 ]; then
+		[ "$d4" -ge 40 ] && [ "$d6" -le 4 ]
+	else
+		[ "$d6" -ge 40 ] && [ "$d4" -le 4 ]
+	fi
+}
+
+@test "path choice: IPv6 delayed by more than its bonus, the IPv4 path wins on both sides" {
+	path_choice 6
+}
+
+@test "path choice: IPv4 delayed, the IPv6 path wins on both sides" {
+	path_choice 4
 }

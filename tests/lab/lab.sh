@@ -4,6 +4,7 @@
 # meshkit's NAT lab: network namespaces joined by veth pairs, nftables NAT routers.
 #
 #   lab.sh up | down | status | env | ns HOST | exec HOST CMD... | miniupnpd start|stop
+#   lab.sh delay ROUTER 4|6 MS | delay ROUTER off
 #
 # Namespaces are named "$LAB_PREFIX-HOST"; LAB_PREFIX defaults to "mk<PID of the calling shell>", so
 # two runs never clash and `eval "$(lab.sh up)"` followed by `lab.sh down` from one shell finds its own lab.
@@ -15,6 +16,7 @@
 #                         stun2 198.18.0.12   relay 198.18.0.20 2001:db8::20   pub 198.18.0.30 2001:db8::30
 #   router   WAN          LAN            host    NAT
 #   eim1     198.18.1.1   10.1.0.1/24    h-eim1  masquerade: EIM, address-and-port-dependent filtering
+#                                        h-eim1b (10.1.0.3) a second host, on the switch sw-eim1
 #   eim2     198.18.1.2   10.2.0.1/24    h-eim2  the same
 #   edm1     198.18.1.3   10.3.0.1/24    h-edm1  masquerade fully-random: EDM (a random port per destination)
 #   edm2     198.18.1.4   10.4.0.1/24    h-edm2  the same
@@ -27,6 +29,10 @@
 #   hair     198.18.1.10  10.10.0.1/24   h-hair  EIM masquerade that hairpins UDP (NAT loopback, emulated)
 #   nat64    198.18.1.11  fd64:64::1/64  h-v6only  NAT64 (tayga) for an IPv6-only LAN, then EIM masquerade
 #   nsp64    198.18.1.64  fd64:6e::1/64  h-v6nsp   NAT64 by a network-specific prefix only, DNS64 (unbound)
+#   ds1      198.18.1.21  10.21.0.1/24   h-ds1   dual stack: IPv4 as eim1; IPv6 routed, stateful firewall
+#            2001:db8::d1 2001:db8:d1::1/64
+#   ds2      198.18.1.22  10.22.0.1/24   h-ds2   the same
+#            2001:db8::d2 2001:db8:d2::1/64
 #
 # Every router has policy-drop input and forward chains (unsolicited inbound vanishes: no ICMP), forwards
 # only between its LAN and WAN, and does not hairpin, except hair. Linux conntrack filters
@@ -72,14 +78,40 @@
 # naming [fd64:6e::1]; `down` removes it. tayga and both unbounds are tracked by pid files in the
 # state dir (nsp64-tayga.pid, nsp64-dns64.pid, nsp64-auth.pid, with their configs and logs).
 #
-# IPv6 is on only in inet's hosts that need it (stun, relay, pub) and on nat64's and nsp64's LAN side
-# (their lan0, their TUN, h-v6only, h-v6nsp); no NAT66.
+# IPv6 is on only in inet's hosts that need it (stun, relay, pub), on nat64's and nsp64's LAN side
+# (their lan0, their TUN, h-v6only, h-v6nsp) and in ds1, ds2 and their hosts; no NAT66.
+#
+# ds1 and ds2 are dual-stack home routers. IPv4: eim1's masquerade (EIM, address-and-port-dependent
+# filtering, source port kept) onto the WAN address. IPv6: no NAT66; each LAN is a global /64 of the
+# fake internet's 2001:db8::/32 outside inet's 2001:db8::/64 (2001:db8:d1::/64, 2001:db8:d2::/64; the
+# router ::1, its host ::2, exported as DS1_LAN6, H_DS1_IP6), routed by the router, whose WAN has an
+# IPv6 address on inet too (DS1_WAN6). inet's IPv6 hosts (stun, relay, pub) and the other ds router
+# route each /64 via that WAN address. The forward chain is the same stateful firewall for both
+# families: out from the LAN allowed, in only what conntrack calls established or related, policy
+# drop (no ICMPv6 echo either: unsolicited inbound IPv6 vanishes, as IPv4 does). The input chain
+# admits neighbour solicitations and advertisements from the WAN (inet must resolve the router as a
+# next hop) and else drops as every router does. So two hosts behind ds1 and ds2 reach each other
+# over IPv6 only by opening the path from both sides, as over IPv4; no IPv6 route leads to any other
+# router's LAN.
+#
+# eim1's LAN is a switch: namespace sw-eim1 holds a bridge (br0, no firewall, no IP) with ports gw (to
+# eim1's lan0), h-eim1 and h-eim1b (to the hosts' eth0). The two hosts reach each other on the LAN
+# without the router: eim1's conntrack sees none of it. hair keeps one host (its hairpin emulation
+# relies on that); the extra hosts are the table LAN_EXTRA.
+#
+# `lab.sh delay ROUTER 4|6 MS` is a userspace delay element: every packet the router forwards of that
+# family, both ways, waits MS ms (a round trip through the router grows by 2*MS), and nothing else
+# changes (addresses, ports, conntrack: a punched path stays valid). This kernel has no nft queue
+# expression, so an iptables-nft rule (mangle FORWARD, xtables' NFQUEUE target, queue 4 or 6,
+# --queue-bypass) hands the packets to tests/tools/nfqdelay.py in the router's namespace, which lets
+# each go after MS ms. `lab.sh delay ROUTER off` removes the rules and stops it (by its pid file,
+# delay-ROUTER-FAMILY.pid in the state dir; `down` ends it with the namespace). Needs iptables.
 #
 # `up` does not start miniupnpd: its ext_perform_stun check needs a STUN server that honours
 # CHANGE-REQUEST. `lab.sh miniupnpd start` starts its own coturn on the stun host, on STUN_IP1/STUN_IP2
 # ports 3490 and 3491 (so 3478/3479 stay free for tests' servers), then miniupnpd on the upnp router;
 # `lab.sh miniupnpd stop` stops both. State (pid files, configs, logs, lease file, tayga's config and
-# data dir) lives in /run/meshkit-lab/$LAB_PREFIX/.
+# data dir, the delay elements' pid files and logs) lives in /run/meshkit-lab/$LAB_PREFIX/.
 set -eu -o pipefail
 
 prog=lab.sh
@@ -97,6 +129,7 @@ usage: lab.sh up                  build the lab; prints export lines for eval
        lab.sh ns HOST             the namespace name of HOST
        lab.sh exec HOST CMD...    run CMD in HOST's namespace
        lab.sh miniupnpd start|stop
+       lab.sh delay ROUTER 4|6 MS | off   hold the router's forwarded IPv4 or IPv6 MS ms
 LAB_PREFIX (default mk<PID of the calling shell>) names the lab; see the head of this script.
 EOF
 }
@@ -132,6 +165,19 @@ ROUTERS=(
 	"hair     hair  HAIR   inet  198.18.1.10 10.10.0  h-hair"
 	"nat64    nat64 NAT64  inet  198.18.1.11 fd64:64:: h-v6only"
 	"nsp64    nsp64 NSP64  inet  198.18.1.64 fd64:6e:: h-v6nsp"
+	"ds1      ds    DS1    inet  198.18.1.21 10.21.0  h-ds1"
+	"ds2      ds    DS2    inet  198.18.1.22 10.22.0  h-ds2"
+)
+# The dual-stack routers' IPv6 (see the head of this script): router, its WAN address on inet, its LAN
+# /64 as a prefix ending in ::. The router is ::1 on it, its host ::2.
+ROUTERS6=(
+	"ds1 2001:db8::d1 2001:db8:d1::"
+	"ds2 2001:db8::d2 2001:db8:d2::"
+)
+# More hosts on a router's LAN, behind a switch of their own (namespace sw-ROUTER): host, router, its
+# number on the router's /24.
+LAN_EXTRA=(
+	"h-eim1b eim1 3"
 )
 PUBLIC_NET4=15
 PUBLIC_NET6=64
@@ -154,16 +200,34 @@ NSP64_AUTH_PORT=5353
 nsname() { printf '%s-%s\n' "$LAB_PREFIX" "$1"; }
 
 # Host names, derived once from the tables: every namespace, the routers, the hosts behind routers.
-HOSTS=inet ROUTER_NAMES='' LAN_HOSTS=''
+HOSTS=inet ROUTER_NAMES='' LAN_HOSTS='' SWITCHED=''
 for _p in "${PUBLIC[@]}"; do HOSTS+=" ${_p%% *}"; done
 for _p in "${ROUTERS[@]}"; do ROUTER_NAMES+=" ${_p%% *}"; done
 for _p in "${ROUTERS[@]}"; do
 	[[ " $ROUTER_NAMES " == *" ${_p##* } "* ]] || LAN_HOSTS+=" ${_p##* }"
 done
+# Routers whose LAN is a switch (once each), and the extra hosts on it.
+for _p in "${LAN_EXTRA[@]}"; do
+	read -r _h _r _ <<<"$_p"
+	LAN_HOSTS+=" $_h"
+	[[ " $SWITCHED " == *" $_r "* ]] || SWITCHED+=" $_r"
+done
 HOSTS+="$ROUTER_NAMES$LAN_HOSTS"
-unset _p
+for _r in $SWITCHED; do HOSTS+=" sw-$_r"; done
+unset _p _h _r
 
 is_router() { [[ " $ROUTER_NAMES " == *" $1 "* ]]; }
+# Router $1's LAN is a switch (it has extra hosts).
+is_switched() { [[ " $SWITCHED " == *" $1 "* ]]; }
+# Set wan6 and lan6 (declare them local first) from router $1's IPv6 line; false if it has none.
+router6_get() {
+	local r n
+	for r in "${ROUTERS6[@]}"; do
+		read -r n wan6 lan6 <<<"$r"
+		[ "$n" = "$1" ] && return 0
+	done
+	return 1
+}
 known_host() { [[ " $HOSTS " == *" $1 "* ]]; }
 # The interface of host $1 towards its router: routers have wan0, hosts eth0.
 uplink() { if is_router "$1"; then echo wan0; else echo eth0; fi; }
@@ -186,7 +250,7 @@ lan_addr() {
 }
 
 lab_env() {
-	local p r name v4 v6 typ stem parent wan lan child hv
+	local p r name v4 v6 typ stem parent wan lan child hv wan6 lan6 n xh
 	echo "export LAB_PREFIX=$LAB_PREFIX"
 	for p in "${PUBLIC[@]}"; do
 		read -r name v4 v6 <<<"$p"
@@ -213,6 +277,15 @@ lab_env() {
 				echo "export ${hv//-/_}_IP=$REPLY"
 			fi
 		fi
+		if router6_get "$name"; then
+			echo "export ${stem}_WAN6=$wan6 ${stem}_LAN6=${lan6}1 ${hv//-/_}_IP6=${lan6}2"
+		fi
+	done
+	for r in "${LAN_EXTRA[@]}"; do
+		read -r xh name n <<<"$r"
+		router_get "$name"
+		hv=${xh^^}
+		echo "export ${hv//-/_}_IP=$lan.$n"
 	done
 	router_get upnp
 	echo "export UPNP_LAN_GW=$lan.1 UPNP_URL=http://$lan.1:$UPNP_HTTP_PORT/rootDesc.xml"
@@ -228,6 +301,13 @@ router_nft() {
 	case $typ in
 	eim|upnp) ;;
 	edm)	masq="masquerade fully-random" ;;
+	ds)
+		# IPv4 as eim1; IPv6 routed, not translated, through the same stateful forward chain
+		# (out from the LAN, in only what conntrack calls established or related). Neighbour
+		# discovery on the WAN must reach the router, or inet cannot find it as a next hop.
+		masq="meta nfproto ipv4 masquerade"
+		in_extra='iifname "wan0" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept'
+		;;
 	block)	fwd_out='iifname "lan0" oifname "wan0" tcp dport 443 accept' ;;
 	full)
 		# Endpoint-independent filtering: anyone may reach a port the host used lately.
@@ -313,12 +393,12 @@ table inet lab {
 EOF
 }
 
-# Sysctls of a new namespace, as shell commands; $1 role: v6 (a public host with IPv6), router, or
-# anything else (the switch, hosts); $2 a router's type. Set before any link exists, so new interfaces
+# Sysctls of a new namespace, as shell commands; $1 role: v6 (a host with IPv6), router, or anything
+# else (the switches, hosts); $2 a router's type. Set before any link exists, so new interfaces
 # inherit "default".
 ns_sysctls() {
 	local s=/proc/sys/net
-	if [ "$1" = v6 ]; then
+	if [ "$1" = v6 ] || [ "${2:-}" = ds ]; then
 		echo "echo 0 >$s/ipv6/conf/default/accept_ra; echo 0 >$s/ipv6/conf/all/accept_ra"
 		echo "echo 0 >$s/ipv6/conf/default/accept_dad"
 	else
@@ -337,6 +417,8 @@ ns_sysctls() {
 		# nsp64 likewise (nsp64_finish)
 		[ "${2:-}" != nsp64 ] ||
 		    echo "echo 1 >$s/ipv6/conf/all/forwarding; echo 0 >$s/ipv6/conf/default/accept_dad"
+		# The dual-stack routers route IPv6 on both sides.
+		[ "${2:-}" != ds ] || echo "echo 1 >$s/ipv6/conf/all/forwarding"
 	else
 		echo "echo 0 >$s/ipv4/ip_forward"
 	fi
@@ -371,7 +453,7 @@ up_failed() {
 }
 
 lab_up() {
-	local p r name v4 v6 typ stem parent wan lan child a role inet_ns ns b
+	local p r name v4 v6 typ stem parent wan lan child a role inet_ns ns b wan6 lan6 xh n sw
 	[ "$(id -u)" = 0 ] || die "the lab needs root (network namespaces)"
 	command -v nft >/dev/null || die "nft not found (apt-get install nftables)"
 	command -v tayga >/dev/null || die "tayga not found (apt-get install tayga)"
@@ -404,11 +486,19 @@ lab_up() {
 		[ "$typ" != nsp64 ] || nsp64_tayga_start "$ns"
 		if ! is_router "$child"; then
 			role=host
-			[ "$typ" != nat64 ] || role=v6
-			[ "$typ" != nsp64 ] || role=v6
+			[ "$typ" != nat64 ] && [ "$typ" != nsp64 ] && [ "$typ" != ds ] || role=v6
 			ip netns add "$(nsname "$child")"
 			ip netns exec "$(nsname "$child")" sh -ec "$(ns_sysctls $role)"
 		fi
+	done
+	for sw in $SWITCHED; do
+		ip netns add "$(nsname "sw-$sw")"
+		ip netns exec "$(nsname "sw-$sw")" sh -ec "$(ns_sysctls switch)"
+	done
+	for r in "${LAN_EXTRA[@]}"; do
+		read -r xh _ _ <<<"$r"
+		ip netns add "$(nsname "$xh")"
+		ip netns exec "$(nsname "$xh")" sh -ec "$(ns_sysctls host)"
 	done
 
 	# inet: the switch, one port per public host and per router WAN on it.
@@ -439,6 +529,7 @@ addr add $a/$PUBLIC_NET4 dev eth0"; done
 		if [ "$v6" != - ]; then
 			for a in ${v6//,/ }; do b+="
 addr add $a/$PUBLIC_NET6 dev eth0 nodad"; done
+			b+="$(routes6_to_lans '')"
 		fi
 		b+="
 route add default dev eth0"
@@ -449,8 +540,13 @@ route add default dev eth0"
 	for r in "${ROUTERS[@]}"; do
 		read -r name typ stem parent wan lan child <<<"$r"
 		ns=$(nsname "$name")
-		b="link set lo up
-link add lan0 type veth peer name $(uplink "$child") netns $(nsname "$child")
+		if is_switched "$name"; then
+			b="link add lan0 type veth peer name gw netns $(nsname "sw-$name")"
+		else
+			b="link add lan0 type veth peer name $(uplink "$child") netns $(nsname "$child")"
+		fi
+		b+="
+link set lo up
 link set wan0 up
 link set lan0 up"
 		# nat64's LAN address waits until lan0 has IPv6 (nat64_finish).
@@ -465,19 +561,37 @@ route add default dev wan0"
 addr add $wan/24 dev wan0
 route add default via ${wan%.*}.1"
 		fi
+		if router6_get "$name"; then
+			b+="
+addr add $wan6/$PUBLIC_NET6 dev wan0 nodad
+addr add ${lan6}1/64 dev lan0 nodad$(routes6_to_lans "$name")"
+		fi
 		ip -n "$ns" -batch - <<<"$b"
+		! is_switched "$name" || switch_up "$name"
 		if ! is_router "$child"; then
 			lan_addr "$lan" 2
 			a="$REPLY/$PLEN dev eth0"
 			[ "$PLEN" = 24 ] || a+=" nodad"
 			lan_addr "$lan" 1
-			ip -n "$(nsname "$child")" -batch - <<EOF
-link set lo up
+			b="link set lo up
 link set eth0 up
 addr add $a
-route add default via $REPLY
-EOF
+route add default via $REPLY"
+			! router6_get "$name" || b+="
+addr add ${lan6}2/64 dev eth0 nodad
+route add ::/0 via ${lan6}1"
+			ip -n "$(nsname "$child")" -batch - <<<"$b"
 		fi
+	done
+	for r in "${LAN_EXTRA[@]}"; do
+		read -r xh name n <<<"$r"
+		router_get "$name"
+		ip -n "$(nsname "$xh")" -batch - <<EOF
+link set lo up
+link set eth0 up
+addr add $lan.$n/24 dev eth0
+route add default via $lan.1
+EOF
 	done
 	nat64_finish
 	nsp64_finish
@@ -485,6 +599,39 @@ EOF
 	lab_env >"$STATE/env"
 	trap - EXIT INT TERM
 	cat "$STATE/env"
+}
+
+# ip -batch lines (each after a newline): routes to the dual-stack routers' LAN /64s through their WAN
+# addresses on inet, but to router $1's own.
+routes6_to_lans() {
+	local r n w l
+	for r in "${ROUTERS6[@]}"; do
+		read -r n w l <<<"$r"
+		[ "$n" = "$1" ] || printf '\nroute add %s/64 via %s' "$l" "$w"
+	done
+}
+
+# The switch of router $1's LAN (namespace sw-$1, bridge br0, no firewall): its port gw to the router's
+# lan0 (made by the router), and one port per host on it, named after the host, to the host's eth0.
+switch_up() {
+	local sw r xh rn n b
+	local name typ stem parent wan lan child
+	router_get "$1"
+	sw=$(nsname "sw-$1")
+	b="link set lo up
+link add br0 type bridge mcast_snooping 0
+link set br0 up
+link set gw master br0 up
+link add $child type veth peer name eth0 netns $(nsname "$child")
+link set $child master br0 up"
+	for r in "${LAN_EXTRA[@]}"; do
+		read -r xh rn n <<<"$r"
+		[ "$rn" = "$1" ] || continue
+		b+="
+link add $xh type veth peer name eth0 netns $(nsname "$xh")
+link set $xh master br0 up"
+	done
+	ip -n "$sw" -batch - <<<"$b"
 }
 
 # Write tayga's config and start it in the foreground in namespace $1, in the background of this script.
@@ -752,7 +899,7 @@ if_addr() {
 }
 
 lab_status() {
-	local p r name v4 v6 typ stem parent wan lan child
+	local p r name v4 v6 typ stem parent wan lan child wan6 lan6 n
 	need_up
 	printf 'lab %s (state %s)\n' "$LAB_PREFIX" "$STATE"
 	printf '%-10s %-22s %-8s %s\n' HOST NAMESPACE ROLE ADDRESSES
@@ -770,6 +917,22 @@ lab_status() {
 		printf '%-9s %-6s %-14s %-14s %-8s %-14s %s\n' "$name" "$typ" \
 		    "$(if_addr "$name" wan0)" "$(if_addr "$name" lan0)" "$child" \
 		    "$(if_addr "$child" "$(uplink "$child")")" "$(conntrack_count "$name")"
+	done
+	for r in "${ROUTERS6[@]}"; do
+		read -r name wan6 lan6 <<<"$r"
+		printf '%-9s IPv6   WAN %s, LAN %s1/64, host %s2 (no NAT66; stateful firewall)\n' \
+		    "$name" "$wan6" "$lan6" "$lan6"
+	done
+	for r in "${LAN_EXTRA[@]}"; do
+		read -r child name n <<<"$r"
+		printf '%-9s also   %s %s on the switch sw-%s\n' "$name" "$child" \
+		    "$(if_addr "$child" eth0)" "$name"
+	done
+	for r in "$STATE"/delay-*.pid; do
+		[ -f "$r" ] || continue
+		r=${r##*/delay-}
+		r=${r%.pid}
+		echo "delay element: ${r%-*} IPv${r##*-} (pid $(cat "$STATE/delay-$r.pid"))"
 	done
 	echo
 	if [ -f "$STATE/miniupnpd.pid" ] && running "$(cat "$STATE/miniupnpd.pid")"; then
@@ -883,6 +1046,61 @@ EOF
 	fi
 }
 
+# The delay element of router $1 for family $2 (4 or 6): the tool's pid file and its queue number.
+delay_pidfile() { echo "$STATE/delay-$1-$2.pid"; }
+DELAY_TOOL=$(cd "$(dirname "$0")/../tools" && pwd)/nfqdelay.py
+
+# iptables or ip6tables in router $1 for family $2; its mangle FORWARD rule that queues to the tool.
+# (This kernel has no nft queue expression; xtables' NFQUEUE target comes through iptables-nft.)
+delay_rule() {
+	local cmd=iptables
+	[ "$2" = 4 ] || cmd=ip6tables
+	ip netns exec "$(nsname "$1")" "$cmd" -t mangle "$3" FORWARD -j NFQUEUE --queue-num "$2" \
+	    --queue-bypass
+}
+
+delay_on() {
+	local r=$1 fam=$2 ms=$3 pidf pid ready
+	need_up
+	is_router "$r" || die "not a router: $r"
+	[[ $fam =~ ^[46]$ ]] || die "family is 4 or 6, not $fam"
+	[[ $ms =~ ^[0-9]+$ ]] || die "delay is whole milliseconds, not $ms"
+	command -v iptables >/dev/null || die "iptables not found (apt-get install iptables)"
+	pidf=$(delay_pidfile "$r" "$fam")
+	[ ! -f "$pidf" ] || die "$r already delays IPv$fam (lab.sh delay $r off)"
+	ready=$STATE/delay-$r-$fam.ready
+	rm -f "$ready"
+	ip netns exec "$(nsname "$r")" python3 "$DELAY_TOOL" --queue "$fam" --delay "$ms" \
+	    --ready "$ready" </dev/null >"$STATE/delay-$r-$fam.log" 2>&1 3>&- &
+	pid=$!
+	echo "$pid" >"$pidf"
+	# Python takes a while to start on a busy machine.
+	if ! poll 2000 test -s "$ready" || ! running "$pid"; then
+		cat "$STATE/delay-$r-$fam.log" >&2
+		delay_off "$r"
+		die "the delay element did not start"
+	fi
+	delay_rule "$r" "$fam" -A || { delay_off "$r"; die "cannot add the NFQUEUE rule in $r"; }
+}
+
+# Remove router $1's delay rules and stop its delay elements (by their pids, in its namespace).
+delay_off() {
+	local fam pidf pid
+	need_up
+	is_router "$1" || die "not a router: $1"
+	for fam in 4 6; do
+		pidf=$(delay_pidfile "$1" "$fam")
+		[ -f "$pidf" ] || continue
+		while delay_rule "$1" "$fam" -D 2>/dev/null; do :; done
+		pid=$(cat "$pidf")
+		if [[ $pid =~ ^[0-9]+$ ]] && grep -qx -- "$pid" <<<"$(ip netns pids "$(nsname "$1")")"; then
+			kill -TERM "$pid" 2>/dev/null || true
+			poll 300 gone "$pid" || { kill -KILL "$pid" 2>/dev/null || true; }
+		fi
+		rm -f "$pidf" "$STATE/delay-$1-$fam.ready"
+	done
+}
+
 [ $# -ge 1 ] || bad_usage
 cmd=$1
 shift
@@ -902,6 +1120,13 @@ exec)
 	ns=$(nsname "$1")
 	shift
 	exec ip netns exec "$ns" "$@"
+	;;
+delay)
+	case $# in
+	2)	[ "$2" = off ] || bad_usage; delay_off "$1" ;;
+	3)	delay_on "$@" ;;
+	*)	bad_usage ;;
+	esac
 	;;
 miniupnpd)
 	[ $# -eq 1 ] || bad_usage
