@@ -78,6 +78,9 @@
 #define PING_TIMEOUT_US	5000000	/* a ping's TxID expires; so does a
 					 * path whose ping goes unanswered */
 #define IDLE_PROBE_US	30000000 /* idle and not direct: try this often */
+#define UPGRADE_US	60000000 /* a slow chosen path: look for a better */
+#define GOOD_ENOUGH_US	5000	/* ... unless it is this fast already */
+#define LOST_RESTUN_US	5000000	/* a lost path asks STUN, at most this often */
 #define LINGER_US	1000000	/* one-shot: answer a while after success */
 #define RESTUN_MIN_US	20000000 /* learn our mapping again, 20-26 s */
 #define STUN_TIMEOUT_US	2000000	/* per STUN transaction */
@@ -198,6 +201,7 @@ struct punch {
 	struct mk_stunc_sched ssched;
 	struct mk_timer	 stun_timer, restun_timer;
 	struct mk_netmon netmon;	/* re-learn all when the network moves */
+	uint64_t	 restun_us;	/* the last round's start */
 
 	struct mk_addr	 own[MAX_OWN];
 	bool		 own_learned[MAX_OWN];	/* by STUN, not local */
@@ -591,6 +595,8 @@ on_cmm_timer(struct mk_loop *l, struct mk_timer *t)
 }
 
 /* The chosen path stopped answering: back to the relay, and find one. */
+static void restun_soon(struct punch *p);
+
 static void
 path_lost(struct peer *pe)
 {
@@ -604,6 +610,10 @@ path_lost(struct peer *pe)
 	for (i = 0; i < pe->n_cands; i++)
 		pe->cands[i].ponged = pe->cands[i].heard = false;
 	report_path(pe);
+	/* our NAT may have moved our mapping (a reboot, a flushed table):
+	 * learn it now rather than at the next round, so the peer hears of
+	 * the new one within seconds */
+	restun_soon(pe->p);
 }
 
 static void
@@ -632,6 +642,12 @@ on_heartbeat(struct mk_loop *l, struct mk_timer *t)
 		}
 		if (!trusted(pe) && now - pe->full_ping_us >= PING_EVERY_US)
 			ping_cands(pe, true);	/* something better? */
+		/* a path proven first need not be the best one: while
+		 * traffic flows on a slow one, every candidate again each
+		 * minute (magicsock's upgradeInterval) */
+		else if (active && pe->best.latency_us > GOOD_ENOUGH_US &&
+		    now - pe->full_ping_us >= UPGRADE_US)
+			ping_cands(pe, true);
 	} else if (now - pe->full_ping_us >= (active ? PING_EVERY_US :
 	    IDLE_PROBE_US)) {
 		ping_cands(pe, true);
@@ -1141,6 +1157,7 @@ restun(struct punch *p)
 	size_t i;
 
 	nat64_check(p);		/* the network may have changed */
+	p->restun_us = mk_now_us();
 	p->own_edm = false;
 	for (i = 0; i < p->n_own; i++)
 		p->own_stale[i] = p->own_learned[i];
@@ -1150,6 +1167,18 @@ restun(struct punch *p)
 	stun_kick(p);
 	mk_timer_in(&p->loop, &p->restun_timer, RESTUN_MIN_US +
 	    randombytes_uniform(6000000));
+}
+
+/* A STUN round now, unless one started in the last LOST_RESTUN_US. */
+static void
+restun_soon(struct punch *p)
+{
+	uint64_t now = mk_now_us();
+
+	if (!p->node || now - p->restun_us < LOST_RESTUN_US)
+		return;
+	mk_info("a path was lost: learning our mapping again");
+	restun(p);
 }
 
 /* Node mode: our mapping again every 20-26 s, as magicsock does, since

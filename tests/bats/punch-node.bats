@@ -592,9 +592,12 @@ table ip mkmove {
 }
 NFT
 	"$LAB" exec eim1 conntrack -D -p udp >/dev/null 2>&1 || true
-	# bob finds alice at her new mapping: both lose the path within 5 s,
-	# and alice learns her new mapping at her next STUN round (every
-	# 20-26 s) and tells bob, whose pings then meet hers
+	# bob finds alice at her new mapping: both lose the path within 5 s;
+	# losing it, alice asks STUN at once (not at her next round, 20-26 s
+	# after the last), learns her new mapping and tells bob, whose pings
+	# then meet hers
+	wait_log punch-h-eim1 "stopped answering" 10
+	wait_log punch-h-eim1 "a path was lost: learning our mapping again" 5
 	wait_for 60 '[ -n "$(last_direct h-eim2 a)" ] && [ "$(last_direct h-eim2 a)" != "$old" ]'
 	new=$(last_direct h-eim2 a)
 	[[ $new == "$EIM1_WAN":* ]]
