@@ -44,6 +44,7 @@
 #include "loop.h"
 #include "meshconf.h"
 #include "nat64.h"
+#include "nattest.h"
 #include "netmon.h"
 #include "path.h"
 #include "portmap.h"
@@ -384,22 +385,34 @@ own_drop_stale(struct punch *p)
 	return gone;
 }
 
-/* What our STUN answers say of our NAT: "EIM" when two servers saw the
- * same mapping, "EDM" when they saw different ones, else "unknown". */
+/* lib/nattest's mapping verdict over this round's STUN answers on
+ * socket si. */
+static enum mk_nat_behaviour
+own_verdict(const struct punch *p, size_t si)
+{
+	struct mk_nat_seen seen[MAX_STUN];
+	size_t i;
+
+	for (i = 0; i < p->n_stun; i++) {
+		seen[i].server = p->stun[i].addr;
+		seen[i].mapped = p->stun[i].mapped[si];
+	}
+	return mk_nat_mapping_verdict(seen, p->n_stun);
+}
+
+/* What our STUN answers say of our NAT: "EDM" once servers saw different
+ * mappings this round, "EIM" when servers at two addresses saw the same,
+ * else "unknown". */
 static const char *
 own_nat(const struct punch *p)
 {
-	size_t i, k, si;
+	size_t si;
 
 	if (p->own_edm)
 		return "EDM";
 	for (si = 0; si < p->n_socks; si++)
-		for (i = 0; i < p->n_stun; i++)
-			for (k = i + 1; k < p->n_stun; k++)
-				if (p->stun[i].mapped[si].len != 0 &&
-				    mk_addr_equal(&p->stun[i].mapped[si],
-				    &p->stun[k].mapped[si]))
-					return "EIM";
+		if (own_verdict(p, si) == MK_NAT_EI)
+			return "EIM";
 	return "unknown";
 }
 
@@ -1215,23 +1228,17 @@ static void
 note_edm(struct punch *p, int si, const struct mk_addr *mapped)
 {
 	struct mk_addr guess;
-	size_t i;
 
-	for (i = 0; i < p->n_stun; i++) {
-		const struct mk_addr *m = &p->stun[i].mapped[si];
-
-		if (m->len == 0 || mk_addr_equal(m, mapped) ||
-		    !mk_addr_same_ip(m, mapped))
-			continue;
-		if (!p->own_edm)
-			mk_info("our NAT maps endpoint-dependently");
-		p->own_edm = true;
-		/* Tailscale's stun4localport guess: the public address
-		 * with our local port (right for a static port forward) */
-		guess = *mapped;
-		mk_addr_set_port(&guess, p->port);
-		own_add(p, &guess, "public address, local port", true);
-	}
+	if (own_verdict(p, (size_t)si) != MK_NAT_DEPENDENT)
+		return;
+	if (!p->own_edm)
+		mk_info("our NAT maps endpoint-dependently");
+	p->own_edm = true;
+	/* Tailscale's stun4localport guess: the public address with our
+	 * local port (right for a static port forward) */
+	guess = *mapped;
+	mk_addr_set_port(&guess, p->port);
+	own_add(p, &guess, "public address, local port", true);
 }
 
 static void

@@ -286,39 +286,57 @@ first_answer(const struct mk_nat_report *r, const struct mk_nat_opts *o,
 	return NULL;
 }
 
+enum mk_nat_behaviour
+mk_nat_mapping_verdict(const struct mk_nat_seen *seen, size_t n)
+{
+	bool same_from_two = false;
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		if (seen[i].mapped.len == 0)
+			continue;
+		for (k = i + 1; k < n; k++) {
+			if (seen[k].mapped.len == 0 ||
+			    mk_addr_family(&seen[k].mapped) !=
+			    mk_addr_family(&seen[i].mapped))
+				continue;
+			if (!mk_addr_equal(&seen[i].mapped, &seen[k].mapped))
+				return MK_NAT_DEPENDENT;
+			if (!mk_addr_same_ip(&seen[i].server, &seen[k].server))
+				same_from_two = true;
+		}
+	}
+	return same_from_two ? MK_NAT_EI : MK_NAT_UNKNOWN;
+}
+
 /*
- * netcheck's MappingVariesByDestIP over the IPv4 path's answers of servers with
- * different addresses: the STUN servers when there are any, else relays.
- * Returns how many distinct server addresses answered.
+ * The mapping verdict over the IPv4 path's answers: the STUN servers' when
+ * there are any, else the relays'. Sets varies_by_dest once two answered.
  */
-static size_t
+static enum mk_nat_behaviour
 compare_servers(struct mk_nat_report *r, const struct mk_nat_opts *o)
 {
 	const struct mk_nat_result *res = r->n_servers ? r->servers : r->relays;
 	const struct mk_nat_target *tg = r->n_servers ? o->servers : o->relays;
-	size_t n = r->n_servers ? r->n_servers : r->n_relays, i, j, ips = 0;
-	const struct mk_addr *first = NULL;
+	size_t n = r->n_servers ? r->n_servers : r->n_relays, i, k = 0;
+	struct mk_nat_seen *seen;
+	enum mk_nat_behaviour v;
 
+	if ((seen = calloc(n ? n : 1, sizeof(*seen))) == NULL)
+		return MK_NAT_UNKNOWN;
 	for (i = 0; i < n; i++) {
 		if (!on_v4_path(r, &tg[i], &res[i]))
 			continue;
-		for (j = 0; j < i; j++) {
-			if (res[j].state == MK_STUNC_DONE &&
-			    mk_addr_same_ip(&tg[j].addr, &tg[i].addr))
-				break;
-		}
-		if (j == i)
-			ips++;
-		if (first == NULL) {
-			first = &res[i].mapped;
-			continue;
-		}
-		if (!mk_addr_equal(first, &res[i].mapped))
-			r->varies_by_dest = 1;
-		else if (r->varies_by_dest < 0)
-			r->varies_by_dest = 0;
+		seen[k].server = tg[i].addr;
+		seen[k++].mapped = res[i].mapped;
 	}
-	return ips;
+	v = mk_nat_mapping_verdict(seen, k);
+	if (v == MK_NAT_DEPENDENT)
+		r->varies_by_dest = 1;
+	else if (k >= 2)
+		r->varies_by_dest = 0;
+	free(seen);
+	return v;
 }
 
 /* A usable RFC 5780 server: it named an alternate address that differs in
@@ -953,7 +971,7 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 	}
 
 	if (r->global4.len != 0) {
-		size_t ips = compare_servers(r, o);
+		enum mk_nat_behaviour by_servers = compare_servers(r, o);
 
 		si = rfc5780_server(r, o);
 		if (si >= 0) {
@@ -961,10 +979,9 @@ mk_nat_classify(struct mk_nat_report *r, const struct mk_nat_opts *o,
 				*why = "behaviour discovery";
 				goto out;
 			}
-		} else if (ips >= 2) {
+		} else if (by_servers != MK_NAT_UNKNOWN) {
 			r->mapping_method = "servers";
-			r->mapping = r->varies_by_dest == 1 ?
-			    MK_NAT_DEPENDENT : MK_NAT_EI;
+			r->mapping = by_servers;
 		}
 		if (si < 0)
 			mk_info("no RFC 5780 server: filtering not tested");

@@ -125,6 +125,26 @@ int mk_nat_lifetime(const struct mk_addr *server, uint64_t max_us,
 const char *mk_nat_addr_refused(const struct mk_nat_report *r,
     const struct mk_addr *srv, const struct mk_addr *a);
 
+/* One STUN answer, for the mapping verdict: the server asked, and the
+ * address it saw us at (len 0: it did not answer). */
+struct mk_nat_seen {
+	struct mk_addr server;
+	struct mk_addr mapped;
+};
+
+/*
+ * The mapping verdict over the STUN answers one socket got (netcheck's
+ * MappingVariesByDestIP): MK_NAT_DEPENDENT when two servers saw us at
+ * different addresses or ports; MK_NAT_EI when none did and servers at
+ * two different IP addresses saw the same one; else MK_NAT_UNKNOWN
+ * (fewer than two answers, or only one server address: a NAT that maps
+ * per destination address gives one server's ports the same mapping).
+ * Only mappings of one family are compared: behind NAT64 an IPv6
+ * socket's IPv4 mappings are not weighed against its native IPv6 ones.
+ */
+enum mk_nat_behaviour mk_nat_mapping_verdict(const struct mk_nat_seen *seen,
+    size_t n);
+
 /* "none", "EIM", "EDM", "blocked", "unknown" (also when servers sent only
  * nonsense: that is not proof of a blocked path) */
 const char *mk_nat_word(const struct mk_nat_report *r);

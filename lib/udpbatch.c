@@ -29,6 +29,7 @@ mk_udpbatch_init(struct mk_udpbatch *b, unsigned cap, size_t size)
 		return -1;
 	}
 	b->cap = cap;
+	b->dirty = cap;
 	b->size = size;
 	b->buf = malloc((size_t)cap * size);
 	b->msg = calloc(cap, sizeof(*b->msg));
@@ -112,15 +113,18 @@ mk_udpbatch_recv(struct mk_udpbatch *b, int fd)
 	unsigned i;
 	int n;
 
-	for (i = 0; i < b->cap; i++)
+	/* the kernel writes only the headers of the datagrams it returns;
+	 * the rest are still as set up */
+	for (i = 0; i < b->dirty; i++)
 		slot_reset(b, i);
+	b->dirty = 0;
 	b->n = 0;
 	do
 		n = recvmmsg(fd, b->msg, b->cap, MSG_DONTWAIT, NULL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-	b->n = (unsigned)n;
+	b->n = b->dirty = (unsigned)n;
 	return n;
 }
 
@@ -229,6 +233,8 @@ slot_fill(struct mk_udpbatch *b, const void *data, size_t len,
 	unsigned i = b->n++;
 	struct msghdr *h = &b->msg[i].msg_hdr;
 
+	if (b->dirty < b->n)
+		b->dirty = b->n;
 	memset(h, 0, sizeof(*h));
 	b->iov[i].iov_base = (void *)(uintptr_t)data;
 	b->iov[i].iov_len = len;

@@ -29,6 +29,9 @@
 struct mk_udpbatch {
 	unsigned		 cap;	/* datagrams per batch */
 	unsigned		 n;	/* received, or queued to send */
+	/* slots [0, dirty) were written since they were last set up for
+	 * receiving: a receive sets up only those, not all cap */
+	unsigned		 dirty;
 	size_t			 size;	/* bytes per buffer */
 	uint8_t			*buf;	/* cap buffers of size bytes */
 	struct mmsghdr		*msg;

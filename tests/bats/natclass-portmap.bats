@@ -22,6 +22,10 @@ teardown_file() {
 teardown() {
 	bg_stop_all
 	stop_echos
+	# a test that stopped the gateway's services starts them again
+	if [ -f "$BATS_TEST_TMPDIR/upnp-stopped" ]; then
+		"$LAB" miniupnpd start
+	fi
 }
 
 # nc HOST ARGS...: natclass in a lab host, with nothing on its PATH
@@ -249,4 +253,22 @@ cpu_ticks() {
 	[ $((after - before)) -le $((hz / 10)) ]
 	stop nat
 	within 30 no_lease 41009
+}
+
+@test "--map: renewals that fail are retried until the mapping expires, then exit 3" {
+	local pid rc=0
+	map nat 41010 --via natpmp --lifetime-map 4
+	pid=$(bg_pid nat)
+	touch "$BATS_TEST_TMPDIR/upnp-stopped"
+	"$LAB" miniupnpd stop
+	# renewal at 2 s fails, again 5 s later, after the 4 s lifetime
+	within 150 eval '! kill -0 "$pid" 2>/dev/null'
+	wait "$pid" || rc=$?
+	[ "$rc" = 3 ]
+	run bg_log nat
+	assert_line --regexp '^natclass: renewal failed: '
+	assert_line 'natclass: mapping expired'
+	[ "$(grep -c 'renewal failed' "$BATS_TEST_TMPDIR/nat.log")" = 2 ]
+	"$LAB" miniupnpd start
+	rm "$BATS_TEST_TMPDIR/upnp-stopped"
 }

@@ -4,6 +4,7 @@
  * mapping for the hairpin test): a hostile server must not aim it at this
  * host, its link or its LAN.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "addr.h"
@@ -101,10 +102,87 @@ test_v6_and_nat64(void)
 	CHECK(refused(&r, "[64:ff9b::a00:1]:3478", "10.0.0.2:3479") == NULL);
 }
 
+/* Answers as "server=mapped" pairs, mapped "-" for no answer. */
+static enum mk_nat_behaviour
+verdict(const char *const *pairs, size_t n)
+{
+	struct mk_nat_seen seen[8];
+	char buf[128], *eq;
+	const char *why;
+	size_t i;
+
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < n && i < 8; i++) {
+		snprintf(buf, sizeof(buf), "%s", pairs[i]);
+		if ((eq = strchr(buf, '=')) == NULL)
+			return (enum mk_nat_behaviour)-1;
+		*eq++ = '\0';
+		if (mk_addr_parse(&seen[i].server, buf, 0, 0, &why) != 0 ||
+		    (strcmp(eq, "-") != 0 &&
+		    mk_addr_parse(&seen[i].mapped, eq, 0, 0, &why) != 0))
+			return (enum mk_nat_behaviour)-1;
+	}
+	return mk_nat_mapping_verdict(seen, n);
+}
+
+#define VERDICT(want, ...) do { \
+	static const char *const v_[] = { __VA_ARGS__ }; \
+	CHECK(verdict(v_, MK_ARRAY_LEN(v_)) == (want)); \
+} while (0)
+
+static void
+test_mapping_verdict(void)
+{
+	CHECK(mk_nat_mapping_verdict(NULL, 0) == MK_NAT_UNKNOWN);
+	/* one answer tells nothing */
+	VERDICT(MK_NAT_UNKNOWN, "198.18.0.10:3478=203.0.113.1:4000");
+	/* two server addresses, one mapping */
+	VERDICT(MK_NAT_EI, "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.20:3478=203.0.113.1:4000");
+	/* one server address on two ports: the same mapping proves
+	 * nothing (a NAT may map per destination address)... */
+	VERDICT(MK_NAT_UNKNOWN, "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.10:3479=203.0.113.1:4000");
+	/* ...but two mappings prove it maps per destination */
+	VERDICT(MK_NAT_DEPENDENT, "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.10:3479=203.0.113.1:4001");
+	VERDICT(MK_NAT_DEPENDENT, "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.20:3478=203.0.113.1:4001");
+	/* another public address from a pool is another mapping too */
+	VERDICT(MK_NAT_DEPENDENT, "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.20:3478=203.0.113.2:4000");
+	/* a difference anywhere wins over agreement, in any order */
+	VERDICT(MK_NAT_DEPENDENT, "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.20:3478=203.0.113.1:4000",
+	    "198.18.0.30:3478=203.0.113.1:4002");
+	VERDICT(MK_NAT_DEPENDENT, "198.18.0.30:3478=203.0.113.1:4002",
+	    "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.20:3478=203.0.113.1:4000");
+	/* servers that did not answer are skipped */
+	VERDICT(MK_NAT_EI, "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.30:3478=-", "198.18.0.20:3478=203.0.113.1:4000");
+	VERDICT(MK_NAT_UNKNOWN, "198.18.0.10:3478=203.0.113.1:4000",
+	    "198.18.0.20:3478=-");
+	/* an IPv6 socket behind NAT64: IPv4 mappings (through the NAT64)
+	 * and native IPv6 ones are not compared with each other */
+	VERDICT(MK_NAT_UNKNOWN, "[64:ff9b::c612:a]:3478=203.0.113.1:4000",
+	    "[2001:db8::53]:3478=[2001:db8:1::2]:41641");
+	VERDICT(MK_NAT_EI, "[64:ff9b::c612:a]:3478=203.0.113.1:4000",
+	    "[2001:db8::53]:3478=[2001:db8:1::2]:41641",
+	    "[64:ff9b::c612:14]:3478=203.0.113.1:4000");
+	VERDICT(MK_NAT_DEPENDENT, "[64:ff9b::c612:a]:3478=203.0.113.1:4000",
+	    "[2001:db8::53]:3478=[2001:db8:1::2]:41641",
+	    "[64:ff9b::c612:14]:3478=203.0.113.1:4001");
+	/* no NAT: every server sees our own address, the same */
+	VERDICT(MK_NAT_EI, "[2001:db8::53]:3478=[2001:db8:1::2]:41641",
+	    "[2001:db8::54]:3478=[2001:db8:1::2]:41641");
+}
+
 int
 main(void)
 {
 	test_v4();
 	test_v6_and_nat64();
+	test_mapping_verdict();
 	return t_done("stunnat");
 }

@@ -321,6 +321,66 @@ test_for_socket(void)
 	CHECK_STR(mk_addr_fmt(&a, buf, sizeof(buf)), "192.0.2.1:3478");
 }
 
+/*
+ * A receive sets up only the slots written since the last one: a batch
+ * that sent (its slots pointing at other memory, short lengths, other
+ * names) and then receives gets whole datagrams in its own buffers, and
+ * receives of different sizes in a row each see their own datagrams.
+ */
+static void
+test_reuse(void)
+{
+	static const uint8_t other[4] = { 9, 9, 9, 9 };
+	struct mk_udpbatch b;
+	struct mk_udpbatch_sent st;
+	struct mk_addr a, c, from;
+	struct pollfd pfd;
+	unsigned k, round, i;
+	size_t len;
+	uint8_t big[64], *p;
+	bool trunc;
+	int fa, fc, n;
+
+	REQUIRE_VOID((fa = bound(&a)) >= 0);
+	REQUIRE_VOID((fc = bound(&c)) >= 0);
+	REQUIRE_VOID(mk_udpbatch_init(&b, 8, 64) == 0);
+	for (k = 0; k < 6; k++)
+		CHECK(mk_udpbatch_push_ref(&b, other, 1, &c) == 0);
+	mk_udpbatch_flush(&b, fa, &st);
+	CHECK(st.sent == 6);
+	/* now receive on fa with the same batch: 3, then 1, then 5 */
+	for (round = 0; round < 3; round++) {
+		unsigned want = round == 0 ? 3 : round == 1 ? 1 : 5, got = 0;
+
+		for (k = 0; k < want; k++) {
+			memset(big, (int)(round * 10 + k), sizeof(big));
+			CHECK(sendto(fc, big, 40 + k, 0, &a.sa, a.len) ==
+			    (ssize_t)(40 + k));
+		}
+		pfd.fd = fa;
+		pfd.events = POLLIN;
+		while (got < want && poll(&pfd, 1, 2000) == 1) {
+			n = mk_udpbatch_recv(&b, fa);
+			for (i = 0; n > 0 && i < (unsigned)n; i++) {
+				p = mk_udpbatch_get(&b, i, &len, &from, &trunc);
+				CHECK(!trunc && len == 40 + got);
+				CHECK(p == b.buf + (size_t)i * b.size);
+				CHECK(p[0] == round * 10 + got &&
+				    p[len - 1] == p[0]);
+				CHECK(mk_addr_equal(&from, &c));
+				got++;
+			}
+		}
+		CHECK(got == want);
+	}
+	/* fc got the six 1-byte datagrams */
+	for (k = 0; k < 6; k++)
+		CHECK(recv(fc, big, sizeof(big), MSG_DONTWAIT) == 1);
+	mk_udpbatch_free(&b);
+	close(fa);
+	close(fc);
+}
+
 /* A socket bound to text (port 0), and where it is. */
 static int
 bound_at(const char *text, unsigned flags, struct mk_addr *a)
@@ -541,5 +601,6 @@ main(void)
 	test_gso();
 	test_truncated();
 	test_pktinfo();
+	test_reuse();
 	return t_done("udpbatch");
 }
