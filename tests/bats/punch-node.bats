@@ -145,12 +145,13 @@ counter() {
 		sed -n 's/.*packets \([0-9]*\).*/\1/p'
 }
 
-# relay_quiet HOST ADDR: 20 pings through the tunnel, none of their 40
+# relay_quiet HOST ADDR [PING OPTIONS]: 20 pings through the tunnel, none of their 40
 # WireGuard packets through the relay (disco may use it: allow a few)
 relay_quiet() {
-	local n0 n1
+	local n0 n1 h=$1 a=$2
+	shift 2
 	n0=$(relay_packets)
-	"$LAB" exec "$1" ping -c 20 -i 0.05 -W 1 "$2" >/dev/null
+	"$LAB" exec "$h" ping -c 20 -i 0.05 -W 1 "$@" "$a" >/dev/null
 	n1=$(relay_packets)
 	[ $((n1 - n0)) -le 4 ] || { echo "the relay carried $((n1 - n0)) packets" >&2; false; }
 }
@@ -506,6 +507,8 @@ unblock() { "$LAB" exec "$1" nft delete table inet mkcut; }
 	relay_quiet h-ds1 100.64.0.7
 	run --separate-stderr "$LAB" exec h-ds1 "$MK_BIN/punch" status -i "$(ifc h-ds1)"
 	assert_line --regexp '^grace +[^ ]+ direct \['"$H_DS2_IP6"'\]:[0-9]+ '
+	# full-size DF pings (see df_ping) cross the IPv6 path, not the relay
+	relay_quiet h-ds1 100.64.0.7 -M do -s 1252
 }
 
 @test "two hosts behind one router: direct over their LAN addresses, not through the router" {
