@@ -2058,8 +2058,13 @@ static void
 bday_consider(struct peer *pe, bool active)
 {
 	struct punch *p = pe->p;
+	char who[MK_MESH_NAME_MAX + 1];
 	int role;
 
+	if (!p->bday_on && pe->bd.failed_rounds == BDAY_AFTER_ROUNDS)
+		mk_info("%s: no direct path after %d rounds of punching; "
+		    "birthday is off, so the relay carries the pair",
+		    peer_label(pe, who, sizeof(who)), BDAY_AFTER_ROUNDS);
 	if (!p->bday_on || pe->bd.state != BD_IDLE || pe->bd.sock.fd >= 0 ||
 	    pe->best.addr.len != 0 || !active || !p->relay_up ||
 	    p->bday_busy != NULL || mk_now_us() < pe->bd.retry_us ||
