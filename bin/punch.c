@@ -2259,10 +2259,10 @@ bday_state_name(const struct peer *pe)
 	static const char *const names[] = { "idle", "stun", "hello",
 	    "waiting", "probing" };
 
-	if (!pe->p->bday_on)
-		return "off";
 	if (pe->bd.sock.fd >= 0)
 		return "socket";
+	if (!pe->p->bday_on)
+		return "off";
 	if (pe->bd.state == BD_IDLE && mk_now_us() < pe->bd.retry_us)
 		return "backoff";
 	return names[pe->bd.state];
@@ -3031,6 +3031,8 @@ report(struct punch *p)
 	return MK_EXIT_OK;
 }
 
+static void bday_settings(struct punch *p, const struct mk_mesh *m);
+
 static void
 on_signal(struct mk_loop *l, int signo, void *arg)
 {
@@ -3052,6 +3054,7 @@ on_signal(struct mk_loop *l, int signo, void *arg)
 	}
 	if (mesh_apply(p, &m) == 0 && wg_sync(p) == 0)
 		mk_info("%s: %zu peers", p->o->node, p->n_peers);
+	bday_settings(p, &m);	/* a run under way finishes as it began */
 	mk_mesh_free(&m);
 	(void)l;
 }
