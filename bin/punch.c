@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "addr.h"
+#include "birthday.h"
 #include "cli.h"
 #include "ctlsock.h"
 #include "derp.h"
@@ -89,6 +90,18 @@
 #define DISCO_BURST	200
 #define NAT64_DISC_US	3000000	/* RFC 7050 lookup; then 64:ff9b::/96 */
 
+/* the birthday escalation (node mode, lib/birthday) */
+#define BDAY_AFTER_ROUNDS 3	/* CallMeMaybe rounds with traffic and no
+				 * pong before a run */
+#define BDAY_HELLO_US	500000	/* the hello again until both have both */
+#define BDAY_HELLO_WAIT_US 15000000 /* the peer's answer, at most */
+#define BDAY_START_MS	1000	/* the easy side lets the hard side's
+				 * mappings open first */
+#define BDAY_GRACE_US	3000000	/* after the last probe: late answers */
+#define BDAY_MAX_RUN_US	600000000 /* the hard side's sockets, at most */
+#define BDAY_BACKOFF_US	300000000 /* after a failed run: 5 minutes */
+#define BDAY_PROVE_US	10000000 /* a won socket must carry a pong by then */
+
 #define STATUS_DIR	"/run/meshkit"
 #define STATE_DIR	"/var/lib/meshkit"
 
@@ -113,6 +126,8 @@ struct opts {
 	bool		 no_portmap;
 	const char	*node;		/* --node mesh.conf: node mode */
 	const char	*wg;		/* --wg interface */
+	int		 birthday;	/* --birthday 1, --no-birthday 0,
+					 * else -1: mesh.conf says */
 };
 
 /* One of our public UDP sockets: one per family, on the same port. */
@@ -145,6 +160,35 @@ struct cand {
 };
 
 enum path_kind { PATH_NONE, PATH_RELAY, PATH_DIRECT };
+
+/*
+ * A birthday run for one pair (node mode): IDLE, then (the easy side)
+ * STUN on a socket of its own, HELLO over the relay until each side has
+ * the other's with the "I have yours" flag, (the easy side) WAIT for the
+ * hard side's mappings, RUN the engine. A win leaves `sock`, which then
+ * carries the pair's direct packets.
+ */
+enum bday_state { BD_IDLE, BD_STUN, BD_HELLO, BD_WAIT, BD_RUN };
+
+struct bday_pair {
+	enum bday_state	 state;
+	enum mk_bday_role role;
+	unsigned	 failed_rounds;	/* CallMeMaybe rounds, no pong */
+	uint64_t	 since_us;	/* the state's start */
+	uint64_t	 retry_us;	/* back-off: no run before */
+	struct mk_addr	 public;	/* ours, for the hello */
+	struct mk_bday_hello theirs;
+	bool		 have_theirs;
+	bool		 told;		/* an ignored hello logged once */
+	struct mk_io	 prep;		/* EASY: its socket while STUN asks */
+	struct mk_stunc_txn stun;
+	struct mk_timer	 timer;
+	struct mk_bday	*engine;
+	struct mk_io	 sock;		/* the winning socket, fd -1 if none */
+	struct mk_addr	 remote;	/* the peer's mapping it reaches */
+	uint16_t	 local_port;
+	uint64_t	 won_us;
+};
 
 struct peer {
 	struct punch	*p;
@@ -183,6 +227,8 @@ struct peer {
 	uint64_t	 tx_direct, tx_relay, rx_direct, rx_relay;
 	enum path_kind	 reported;
 	struct mk_addr	 reported_addr;
+
+	struct bday_pair bd;
 };
 
 struct punch {
@@ -245,7 +291,21 @@ struct punch {
 	char		 self_name[MK_MESH_NAME_MAX + 1];
 	struct mk_addr	 wg_addr;	/* 127.0.0.1:WireGuard's port */
 	struct mk_ctl	 ctl;		/* the status socket */
+
+	/* the birthday escalation: mesh.conf's birthday options, or
+	 * --birthday / --no-birthday; one run at a time on a node */
+	bool		 bday_on;
+	unsigned	 bday_ports, bday_rate;
+	uint64_t	 bday_count;
+	struct peer	*bday_busy;
 };
+
+static bool via_bday(const struct peer *pe, const struct mk_addr *to);
+static void bday_consider(struct peer *pe, bool active);
+static void bday_got_hello(struct peer *pe, const struct mk_bday_hello *h);
+static void bday_stop(struct peer *pe);
+static void bday_sock_close(struct peer *pe, const char *why);
+static void on_bday_timer(struct mk_loop *l, struct mk_timer *t);
 
 static void
 usage(FILE *f)
@@ -258,7 +318,7 @@ usage(FILE *f)
 "             [-- command [arg ...]]\n"
 "       punch --node mesh.conf -k keyfile --wg interface [-46qv]\n"
 "             [--cafile file] [--insecure] [--no-portmap]\n"
-"             [--stun host:port] [-p port]\n"
+"             [--birthday | --no-birthday] [--stun host:port] [-p port]\n"
 "       punch status [-i interface] [-j]\n");
 }
 
@@ -467,6 +527,24 @@ udp_send(struct punch *p, const struct mk_addr *to, const void *buf,
 		    strerror(errno));
 }
 
+/* To the peer: from its birthday socket when `to` is the mapping that
+ * socket reaches (no other socket of ours may send there), else from our
+ * public sockets. */
+static void
+peer_send(struct peer *pe, const struct mk_addr *to, const void *buf,
+    size_t len)
+{
+	char s[MK_ADDRSTRLEN];
+
+	if (!via_bday(pe, to)) {
+		udp_send(pe->p, to, buf, len);
+		return;
+	}
+	if (sendto(pe->bd.sock.fd, buf, len, 0, &to->sa, to->len) < 0)
+		mk_debug("send to %s: %s", mk_addr_fmt(to, s, sizeof(s)),
+		    strerror(errno));
+}
+
 static ssize_t
 seal(struct punch *p, const struct peer *pe, uint8_t *out, size_t cap,
     const uint8_t *pt, size_t len)
@@ -506,7 +584,7 @@ send_ping(struct peer *pe, const struct mk_addr *to)
 	    mk_addr_equal(to, &pe->best.addr))
 		pe->best_pinged_us = pg->sent_us;
 	mk_debug("ping %s", mk_addr_fmt(to, s, sizeof(s)));
-	udp_send(p, to, pkt, (size_t)n);
+	peer_send(pe, to, pkt, (size_t)n);
 }
 
 /* Ping every candidate; all, or only those that never answered. */
@@ -604,6 +682,13 @@ on_cmm_timer(struct mk_loop *l, struct mk_timer *t)
 	if ((pe->best.addr.len == 0 || !pe->got_ping) && (active ||
 	    now - pe->cmm_sent_us >= IDLE_PROBE_US))
 		send_cmm(pe);
+	/* a pair that wants traffic and whose candidates never answer:
+	 * after a few rounds, the birthday probe may open it */
+	if (pe->best.addr.len != 0)
+		pe->bd.failed_rounds = 0;
+	else if (active && pe->seen && pe->n_cands > 0)
+		pe->bd.failed_rounds++;
+	bday_consider(pe, active);
 	mk_timer_in(l, t, CMM_EVERY_US);
 }
 
@@ -614,11 +699,15 @@ static void
 path_lost(struct peer *pe)
 {
 	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
+	bool birthday = via_bday(pe, &pe->best.addr);
 	size_t i;
 
 	mk_info("%s: %s stopped answering", peer_label(pe, who, sizeof(who)),
 	    mk_addr_fmt(&pe->best.addr, s, sizeof(s)));
 	memset(&pe->best, 0, sizeof(pe->best));
+	/* that mapping is gone or cut: its socket goes with it */
+	if (birthday)
+		bday_sock_close(pe, "its path stopped answering");
 	pe->trust_until_us = pe->best_pinged_us = 0;
 	for (i = 0; i < pe->n_cands; i++)
 		pe->cands[i].ponged = pe->cands[i].heard = false;
@@ -646,6 +735,14 @@ on_heartbeat(struct mk_loop *l, struct mk_timer *t)
 	if (pe->best.addr.len != 0 && pe->best_pinged_us != 0 &&
 	    now - pe->best_pinged_us > PING_TIMEOUT_US)
 		path_lost(pe);
+	/* a birthday socket that is not (or no longer) the chosen path:
+	 * the peer lost its side of the run, or a better path opened */
+	if (pe->bd.sock.fd >= 0 && !via_bday(pe, &pe->best.addr) &&
+	    now - pe->bd.won_us > BDAY_PROVE_US) {
+		bday_sock_close(pe, "not the chosen path");
+		if (pe->best.addr.len == 0)
+			pe->bd.retry_us = now + BDAY_BACKOFF_US;
+	}
 	if (pe->best.addr.len != 0) {
 		/* the chosen path: while traffic flows, to keep it trusted;
 		 * idle, every keepalive, to hold the NAT mapping */
@@ -803,6 +900,9 @@ peer_forget_paths(struct peer *pe)
 	pe->trust_until_us = pe->best_pinged_us = 0;
 	memset(pe->pings, 0, sizeof(pe->pings));
 	pe->got_ping = pe->got_cmm = pe->left_relay = false;
+	/* its sockets are gone with its process */
+	bday_stop(pe);
+	bday_sock_close(pe, "the peer restarted");
 	report_path(pe);
 }
 
@@ -855,7 +955,7 @@ got_ping(struct peer *pe, const struct mk_disco_ping *ping,
 	if ((n = mk_disco_put_pong(pt, sizeof(pt), &pong, &why)) < 0 ||
 	    (n = seal(pe->p, pe, pkt, sizeof(pkt), pt, (size_t)n)) < 0)
 		return;
-	udp_send(pe->p, from, pkt, (size_t)n);
+	peer_send(pe, from, pkt, (size_t)n);
 	mk_debug("pong to %s", mk_addr_fmt(from, s, sizeof(s)));
 	if (!pe->got_ping)
 		mk_info("%s: reached us from %s", peer_label(pe, who,
@@ -921,6 +1021,9 @@ got_pong(struct peer *pe, const struct mk_disco_pong *pong,
 		}
 		report_path(pe);
 		maybe_done(pe);
+		/* never a birthday run while a direct path exists */
+		if (pe->bd.state != BD_IDLE)
+			bday_stop(pe);
 		return;
 	}
 	mk_info("pong with a TxID we never sent from %s: dropped",
@@ -973,6 +1076,19 @@ handle_disco(struct punch *p, const uint8_t *pkt, size_t len,
 	}
 	if (nonce_seen(pe, pkt)) {
 		mk_info("replayed disco message: dropped");
+		return;
+	}
+	if (n >= 1 && pt[0] == MK_BDAY_DISCO_HELLO) {
+		struct mk_bday_hello h;
+
+		pe->seen = true;
+		if (relay_src == NULL)	/* as CallMeMaybe: the relay only */
+			mk_info("birthday hello over UDP from %s: dropped",
+			    mk_addr_fmt(from, s, sizeof(s)));
+		else if (mk_bday_parse_hello(&h, pt, (size_t)n, &why) != 0)
+			mk_debug("birthday hello: %s: dropped", why);
+		else
+			bday_got_hello(pe, &h);
 		return;
 	}
 	if (mk_disco_parse(&m, pt, (size_t)n, eps, MAX_CANDS, &why) != 0) {
@@ -1065,7 +1181,7 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 	uint8_t *buf;
 	size_t len;
 	uint64_t now;
-	int n, i, si;
+	int n, i, si, out;
 
 	(void)l;
 	(void)events;
@@ -1080,6 +1196,11 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 		if (!direct && now - pe->full_ping_us >= PING_EVERY_US)
 			ping_cands(pe, true);
 		si = direct ? route_to(p, &pe->best.addr, &dst) : -1;
+		out = si >= 0 ? p->socks[si].io.fd : -1;
+		if (direct && via_bday(pe, &pe->best.addr)) {
+			dst = pe->best.addr;	/* its own socket's */
+			out = pe->bd.sock.fd;
+		}
 		for (i = 0; i < n; i++) {
 			buf = mk_udpbatch_get(&p->rx, (unsigned)i, &len,
 			    &from, &trunc);
@@ -1087,7 +1208,7 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 			if (trunc || !mk_addr_equal(&from, &p->wg_addr))
 				continue;
 			pe->last_tx_us = now;
-			if (si >= 0) {
+			if (out >= 0) {
 				mk_udpbatch_push_ref(&p->tx, buf, len, &dst);
 				pe->tx_direct++;
 			}
@@ -1096,8 +1217,8 @@ on_wg(struct mk_loop *l, struct mk_io *io, uint32_t events)
 					pe->tx_relay++;
 			}
 		}
-		if (si >= 0) {
-			mk_udpbatch_flush(&p->tx, p->socks[si].io.fd, &st);
+		if (out >= 0) {
+			mk_udpbatch_flush(&p->tx, out, &st);
 			if (st.dropped)
 				mk_debug("direct: %u dropped: %s", st.dropped,
 				    strerror(st.last_errno));
@@ -1559,6 +1680,601 @@ dc_peer_gone(struct mk_derpc *c, void *arg, const struct mk_key *key,
 		pe->left_relay = true;
 }
 
+/* ---- the birthday escalation (node mode) ---- */
+
+/*
+ * A pair stays on the relay when one side's NAT maps endpoint-dependently
+ * and the other's filters by address and port: the peer's packets come
+ * from a mapping its filter never sent to. With `birthday on`, after a
+ * few CallMeMaybe rounds without a pong, the two agree over the relay
+ * (the 0x80 hello of lib/birthday, carrying each side's role from its
+ * own STUN verdict) and run lib/birthday's engine: the endpoint-dependent
+ * side is hard, the other easy. The winning socket joins the loop and
+ * carries that pair's direct packets; the losing ones close at once.
+ */
+
+static bool
+via_bday(const struct peer *pe, const struct mk_addr *to)
+{
+	return pe->bd.sock.fd >= 0 && to->len != 0 &&
+	    mk_addr_equal(to, &pe->bd.remote);
+}
+
+/* Our part, from our own NAT: hard behind an endpoint-dependent one,
+ * easy behind one two STUN servers saw map alike; -1 when we cannot
+ * tell, or cannot take part (a run is IPv4, on a native route). */
+static int
+bday_own_role(const struct punch *p)
+{
+	if (sock_index(p, AF_INET) < 0 || p->nat64.len != 0)
+		return -1;
+	if (p->own_edm)
+		return MK_BDAY_HARD;
+	if (strcmp(own_nat(p), "EIM") == 0)
+		return MK_BDAY_EASY;
+	return -1;
+}
+
+static bool
+bday_roles_fit(enum mk_bday_role mine, uint8_t theirs)
+{
+	return (mine == MK_BDAY_HARD && theirs == MK_BDAY_ROLE_WIRE_EASY) ||
+	    (mine == MK_BDAY_EASY && theirs == MK_BDAY_ROLE_WIRE_HARD);
+}
+
+/* The hello's address must be on the IP of a candidate the peer offered:
+ * a run probes that one IP and nothing else. */
+static bool
+bday_addr_offered(const struct peer *pe, const struct mk_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < pe->n_cands; i++)
+		if (mk_addr_same_ip(&pe->cands[i].addr, a))
+			return true;
+	return false;
+}
+
+/* Our public IPv4 address as STUN saw it (the hard side's hello: behind
+ * an endpoint-dependent NAT only the IP means anything). */
+static bool
+own_public4(const struct punch *p, struct mk_addr *out)
+{
+	int si = sock_index(p, AF_INET);
+	size_t i;
+
+	for (i = 0; si >= 0 && i < p->n_stun; i++) {
+		if (p->stun[i].mapped[si].len == 0)
+			continue;
+		*out = p->stun[i].mapped[si];
+		mk_addr_unmap(out);
+		if (mk_addr_family(out) == AF_INET)
+			return true;
+	}
+	return false;
+}
+
+static const struct mk_addr *
+stun_server4(const struct punch *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_stun; i++)
+		if (p->stun[i].addr.len != 0 &&
+		    mk_addr_family(&p->stun[i].addr) == AF_INET)
+			return &p->stun[i].addr;
+	return NULL;
+}
+
+static const char *
+bday_role_name(enum mk_bday_role r)
+{
+	return r == MK_BDAY_HARD ? "hard" : "easy";
+}
+
+static void
+bday_free_engine(void *arg)
+{
+	mk_bday_free(arg);
+}
+
+/* Whatever a run holds, let go: the engine and its sockets, the easy
+ * side's socket while STUN asks, the timer. The won socket stays. */
+static void
+bday_stop(struct peer *pe)
+{
+	struct punch *p = pe->p;
+
+	mk_timer_cancel(&p->loop, &pe->bd.timer);
+	if (pe->bd.engine != NULL)
+		mk_bday_free(pe->bd.engine);
+	pe->bd.engine = NULL;
+	if (pe->bd.prep.fd >= 0) {
+		mk_loop_del(&p->loop, &pe->bd.prep);
+		close(pe->bd.prep.fd);
+		pe->bd.prep.fd = -1;
+	}
+	pe->bd.state = BD_IDLE;
+	pe->bd.have_theirs = false;
+	if (p->bday_busy == pe)
+		p->bday_busy = NULL;
+}
+
+/* A run that ended without a path: not again for a while. */
+static void
+bday_fail(struct peer *pe, const char *why)
+{
+	char who[MK_MESH_NAME_MAX + 1];
+
+	mk_info("%s: birthday: %s; next try in %d minutes", peer_label(pe, who,
+	    sizeof(who)), why, BDAY_BACKOFF_US / 60000000);
+	bday_stop(pe);
+	pe->bd.retry_us = mk_now_us() + BDAY_BACKOFF_US;
+	pe->bd.failed_rounds = 0;
+}
+
+/* The won socket goes (its path failed, or the peer went); its mapping
+ * is no candidate of ours to ping from elsewhere. */
+static void
+bday_sock_close(struct peer *pe, const char *why)
+{
+	struct punch *p = pe->p;
+	char who[MK_MESH_NAME_MAX + 1];
+	size_t i;
+
+	if (pe->bd.sock.fd < 0)
+		return;
+	if (why != NULL)
+		mk_info("%s: birthday socket (local port %u) closed: %s",
+		    peer_label(pe, who, sizeof(who)), pe->bd.local_port, why);
+	mk_loop_del(&p->loop, &pe->bd.sock);
+	close(pe->bd.sock.fd);
+	pe->bd.sock.fd = -1;
+	for (i = 0; i < pe->n_cands; i++)
+		if (mk_addr_equal(&pe->cands[i].addr, &pe->bd.remote)) {
+			pe->cands[i] = pe->cands[--pe->n_cands];
+			break;
+		}
+	pe->bd.failed_rounds = 0;
+}
+
+static void
+bday_send_hello(struct peer *pe)
+{
+	struct punch *p = pe->p;
+	struct mk_bday_hello h;
+	uint8_t pt[MK_BDAY_HELLO_LEN], pkt[MK_BDAY_HELLO_LEN +
+	    MK_DISCO_OVERHEAD];
+	const char *why;
+	ssize_t n;
+
+	if (!p->relay_up)
+		return;
+	memset(&h, 0, sizeof(h));
+	h.role = pe->bd.role == MK_BDAY_HARD ? MK_BDAY_ROLE_WIRE_HARD :
+	    MK_BDAY_ROLE_WIRE_EASY;
+	h.flags = pe->bd.have_theirs ? MK_BDAY_HELLO_HAVE_YOURS : 0;
+	h.ports = (uint16_t)p->bday_ports;
+	h.count = (uint32_t)p->bday_count;
+	h.rate = p->bday_rate;
+	h.start_ms = BDAY_START_MS;
+	h.addr = pe->bd.public;
+	if ((n = mk_bday_put_hello(pt, sizeof(pt), &h, &why)) < 0) {
+		mk_warn("cannot make a birthday hello: %s", why);
+		return;
+	}
+	if ((n = seal(p, pe, pkt, sizeof(pkt), pt, (size_t)n)) < 0)
+		return;
+	if (mk_derpc_send(p->dc, &pe->key, pkt, (size_t)n) != 0)
+		mk_debug("birthday hello not sent: %s", strerror(errno));
+}
+
+/* Both hellos are known: say hello until the peer has ours too. */
+static void
+bday_hello_phase(struct peer *pe)
+{
+	pe->bd.state = BD_HELLO;
+	pe->bd.since_us = mk_now_us();
+	bday_send_hello(pe);
+	mk_timer_in(&pe->p->loop, &pe->bd.timer, BDAY_HELLO_US);
+}
+
+/* The hard side keeps its mappings while the easy side may still probe:
+ * its count at its rate, and the wait for late answers, within a bound. */
+static uint64_t
+bday_hard_duration(const struct mk_bday_hello *easy)
+{
+	uint64_t us = ((uint64_t)easy->count * 1000000 + easy->rate - 1) /
+	    easy->rate + 2 * BDAY_GRACE_US;
+
+	return us < BDAY_MAX_RUN_US ? us : BDAY_MAX_RUN_US;
+}
+
+static void on_bday_sock(struct mk_loop *l, struct mk_io *io,
+    uint32_t events);
+
+/* Won: the winning socket joins the loop for this peer, and punch's own
+ * ping proves the path before it carries anything. */
+static void
+bday_sock_install(struct peer *pe, int fd, const struct mk_bday_result *r)
+{
+	struct punch *p = pe->p;
+	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
+
+	bday_sock_close(pe, "a new run won");
+	pe->bd.sock.fd = fd;
+	pe->bd.sock.fn = on_bday_sock;
+	pe->bd.sock.arg = pe;
+	if (mk_loop_add(&p->loop, &pe->bd.sock, EPOLLIN) != 0) {
+		mk_warn("event loop: %s", strerror(errno));
+		close(fd);
+		pe->bd.sock.fd = -1;
+		return;
+	}
+	pe->bd.remote = r->remote;
+	pe->bd.local_port = r->local_port;
+	pe->bd.won_us = mk_now_us();
+	mk_info("%s: birthday: won: local port %u <-> %s, %.3f ms, after "
+	    "%llu probes in %.1f s", peer_label(pe, who, sizeof(who)),
+	    r->local_port, mk_addr_fmt(&r->remote, s, sizeof(s)),
+	    (double)r->rtt_us / 1000, (unsigned long long)r->probes,
+	    (double)r->elapsed_us / 1e6);
+	cand_add(pe, &r->remote, false);
+	send_ping(pe, &r->remote);
+}
+
+static void
+on_bday_done(struct mk_bday *b, void *arg)
+{
+	struct peer *pe = arg;
+	struct punch *p = pe->p;
+	struct mk_bday_result r;
+	char why[128];
+	int fd = -1;
+
+	mk_bday_result(b, &r);
+	if (r.won)
+		fd = mk_bday_take_winner(b);	/* the losers close now */
+	/* freed after this round: we are inside its callback */
+	pe->bd.engine = NULL;
+	if (mk_loop_defer(&p->loop, bday_free_engine, b) != 0)
+		mk_bday_free(b);
+	if (fd < 0) {
+		snprintf(why, sizeof(why), "no hit after %llu probes in %.1f s",
+		    (unsigned long long)r.probes, (double)r.elapsed_us / 1e6);
+		bday_fail(pe, why);
+		return;
+	}
+	bday_stop(pe);
+	bday_sock_install(pe, fd, &r);
+}
+
+static void
+bday_engine_start(struct peer *pe)
+{
+	struct punch *p = pe->p;
+	struct mk_bday_config c;
+	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
+	const char *why;
+
+	memset(&c, 0, sizeof(c));
+	c.role = pe->bd.role;
+	c.priv = p->priv;
+	c.pub = p->pub;
+	c.peer = pe->key;
+	c.dst = pe->bd.theirs.addr;
+	c.ports = p->bday_ports;
+	c.fd = -1;
+	c.rate = p->bday_rate;
+	c.count = p->bday_count;
+	c.grace_us = BDAY_GRACE_US;
+	c.force = false;	/* the engine's rate cap holds */
+	c.done = on_bday_done;
+	c.arg = pe;
+	if (c.role == MK_BDAY_HARD) {
+		if (pe->bd.theirs.rate == 0) {
+			bday_fail(pe, "the easy side's hello has rate 0");
+			return;
+		}
+		c.duration_us = bday_hard_duration(&pe->bd.theirs);
+	} else {
+		/* the socket whose mapping we told: the engine's now */
+		mk_loop_del(&p->loop, &pe->bd.prep);
+		c.fd = pe->bd.prep.fd;
+	}
+	if (mk_bday_new(&pe->bd.engine, &p->loop, &c, &why) != 0) {
+		sodium_memzero(&c, sizeof(c));
+		bday_fail(pe, why);	/* closes the easy socket: still ours */
+		return;
+	}
+	sodium_memzero(&c, sizeof(c));
+	pe->bd.prep.fd = -1;
+	pe->bd.state = BD_RUN;
+	pe->bd.since_us = mk_now_us();
+	if (pe->bd.role == MK_BDAY_HARD)
+		mk_info("%s: birthday: %u sockets ping %s (hard side)",
+		    peer_label(pe, who, sizeof(who)), p->bday_ports,
+		    mk_addr_fmt(&pe->bd.theirs.addr, s, sizeof(s)));
+	else
+		mk_info("%s: birthday: up to %llu probes at %u a second to "
+		    "random ports of %s (easy side; %.2f %% chance against "
+		    "%u sockets)", peer_label(pe, who, sizeof(who)),
+		    (unsigned long long)p->bday_count, p->bday_rate,
+		    mk_addr_fmt(&pe->bd.theirs.addr, s, sizeof(s)),
+		    100 * mk_bday_chance(pe->bd.theirs.ports, MK_BDAY_SPACE,
+		    (double)p->bday_count), pe->bd.theirs.ports);
+	if (mk_bday_start(pe->bd.engine) != 0)
+		bday_fail(pe, "event loop");
+}
+
+/* A run begins here (our trigger, or the peer's hello): the hard side
+ * says hello at once, the easy side first learns the mapping of a socket
+ * of its own (async STUN, the loop's timer drives it). */
+static void
+bday_begin(struct peer *pe, enum mk_bday_role role)
+{
+	struct punch *p = pe->p;
+	const struct mk_addr *srv;
+	struct mk_addr any;
+	char who[MK_MESH_NAME_MAX + 1];
+	const char *why;
+	int fd;
+
+	pe->bd.role = role;
+	pe->bd.since_us = mk_now_us();
+	p->bday_busy = pe;
+	mk_info("%s: birthday: starting as the %s side (our NAT maps %s)",
+	    peer_label(pe, who, sizeof(who)), bday_role_name(role),
+	    role == MK_BDAY_HARD ? "endpoint-dependently" :
+	    "endpoint-independently");
+	if (role == MK_BDAY_HARD) {
+		if (!own_public4(p, &pe->bd.public)) {
+			bday_fail(pe, "no public IPv4 address from STUN");
+			return;
+		}
+		bday_hello_phase(pe);
+		return;
+	}
+	if ((srv = stun_server4(p)) == NULL) {
+		bday_fail(pe, "no IPv4 STUN server");
+		return;
+	}
+	mk_addr_any(&any, AF_INET, 0);
+	if ((fd = mk_udp_bind(&any, 0, &why)) < 0) {
+		bday_fail(pe, why);
+		return;
+	}
+	pe->bd.prep.fd = fd;
+	pe->bd.prep.fn = on_bday_sock;	/* BD_STUN: STUN answers */
+	pe->bd.prep.arg = pe;
+	if (mk_loop_add(&p->loop, &pe->bd.prep, EPOLLIN) != 0) {
+		close(fd);
+		pe->bd.prep.fd = -1;
+		bday_fail(pe, "event loop");
+		return;
+	}
+	memset(&pe->bd.stun, 0, sizeof(pe->bd.stun));
+	pe->bd.stun.server = *srv;
+	mk_stunc_start(&pe->bd.stun, &p->ssched, mk_now_us());
+	pe->bd.state = BD_STUN;
+	on_bday_timer(&p->loop, &pe->bd.timer);
+}
+
+/* From on_cmm_timer: start a run when the pair qualifies. */
+static void
+bday_consider(struct peer *pe, bool active)
+{
+	struct punch *p = pe->p;
+	char who[MK_MESH_NAME_MAX + 1];
+	int role;
+
+	if (!p->bday_on && pe->bd.failed_rounds == BDAY_AFTER_ROUNDS)
+		mk_info("%s: no direct path after %d rounds of punching; "
+		    "birthday is off, so the relay carries the pair",
+		    peer_label(pe, who, sizeof(who)), BDAY_AFTER_ROUNDS);
+	if (!p->bday_on || pe->bd.state != BD_IDLE || pe->bd.sock.fd >= 0 ||
+	    pe->best.addr.len != 0 || !active || !p->relay_up ||
+	    p->bday_busy != NULL || mk_now_us() < pe->bd.retry_us ||
+	    pe->bd.failed_rounds < BDAY_AFTER_ROUNDS ||
+	    (role = bday_own_role(p)) < 0)
+		return;
+	pe->bd.have_theirs = false;
+	bday_begin(pe, (enum mk_bday_role)role);
+}
+
+static void
+bday_ignore(struct peer *pe, const char *why)
+{
+	char who[MK_MESH_NAME_MAX + 1];
+
+	if (!pe->bd.told)
+		mk_info("%s: birthday hello ignored: %s", peer_label(pe, who,
+		    sizeof(who)), why);
+	pe->bd.told = true;
+}
+
+static void
+bday_got_hello(struct peer *pe, const struct mk_bday_hello *h)
+{
+	struct punch *p = pe->p;
+	uint64_t wait_ms;
+	int mine;
+
+	if (!p->bday_on) {
+		bday_ignore(pe, "birthday is off here");
+		return;
+	}
+	if (pe->bd.state == BD_WAIT || pe->bd.state == BD_RUN)
+		return;		/* hellos repeat until both have both */
+	if (!bday_addr_offered(pe, &h->addr)) {
+		bday_ignore(pe, "its address is on no IP the peer offered");
+		return;
+	}
+	if (pe->bd.state == BD_IDLE) {
+		if (pe->best.addr.len != 0 || pe->bd.sock.fd >= 0 ||
+		    mk_now_us() < pe->bd.retry_us || p->bday_busy != NULL)
+			return;	/* direct, or not now: the peer gives up */
+		if ((mine = bday_own_role(p)) < 0 ||
+		    !bday_roles_fit((enum mk_bday_role)mine, h->role)) {
+			bday_ignore(pe, "the roles do not fit our NAT");
+			return;
+		}
+		pe->bd.theirs = *h;
+		pe->bd.have_theirs = true;
+		bday_begin(pe, (enum mk_bday_role)mine);
+		return;
+	}
+	if (!bday_roles_fit(pe->bd.role, h->role))
+		return;
+	if (!pe->bd.have_theirs) {
+		pe->bd.theirs = *h;
+		pe->bd.have_theirs = true;
+		if (pe->bd.state == BD_HELLO)
+			bday_send_hello(pe);	/* at once: it waits for it */
+	}
+	if (pe->bd.state != BD_HELLO || !(h->flags & MK_BDAY_HELLO_HAVE_YOURS))
+		return;
+	mk_timer_cancel(&p->loop, &pe->bd.timer);
+	if (pe->bd.role == MK_BDAY_HARD) {
+		bday_engine_start(pe);
+		return;
+	}
+	/* the hard side's mappings first */
+	wait_ms = h->start_ms < 10000 ? h->start_ms : 10000;
+	pe->bd.state = BD_WAIT;
+	mk_timer_in(&p->loop, &pe->bd.timer, wait_ms * 1000);
+}
+
+static void
+on_bday_timer(struct mk_loop *l, struct mk_timer *t)
+{
+	struct peer *pe = t->arg;
+	struct punch *p = pe->p;
+	uint64_t now = mk_now_us(), next;
+
+	switch (pe->bd.state) {
+	case BD_STUN:
+		next = mk_stunc_send_due(pe->bd.prep.fd, AF_INET,
+		    &pe->bd.stun, 1, &p->ssched, now);
+		if (pe->bd.stun.state != MK_STUNC_PENDING)
+			bday_fail(pe, "STUN on the probing socket: no answer");
+		else if (next != UINT64_MAX)
+			mk_timer_at(l, t, next);
+		break;
+	case BD_HELLO:
+		if (now - pe->bd.since_us > BDAY_HELLO_WAIT_US) {
+			bday_fail(pe, "no hello from the peer (is birthday "
+			    "on there?)");
+			break;
+		}
+		bday_send_hello(pe);
+		mk_timer_in(l, t, BDAY_HELLO_US);
+		break;
+	case BD_WAIT:
+		bday_engine_start(pe);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The easy side's STUN answer, before the engine owns the socket. */
+static void
+bday_stun_input(struct peer *pe, const uint8_t *buf, size_t len,
+    const struct mk_addr *from)
+{
+	char s[MK_ADDRSTRLEN], who[MK_MESH_NAME_MAX + 1];
+	struct mk_addr local;
+	const char *why;
+
+	if (mk_stunc_input(&pe->bd.stun, 1, buf, len, from, mk_now_us(),
+	    &why) < 0 || pe->bd.stun.state != MK_STUNC_DONE)
+		return;
+	if (pe->bd.stun.mapped.len == 0) {
+		bday_fail(pe, "STUN on the probing socket: no mapped address");
+		return;
+	}
+	pe->bd.public = pe->bd.stun.mapped;
+	mk_addr_unmap(&pe->bd.public);
+	if (mk_sock_local(pe->bd.prep.fd, &local) != 0)
+		memset(&local, 0, sizeof(local));
+	mk_info("%s: birthday: probing from local port %u, public %s",
+	    peer_label(pe, who, sizeof(who)), mk_addr_port(&local),
+	    mk_addr_fmt(&pe->bd.public, s, sizeof(s)));
+	mk_timer_cancel(&pe->p->loop, &pe->bd.timer);
+	bday_hello_phase(pe);
+}
+
+/*
+ * The peer's own socket: STUN while the easy side learns its mapping;
+ * once won, disco and WireGuard from the one mapping it reaches, batched
+ * to WireGuard as on_udp does.
+ */
+static void
+on_bday_sock(struct mk_loop *l, struct mk_io *io, uint32_t events)
+{
+	struct peer *pe = io->arg;
+	struct punch *p = pe->p;
+	struct mk_addr from;
+	bool trunc, queued;
+	uint8_t *buf;
+	size_t len;
+	int n, i, round;
+
+	(void)l;
+	(void)events;
+	for (round = 0; round < 8 && io->fd >= 0 && !p->done; round++) {
+		if ((n = mk_udpbatch_recv(&p->rx, io->fd)) <= 0)
+			break;
+		queued = false;
+		for (i = 0; i < n && io->fd >= 0; i++) {
+			buf = mk_udpbatch_get(&p->rx, (unsigned)i, &len, &from,
+			    &trunc);
+			if (trunc)
+				continue;
+			if (io == &pe->bd.prep) {
+				bday_stun_input(pe, buf, len, &from);
+				continue;
+			}
+			if (!mk_addr_equal(&from, &pe->bd.remote))
+				continue;	/* it talks to one mapping */
+			switch (mk_disco_classify(buf, len)) {
+			case MK_DISCO_CLASS_DISCO:
+				handle_disco(p, buf, len, &from, NULL);
+				break;
+			case MK_DISCO_CLASS_WIREGUARD:
+				if (pe->lo.fd < 0 || p->wg_addr.len == 0)
+					break;
+				pe->rx_direct++;
+				pe->last_rx_us = mk_now_us();
+				mk_udpbatch_push_ref(&p->tx, buf, len,
+				    &p->wg_addr);
+				queued = true;
+				break;
+			default:
+				break;
+			}
+		}
+		if (queued)
+			wg_flush(p, pe);
+	}
+}
+
+static const char *
+bday_state_name(const struct peer *pe)
+{
+	static const char *const names[] = { "idle", "stun", "hello",
+	    "waiting", "probing" };
+
+	if (pe->bd.sock.fd >= 0)
+		return "socket";
+	if (!pe->p->bday_on)
+		return "off";
+	if (pe->bd.state == BD_IDLE && mk_now_us() < pe->bd.retry_us)
+		return "backoff";
+	return names[pe->bd.state];
+}
+
 /* ---- peers ---- */
 
 /* A loopback port for the peer, derived from its key, so that WireGuard
@@ -1606,6 +2322,8 @@ peer_new(struct punch *p, const struct mk_key *key, const char *name)
 	pe->tokens_us = pe->created_us = mk_now_us();
 	pe->lo.fd = -1;
 	pe->reported = PATH_NONE;
+	pe->bd.prep.fd = pe->bd.sock.fd = -1;
+	mk_timer_init(&pe->bd.timer, on_bday_timer, pe);
 	if (mk_disco_shared_init(&pe->shared, key, &p->priv, &why) != 0) {
 		mk_err("%s: peer key: %s", name ? name : "peer", why);
 		free(pe);
@@ -1653,6 +2371,8 @@ peer_drop(struct punch *p, size_t i)
 
 	mk_timer_cancel(&p->loop, &pe->cmm_timer);
 	mk_timer_cancel(&p->loop, &pe->heartbeat);
+	bday_stop(pe);
+	bday_sock_close(pe, NULL);
 	if (pe->lo.fd >= 0)
 		mk_loop_del(&p->loop, &pe->lo);
 	p->peers[i] = p->peers[--p->n_peers];
@@ -1786,6 +2506,9 @@ status_text(struct punch *p, bool json, struct mk_json *j, FILE *f)
 			    (unsigned long long)pe->rx_relay);
 			if (idle >= 0)
 				fprintf(f, " idle %llds", idle);
+			if (pe->bd.sock.fd >= 0)
+				fprintf(f, " birthday port %u",
+				    pe->bd.local_port);
 			fputc('\n', f);
 			continue;
 		}
@@ -1803,6 +2526,7 @@ status_text(struct punch *p, bool json, struct mk_json *j, FILE *f)
 		mk_json_kstr(j, "relay", p->relay_up ? p->relay_url : NULL);
 		mk_json_kbool(j, "seen", pe->seen);
 		mk_json_kstr(j, "local_nat", own_nat(p));
+		mk_json_kstr(j, "birthday", bday_state_name(pe));
 		mk_json_kint(j, "tx_direct", (long long)pe->tx_direct);
 		mk_json_kint(j, "tx_relay", (long long)pe->tx_relay);
 		mk_json_kint(j, "rx_direct", (long long)pe->rx_direct);
@@ -2314,6 +3038,8 @@ report(struct punch *p)
 	return MK_EXIT_OK;
 }
 
+static void bday_settings(struct punch *p, const struct mk_mesh *m);
+
 static void
 on_signal(struct mk_loop *l, int signo, void *arg)
 {
@@ -2335,8 +3061,37 @@ on_signal(struct mk_loop *l, int signo, void *arg)
 	}
 	if (mesh_apply(p, &m) == 0 && wg_sync(p) == 0)
 		mk_info("%s: %zu peers", p->o->node, p->n_peers);
+	bday_settings(p, &m);	/* a run under way finishes as it began */
 	mk_mesh_free(&m);
 	(void)l;
+}
+
+/* The birthday escalation, node mode only: mesh.conf's `birthday`,
+ * unless --birthday or --no-birthday says otherwise for this node; its
+ * figures from the birthday-* options (lib/meshconf checked them against
+ * the engine's limits), else lib/birthday's defaults. */
+static void
+bday_settings(struct punch *p, const struct mk_mesh *m)
+{
+	const char *v;
+	long long n;
+
+	p->bday_on = p->node && (p->o->birthday >= 0 ? p->o->birthday == 1 :
+	    m != NULL && m->birthday);
+	p->bday_ports = MK_BDAY_PORTS;
+	p->bday_rate = MK_BDAY_RATE;
+	p->bday_count = MK_BDAY_COUNT;
+	if (m == NULL)
+		return;
+	if ((v = mk_mesh_option(m, "birthday-ports")) != NULL &&
+	    mk_strtonum(v, 1, MK_BDAY_MAX_PORTS, &n) == 0)
+		p->bday_ports = (unsigned)n;
+	if ((v = mk_mesh_option(m, "birthday-rate")) != NULL &&
+	    mk_strtonum(v, 1, MK_BDAY_RATE_CAP, &n) == 0)
+		p->bday_rate = (unsigned)n;
+	if ((v = mk_mesh_option(m, "birthday-count")) != NULL &&
+	    mk_strtonum(v, 1, MK_BDAY_MAX_COUNT, &n) == 0)
+		p->bday_count = (uint64_t)n;
 }
 
 static int
@@ -2373,6 +3128,7 @@ run(const struct opts *o)
 	if ((kv = m != NULL ? mk_mesh_option(m, "keepalive") : NULL) != NULL)
 		(void)mk_strtonum(kv, 1, 3600, &ka);
 	p->keepalive_us = (uint64_t)ka * 1000000;
+	bday_settings(p, m);
 	if ((rc = load_key(p)) != 0)
 		goto out_mesh;
 	if (load_targets(o, m, meshpath, targets, &n_targets) != 0) {
@@ -2509,13 +3265,15 @@ out_mesh:
 
 enum {
 	OPT_RELAY = 256, OPT_PIN, OPT_CAFILE, OPT_INSECURE, OPT_STUN, OPT_FD,
-	OPT_ENDPOINT, OPT_NODE, OPT_WG, OPT_NO_PORTMAP,
+	OPT_ENDPOINT, OPT_NODE, OPT_WG, OPT_NO_PORTMAP, OPT_BIRTHDAY,
+	OPT_NO_BIRTHDAY,
 };
 
 int
 main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
+		{ "birthday", no_argument, NULL, OPT_BIRTHDAY },
 		{ "cafile", required_argument, NULL, OPT_CAFILE },
 		{ "endpoint", required_argument, NULL, OPT_ENDPOINT },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -2524,6 +3282,7 @@ main(int argc, char *argv[])
 		{ "json", no_argument, NULL, 'j' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "mesh", required_argument, NULL, 'c' },
+		{ "no-birthday", no_argument, NULL, OPT_NO_BIRTHDAY },
 		{ "no-portmap", no_argument, NULL, OPT_NO_PORTMAP },
 		{ "node", required_argument, NULL, OPT_NODE },
 		{ "pin", required_argument, NULL, OPT_PIN },
@@ -2542,6 +3301,7 @@ main(int argc, char *argv[])
 
 	memset(&o, 0, sizeof(o));
 	o.fd = -1;
+	o.birthday = -1;
 	o.wait_ms = 15000;
 	o.family = AF_UNSPEC;
 	mk_cli_init("punch", usage);
@@ -2626,6 +3386,12 @@ main(int argc, char *argv[])
 		case OPT_NO_PORTMAP:
 			o.no_portmap = true;
 			break;
+		case OPT_BIRTHDAY:
+			o.birthday = 1;
+			break;
+		case OPT_NO_BIRTHDAY:
+			o.birthday = 0;
+			break;
 		default:
 			usage(stderr);
 			return MK_EXIT_USAGE;
@@ -2649,6 +3415,9 @@ main(int argc, char *argv[])
 	} else {
 		if (o.wg != NULL)
 			mk_usage_error("%s", "--wg needs --node");
+		if (o.birthday >= 0)
+			mk_usage_error("%s", "--birthday and --no-birthday "
+			    "need --node");
 		if (argc < 1)
 			mk_usage_error("%s", "no peer given");
 		o.peer = argv[0];

@@ -686,12 +686,45 @@ set_keepalive(struct mk_mesh *m, const char *v)
 	return 0;
 }
 
+/* punch's birthday escalation, tuned (lib/birthday's limits: 1024
+ * sockets, 1000 probes a second without force, 1000000 probes); punch
+ * reads them with mk_mesh_option. */
+static int
+check_bday_ports(struct mk_mesh *m, const char *v)
+{
+	long long n;
+
+	(void)m;
+	return strlen(v) > 4 ? -1 : parse_uint(v, 1, 1024, &n);
+}
+
+static int
+check_bday_rate(struct mk_mesh *m, const char *v)
+{
+	long long n;
+
+	(void)m;
+	return strlen(v) > 4 ? -1 : parse_uint(v, 1, 1000, &n);
+}
+
+static int
+check_bday_count(struct mk_mesh *m, const char *v)
+{
+	long long n;
+
+	(void)m;
+	return strlen(v) > 7 ? -1 : parse_uint(v, 1, 1000000, &n);
+}
+
 static const struct option_def {
 	const char	*key;
 	int		(*set)(struct mk_mesh *, const char *);
 	const char	*want;
 } options[] = {
 	{ "birthday",	set_birthday,	"on or off" },
+	{ "birthday-count", check_bday_count, "probes from 1 to 1000000" },
+	{ "birthday-ports", check_bday_ports, "sockets from 1 to 1024" },
+	{ "birthday-rate", check_bday_rate, "probes a second from 1 to 1000" },
 	{ "keepalive",	set_keepalive,	"seconds from 1 to 3600" },
 };
 _Static_assert(MK_ARRAY_LEN(options) <= MK_MESH_MAX_OPTIONS,

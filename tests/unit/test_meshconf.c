@@ -258,6 +258,15 @@ test_defaults(void)
 	CHECK(!m.birthday && m.keepalive == 3600);
 	mk_mesh_free(&m);
 
+	/* punch's birthday tuning, kept as written */
+	REQUIRE_V(parse_str(&m, "birthday on\noption birthday-ports 512\n"
+	    "option birthday-rate 1000\noption birthday-count 4096\n") == 0);
+	CHECK(m.birthday);
+	CHECK_STR(mk_mesh_option(&m, "birthday-ports"), "512");
+	CHECK_STR(mk_mesh_option(&m, "birthday-rate"), "1000");
+	CHECK_STR(mk_mesh_option(&m, "birthday-count"), "4096");
+	mk_mesh_free(&m);
+
 	/* No stun line: each relay host answers STUN on 3478. */
 	REQUIRE_V(parse_str(&m, "relay https://derp.example\n"
 	    "relay https://DERP.example:8443\n"
@@ -533,6 +542,14 @@ test_errors(void)
 	    "value yes (want on or off)");
 	EXPECT("option keepalive 0\n", "mesh.conf:1: option keepalive: bad "
 	    "value 0 (want seconds from 1 to 3600)");
+	EXPECT("option birthday-rate 1001\n", "mesh.conf:1: option "
+	    "birthday-rate: bad value 1001 (want probes a second from 1 to "
+	    "1000)");
+	EXPECT("option birthday-ports 0\n", "mesh.conf:1: option "
+	    "birthday-ports: bad value 0 (want sockets from 1 to 1024)");
+	EXPECT("option birthday-count 1000001\n", "mesh.conf:1: option "
+	    "birthday-count: bad value 1000001 (want probes from 1 to "
+	    "1000000)");
 	EXPECT("option keepalive 3601\n", "mesh.conf:1: option keepalive: bad "
 	    "value 3601 (want seconds from 1 to 3600)");
 	EXPECT("option keepalive 25s\n", "mesh.conf:1: option keepalive: bad "
