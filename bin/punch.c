@@ -2567,15 +2567,22 @@ static int
 status_listen(struct punch *p)
 {
 	char path[sizeof(p->ctl.path)];
+	int tries;
 
-	if (mkdir(STATUS_DIR, 0755) != 0 && errno != EEXIST) {
-		mk_err("%s: %s", STATUS_DIR, strerror(errno));
-		return -1;
-	}
 	status_path(path, sizeof(path), p->o->wg);
-	if (mk_ctl_listen(&p->ctl, &p->loop, path, on_status_request,
-	    p) == 0)
-		return 0;
+	/* twice: a shared directory may be removed, empty, by whoever
+	 * tidies up (another node's exit, a test) between mkdir and bind */
+	for (tries = 0; tries < 2; tries++) {
+		if (mkdir(STATUS_DIR, 0755) != 0 && errno != EEXIST) {
+			mk_err("%s: %s", STATUS_DIR, strerror(errno));
+			return -1;
+		}
+		if (mk_ctl_listen(&p->ctl, &p->loop, path, on_status_request,
+		    p) == 0)
+			return 0;
+		if (errno != ENOENT)
+			break;
+	}
 	if (errno == EADDRINUSE)
 		mk_err("%s: another punch serves %s", path, p->o->wg);
 	else
@@ -2849,18 +2856,23 @@ static void
 state_port_write(const struct punch *p)
 {
 	char path[300], buf[16];
-	int n;
+	int n, tries;
 
-	if (mkdir(STATE_DIR, 0755) != 0 && errno != EEXIST) {
-		mk_warn("%s: %s (the port will not be kept)", STATE_DIR,
-		    strerror(errno));
-		return;
-	}
 	state_port_path(p, path, sizeof(path));
 	n = snprintf(buf, sizeof(buf), "%u\n", p->port);
-	if (mk_file_replace(path, buf, (size_t)n, 0644) != 0)
-		mk_warn("%s: %s (the port will not be kept)", path,
-		    strerror(errno));
+	/* twice, as status_listen, for a directory removed in between */
+	for (tries = 0; tries < 2; tries++) {
+		if (mkdir(STATE_DIR, 0755) != 0 && errno != EEXIST) {
+			mk_warn("%s: %s (the port will not be kept)",
+			    STATE_DIR, strerror(errno));
+			return;
+		}
+		if (mk_file_replace(path, buf, (size_t)n, 0644) == 0)
+			return;
+		if (errno != ENOENT)
+			break;
+	}
+	mk_warn("%s: %s (the port will not be kept)", path, strerror(errno));
 }
 
 static int
