@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "derp_client.h"
 #include "disco.h"
+#include "handoff.h"
 #include "key.h"
 #include "log.h"
 #include "loop.h"
@@ -86,8 +87,7 @@ struct bd {
 	struct mk_addr	 public;	/* ours, as STUN saw it */
 	struct mk_bday_hello peer_hello;
 	bool		 have_peer, started, relay_ever;
-	uint8_t		 nonces[NONCE_CACHE][MK_DISCO_NONCE_LEN];
-	size_t		 n_nonces;
+	struct mk_disco_replay replay;	/* NONCE_CACHE nonces seen */
 	struct mk_bday	*engine;
 	struct mk_timer	 hello_timer, deadline, start_timer, progress;
 	bool		 progress_shown;
@@ -457,20 +457,6 @@ got_hello(struct bd *d, const struct mk_bday_hello *h)
 	}
 }
 
-static bool
-nonce_seen(struct bd *d, const uint8_t *pkt)
-{
-	const uint8_t *nonce = pkt + MK_DISCO_MAGIC_LEN + MK_KEY_LEN;
-	size_t i, n = d->n_nonces < NONCE_CACHE ? d->n_nonces : NONCE_CACHE;
-
-	for (i = 0; i < n; i++)
-		if (memcmp(d->nonces[i], nonce, MK_DISCO_NONCE_LEN) == 0)
-			return true;
-	memcpy(d->nonces[d->n_nonces++ % NONCE_CACHE], nonce,
-	    MK_DISCO_NONCE_LEN);
-	return false;
-}
-
 static void
 dc_recv(struct mk_derpc *c, void *arg, const struct mk_key *src,
     const uint8_t *pkt, size_t len)
@@ -491,7 +477,7 @@ dc_recv(struct mk_derpc *c, void *arg, const struct mk_key *src,
 		mk_debug("relay: a packet not from the peer: dropped");
 		return;
 	}
-	if (nonce_seen(d, pkt)) {
+	if (mk_disco_replayed(&d->replay, pkt)) {
 		mk_info("relay: replayed hello: dropped");
 		return;
 	}
@@ -550,14 +536,9 @@ load_key(struct bd *d)
 {
 	const char *why;
 
-	if (mk_file_world_accessible(d->o->keyfile, NULL, 0))
-		mk_warn("Warning: `%s' is world accessible", d->o->keyfile);
-	if (mk_key_read_file(&d->priv, d->o->keyfile, &why) != 0) {
+	if (mk_key_load_private(&d->priv, &d->pub, d->o->keyfile,
+	    &why) != 0) {
 		mk_err("%s: %s", d->o->keyfile, why);
-		return MK_EXIT_USAGE;
-	}
-	if (mk_key_public(&d->pub, &d->priv) != 0) {
-		mk_err("%s: not a usable private key", d->o->keyfile);
 		return MK_EXIT_USAGE;
 	}
 	return 0;
@@ -586,34 +567,17 @@ load_peer(struct bd *d, const struct mk_mesh *mesh)
 	return 0;
 }
 
+/* --relay URLs (with --pin), then the mesh's relays in order. */
 static int
 load_targets(const struct opts *o, const struct mk_mesh *mesh,
     struct mk_derpc_target *t, size_t *n)
 {
-	struct mk_relayset rs;
-	const char *why;
-	size_t i;
+	char err[600];
 
-	*n = 0;
-	for (i = 0; i < o->n_relays; i++, (*n)++) {
-		memset(&t[*n], 0, sizeof(t[*n]));
-		if (mk_url_parse(&t[*n].url, o->relays[i], MK_URL_RELAY,
-		    &why) != 0)
-			mk_usage_error("bad relay URL %s: %s", o->relays[i],
-			    why);
-		if (o->pin != NULL) {
-			if (mk_tls_pin_parse(t[*n].pin, o->pin) != 0)
-				mk_usage_error("bad pin: %s", o->pin);
-			t[*n].has_pin = true;
-		}
-	}
-	if (mesh != NULL) {
-		if (mk_relayset_from_mesh(&rs, mesh, &why) != 0) {
-			mk_err("%s: %s", o->mesh, why);
-			return -1;
-		}
-		*n += mk_relayset_targets(&rs, 0, t + *n, MAX_RELAYS - *n);
-		mk_relayset_free(&rs);
+	if (mk_relayset_client_targets(o->relays, o->n_relays, o->pin, mesh,
+	    o->mesh, t, MAX_RELAYS, n, err, sizeof(err)) != 0) {
+		mk_err("%s", err);
+		return -1;
 	}
 	return 0;
 }
@@ -740,36 +704,12 @@ static int
 exec_cmd(struct bd *d)
 {
 	struct mk_bday_result r;
-	char s[MK_ADDRSTRLEN];
 	int fd;
 
 	mk_bday_result(d->engine, &r);
 	if ((fd = mk_bday_take_winner(d->engine)) < 0)
 		return MK_EXIT_FAIL;
-	if (connect(fd, &r.remote.sa, r.remote.len) != 0) {
-		mk_err("connect: %s", strerror(errno));
-		return MK_EXIT_FAIL;
-	}
-	if (fd != 3 && dup2(fd, 3) != 3) {
-		mk_err("dup2: %s", strerror(errno));
-		return MK_EXIT_FAIL;
-	}
-	if (fd != 3)
-		close(fd);
-	if (fcntl(3, F_SETFD, 0) != 0 || fcntl(3, F_SETFL,
-	    fcntl(3, F_GETFL) & ~O_NONBLOCK) != 0) {
-		mk_err("fcntl: %s", strerror(errno));
-		return MK_EXIT_FAIL;
-	}
-	if (setenv("MESHKIT_FD", "3", 1) != 0 || setenv("MESHKIT_REMOTE",
-	    mk_addr_fmt(&r.remote, s, sizeof(s)), 1) != 0) {
-		mk_err("setenv: %s", strerror(errno));
-		return MK_EXIT_FAIL;
-	}
-	fflush(stdout);
-	execvp(d->o->cmd[0], d->o->cmd);
-	mk_err("%s: %s", d->o->cmd[0], strerror(errno));
-	return errno == ENOENT ? 127 : 126;
+	return mk_handoff_exec(fd, &r.remote, &r.remote, d->o->cmd);
 }
 
 static void
@@ -843,6 +783,10 @@ run(const struct opts *o)
 
 	d->o = o;
 	d->easy_fd = -1;
+	if (mk_disco_replay_init(&d->replay, NONCE_CACHE) != 0) {
+		mk_err("%s", strerror(errno));
+		return MK_EXIT_FAIL;
+	}
 	d->role = o->verb == VERB_EASY ? MK_BDAY_EASY : o->both_hard ?
 	    MK_BDAY_BOTH : MK_BDAY_HARD;
 	memset(&mesh, 0, sizeof(mesh));
@@ -912,6 +856,7 @@ out:
 	mk_key_wipe(&d->priv);
 out_mesh:
 	mk_mesh_free(&mesh);
+	mk_disco_replay_free(&d->replay);
 	return rc;
 }
 

@@ -38,6 +38,7 @@
 #include "derp.h"
 #include "derp_client.h"
 #include "disco.h"
+#include "handoff.h"
 #include "json.h"
 #include "key.h"
 #include "log.h"
@@ -201,8 +202,7 @@ struct peer {
 	size_t		 n_cands;
 	struct ping	 pings[MAX_PINGS];
 	size_t		 next_ping;
-	uint8_t		 nonces[NONCE_CACHE][MK_DISCO_NONCE_LEN];
-	size_t		 n_nonces;
+	struct mk_disco_replay replay;	/* NONCE_CACHE nonces seen */
 	double		 tokens;
 	uint64_t	 tokens_us;
 
@@ -832,20 +832,6 @@ on_deadline(struct mk_loop *l, struct mk_timer *t)
 
 /* ---- receiving disco ---- */
 
-static bool
-nonce_seen(struct peer *pe, const uint8_t *pkt)
-{
-	const uint8_t *nonce = pkt + MK_DISCO_MAGIC_LEN + MK_KEY_LEN;
-	size_t i, n = pe->n_nonces < NONCE_CACHE ? pe->n_nonces : NONCE_CACHE;
-
-	for (i = 0; i < n; i++)
-		if (memcmp(pe->nonces[i], nonce, MK_DISCO_NONCE_LEN) == 0)
-			return true;
-	memcpy(pe->nonces[pe->n_nonces++ % NONCE_CACHE], nonce,
-	    MK_DISCO_NONCE_LEN);
-	return false;
-}
-
 /* A token bucket, so a flood of (even authentic) disco costs little. */
 static bool
 disco_allowed(struct peer *pe)
@@ -1074,7 +1060,7 @@ handle_disco(struct punch *p, const uint8_t *pkt, size_t len,
 		mk_debug("disco: %s: dropped", why);
 		return;
 	}
-	if (nonce_seen(pe, pkt)) {
+	if (mk_disco_replayed(&pe->replay, pkt)) {
 		mk_info("replayed disco message: dropped");
 		return;
 	}
@@ -2304,6 +2290,14 @@ peer_bind_lo(struct peer *pe)
 	return -1;
 }
 
+/* A peer_new that failed half-way: what it took so far. */
+static void
+peer_unmade(struct peer *pe)
+{
+	mk_disco_replay_free(&pe->replay);
+	free(pe);
+}
+
 static struct peer *
 peer_new(struct punch *p, const struct mk_key *key, const char *name)
 {
@@ -2315,6 +2309,10 @@ peer_new(struct punch *p, const struct mk_key *key, const char *name)
 	p->peers = np;
 	if ((pe = calloc(1, sizeof(*pe))) == NULL)
 		return NULL;
+	if (mk_disco_replay_init(&pe->replay, NONCE_CACHE) != 0) {
+		peer_unmade(pe);
+		return NULL;
+	}
 	pe->p = p;
 	pe->key = *key;
 	snprintf(pe->name, sizeof(pe->name), "%s", name ? name : "");
@@ -2326,19 +2324,19 @@ peer_new(struct punch *p, const struct mk_key *key, const char *name)
 	mk_timer_init(&pe->bd.timer, on_bday_timer, pe);
 	if (mk_disco_shared_init(&pe->shared, key, &p->priv, &why) != 0) {
 		mk_err("%s: peer key: %s", name ? name : "peer", why);
-		free(pe);
+		peer_unmade(pe);
 		return NULL;
 	}
 	if (p->node) {
 		if (peer_bind_lo(pe) != 0) {
-			free(pe);
+			peer_unmade(pe);
 			return NULL;
 		}
 		pe->lo.fn = on_wg;
 		pe->lo.arg = pe;
 		if (mk_loop_add(&p->loop, &pe->lo, EPOLLIN) != 0) {
 			close(pe->lo.fd);
-			free(pe);
+			peer_unmade(pe);
 			return NULL;
 		}
 	}
@@ -2359,6 +2357,7 @@ peer_free(void *arg)
 	if (pe->lo.fd >= 0)
 		close(pe->lo.fd);
 	mk_disco_shared_wipe(&pe->shared);
+	mk_disco_replay_free(&pe->replay);
 	free(pe);
 }
 
@@ -2709,37 +2708,18 @@ nat64_check(struct punch *p)
 
 /* ---- setting up ---- */
 
+/* --relay URLs (with --pin), then the mesh's relays in the file's order of
+ * preference, as derpcat and natclass read them. */
 static int
 load_targets(const struct opts *o, const struct mk_mesh *mesh,
     const char *meshpath, struct mk_derpc_target *t, size_t *n)
 {
-	struct mk_relayset rs;
-	const char *why;
-	size_t i;
+	char err[600];
 
-	*n = 0;
-	for (i = 0; i < o->n_relays; i++, (*n)++) {
-		memset(&t[*n], 0, sizeof(t[*n]));
-		if (mk_url_parse(&t[*n].url, o->relays[i], MK_URL_RELAY,
-		    &why) != 0) {
-			mk_err("bad relay URL %s: %s", o->relays[i], why);
-			return -1;
-		}
-		if (o->pin != NULL) {
-			if (mk_tls_pin_parse(t[*n].pin, o->pin) != 0)
-				mk_usage_error("bad pin: %s", o->pin);
-			t[*n].has_pin = true;
-		}
-	}
-	/* the mesh's relays, in the file's order of preference, as
-	 * derpcat and natclass read them */
-	if (mesh != NULL) {
-		if (mk_relayset_from_mesh(&rs, mesh, &why) != 0) {
-			mk_err("%s: %s", meshpath, why);
-			return -1;
-		}
-		*n += mk_relayset_targets(&rs, 0, t + *n, MAX_RELAYS - *n);
-		mk_relayset_free(&rs);
+	if (mk_relayset_client_targets(o->relays, o->n_relays, o->pin, mesh,
+	    meshpath, t, MAX_RELAYS, n, err, sizeof(err)) != 0) {
+		mk_err("%s", err);
+		return -1;
 	}
 	return 0;
 }
@@ -2950,14 +2930,9 @@ load_key(struct punch *p)
 {
 	const char *why;
 
-	if (mk_file_world_accessible(p->o->keyfile, NULL, 0))
-		mk_warn("Warning: `%s' is world accessible", p->o->keyfile);
-	if (mk_key_read_file(&p->priv, p->o->keyfile, &why) != 0) {
+	if (mk_key_load_private(&p->priv, &p->pub, p->o->keyfile,
+	    &why) != 0) {
 		mk_err("%s: %s", p->o->keyfile, why);
-		return MK_EXIT_USAGE;
-	}
-	if (mk_key_public(&p->pub, &p->priv) != 0) {
-		mk_err("%s: not a usable private key", p->o->keyfile);
 		return MK_EXIT_USAGE;
 	}
 	return 0;
@@ -2998,36 +2973,15 @@ exec_cmd(struct punch *p)
 	struct peer *pe = p->peers[0];
 	struct mk_addr dst;
 	char s[MK_ADDRSTRLEN];
-	int i = route_to(p, &pe->best.addr, &dst), fd;	/* NAT64 aware */
+	int i = route_to(p, &pe->best.addr, &dst);	/* NAT64 aware */
 
 	if (i < 0) {
 		mk_err("no socket for %s", mk_addr_fmt(&pe->best.addr, s,
 		    sizeof(s)));
 		return MK_EXIT_FAIL;
 	}
-	fd = p->socks[i].io.fd;
-	if (connect(fd, &dst.sa, dst.len) != 0) {
-		mk_err("connect: %s", strerror(errno));
-		return MK_EXIT_FAIL;
-	}
-	if (fd != 3 && dup2(fd, 3) != 3) {
-		mk_err("dup2: %s", strerror(errno));
-		return MK_EXIT_FAIL;
-	}
-	if (fcntl(3, F_SETFD, 0) != 0 || fcntl(3, F_SETFL,
-	    fcntl(3, F_GETFL) & ~O_NONBLOCK) != 0) {
-		mk_err("fcntl: %s", strerror(errno));
-		return MK_EXIT_FAIL;
-	}
-	if (setenv("MESHKIT_FD", "3", 1) != 0 || setenv("MESHKIT_REMOTE",
-	    mk_addr_fmt(&pe->best.addr, s, sizeof(s)), 1) != 0) {
-		mk_err("setenv: %s", strerror(errno));
-		return MK_EXIT_FAIL;
-	}
-	fflush(stdout);
-	execvp(p->o->cmd[0], p->o->cmd);
-	mk_err("%s: %s", p->o->cmd[0], strerror(errno));
-	return errno == ENOENT ? 127 : 126;
+	return mk_handoff_exec(p->socks[i].io.fd, &dst, &pe->best.addr,
+	    p->o->cmd);
 }
 
 static int

@@ -192,8 +192,7 @@ struct mk_bday {
 	uint64_t	 probes;	/* EASY, BOTH: random probes sent */
 	struct mk_bday_ports ports;
 	struct sent	*sent;		/* SENT_RING */
-	uint8_t		 (*nonces)[MK_DISCO_NONCE_LEN];
-	size_t		 n_nonces;
+	struct mk_disco_replay replay;	/* NONCE_CACHE nonces seen */
 	struct mk_udpbatch rx;
 	uint64_t	 start_us;
 	struct mk_timer	 pace, confirm, linger, giveup;
@@ -373,20 +372,6 @@ on_linger(struct mk_loop *l, struct mk_timer *t)
 
 /* ---- receiving ---- */
 
-static bool
-nonce_seen(struct mk_bday *b, const uint8_t *pkt)
-{
-	const uint8_t *nonce = pkt + MK_DISCO_MAGIC_LEN + MK_KEY_LEN;
-	size_t i, n = b->n_nonces < NONCE_CACHE ? b->n_nonces : NONCE_CACHE;
-
-	for (i = 0; i < n; i++)
-		if (memcmp(b->nonces[i], nonce, MK_DISCO_NONCE_LEN) == 0)
-			return true;
-	memcpy(b->nonces[b->n_nonces++ % NONCE_CACHE], nonce,
-	    MK_DISCO_NONCE_LEN);
-	return false;
-}
-
 /* Both directions proven on one socket and one remote address: won. */
 static void
 check_won(struct mk_bday *b, size_t si)
@@ -495,7 +480,7 @@ handle(struct mk_bday *b, size_t si, const uint8_t *pkt, size_t len,
 		b->dropped++;
 		return;
 	}
-	if (nonce_seen(b, pkt)) {
+	if (mk_disco_replayed(&b->replay, pkt)) {
 		mk_info("replayed disco message: dropped");
 		b->dropped++;
 		return;
@@ -610,7 +595,7 @@ mk_bday_new(struct mk_bday **out, struct mk_loop *l,
 	}
 	if ((b = calloc(1, sizeof(*b))) == NULL ||
 	    (b->sent = calloc(SENT_RING, sizeof(*b->sent))) == NULL ||
-	    (b->nonces = calloc(NONCE_CACHE, sizeof(*b->nonces))) == NULL) {
+	    mk_disco_replay_init(&b->replay, NONCE_CACHE) != 0) {
 		if (b != NULL)
 			free(b->sent);
 		free(b);
@@ -727,7 +712,7 @@ mk_bday_free(struct mk_bday *b)
 	}
 	free(b->socks);
 	free(b->sent);
-	free(b->nonces);
+	mk_disco_replay_free(&b->replay);
 	mk_udpbatch_free(&b->rx);
 	mk_disco_shared_wipe(&b->shared);
 	sodium_memzero(&b->c.priv, sizeof(b->c.priv));

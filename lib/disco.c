@@ -5,6 +5,8 @@
  * CallMeMaybe read as an empty list), so that we accept what Tailscale
  * accepts and nothing reads outside the buffer.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -296,4 +298,38 @@ mk_disco_open(uint8_t *out, size_t cap, const struct mk_disco_shared *s,
 		return -1;
 	}
 	return (ssize_t)n;
+}
+
+int
+mk_disco_replay_init(struct mk_disco_replay *r, size_t cap)
+{
+	memset(r, 0, sizeof(*r));
+	if (cap == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((r->nonces = calloc(cap, sizeof(*r->nonces))) == NULL)
+		return -1;
+	r->cap = cap;
+	return 0;
+}
+
+void
+mk_disco_replay_free(struct mk_disco_replay *r)
+{
+	free(r->nonces);
+	memset(r, 0, sizeof(*r));
+}
+
+bool
+mk_disco_replayed(struct mk_disco_replay *r, const uint8_t *pkt)
+{
+	const uint8_t *nonce = pkt + MK_DISCO_MAGIC_LEN + MK_KEY_LEN;
+	size_t i, n = r->n < r->cap ? r->n : r->cap;
+
+	for (i = 0; i < n; i++)
+		if (memcmp(r->nonces[i], nonce, MK_DISCO_NONCE_LEN) == 0)
+			return true;
+	memcpy(r->nonces[r->n++ % r->cap], nonce, MK_DISCO_NONCE_LEN);
+	return false;
 }

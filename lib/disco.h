@@ -170,4 +170,22 @@ ssize_t mk_disco_open(uint8_t *out, size_t cap,
     const struct mk_disco_shared *s, const uint8_t *pkt, size_t len,
     const char **why);
 
+/*
+ * The nonces of disco packets seen lately, so that a recorded packet sent
+ * again is dropped: a ring of cap nonces (the oldest goes first). A
+ * replay older than the ring still fails later checks (a pong's TxID
+ * must be one we sent and still wait for).
+ */
+struct mk_disco_replay {
+	uint8_t		(*nonces)[MK_DISCO_NONCE_LEN];
+	size_t		 cap, n;
+};
+
+/* 0, or -1 with errno (EINVAL for cap 0, ENOMEM). */
+int mk_disco_replay_init(struct mk_disco_replay *r, size_t cap);
+void mk_disco_replay_free(struct mk_disco_replay *r);
+/* True when the nonce of pkt (a disco packet at least MK_DISCO_OVERHEAD
+ * long, opened already) was seen; else it is remembered, and false. */
+bool mk_disco_replayed(struct mk_disco_replay *r, const uint8_t *pkt);
+
 #endif

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 int
@@ -171,4 +172,23 @@ void
 mk_key_wipe(struct mk_key *k)
 {
 	sodium_memzero(k->b, sizeof(k->b));
+}
+
+int
+mk_key_load_private(struct mk_key *priv, struct mk_key *pub,
+    const char *path, const char **why)
+{
+	char real[4096];
+
+	if (strcmp(path, "-") != 0 &&
+	    mk_file_world_accessible(path, real, sizeof(real)))
+		mk_warn("Warning: `%s' is world accessible", real);
+	if (mk_key_read_file(priv, path, why) != 0)
+		return -1;
+	if (mk_key_public(pub, priv) != 0) {
+		mk_key_wipe(priv);
+		*why = "not a usable private key";
+		return -1;
+	}
+	return 0;
 }

@@ -49,6 +49,15 @@ int mk_key_parse_base64(struct mk_key *k, const char *s, const char **why);
 int mk_key_read_file(struct mk_key *k, const char *path, const char **why);
 int mk_key_read_fd(struct mk_key *k, int fd, const char **why);
 
+/*
+ * A node's own key, as punch and birthday take it (-k): the private key
+ * from path, its public key, and wg-quick's warning on stderr when others
+ * can reach the file (the run goes on, as wg-quick's does). 0, or -1 with
+ * *why ("not a usable private key", or mk_key_read_file's reason).
+ */
+int mk_key_load_private(struct mk_key *priv, struct mk_key *pub,
+    const char *path, const char **why);
+
 /* Write "base64\n" to a new file created 0600 (atomically replaced). */
 int mk_key_write_file(const char *path, const struct mk_key *k);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "tls.h"
 #include "url.h"
 
 static struct mk_relay *
@@ -171,4 +172,42 @@ mk_relay_stun_host(const struct mk_relay *r, int family)
 	if (family != AF_INET && field_set(r->stun_v6))
 		return r->stun_v6;
 	return r->stun_host;
+}
+
+int
+mk_relayset_client_targets(const char *const *urls, size_t n_urls,
+    const char *pin, const struct mk_mesh *mesh, const char *meshpath,
+    struct mk_derpc_target *t, size_t cap, size_t *n, char *err,
+    size_t errlen)
+{
+	struct mk_relayset rs;
+	const char *why;
+	size_t i;
+
+	*n = 0;
+	for (i = 0; i < n_urls && *n < cap; i++, (*n)++) {
+		memset(&t[*n], 0, sizeof(t[*n]));
+		if (mk_url_parse(&t[*n].url, urls[i], MK_URL_RELAY,
+		    &why) != 0) {
+			snprintf(err, errlen, "bad relay URL %s: %s", urls[i],
+			    why);
+			return -1;
+		}
+		if (pin != NULL) {
+			if (mk_tls_pin_parse(t[*n].pin, pin) != 0) {
+				snprintf(err, errlen, "bad pin: %s", pin);
+				return -1;
+			}
+			t[*n].has_pin = true;
+		}
+	}
+	if (mesh != NULL) {
+		if (mk_relayset_from_mesh(&rs, mesh, &why) != 0) {
+			snprintf(err, errlen, "%s: %s", meshpath, why);
+			return -1;
+		}
+		*n += mk_relayset_targets(&rs, 0, t + *n, cap - *n);
+		mk_relayset_free(&rs);
+	}
+	return 0;
 }

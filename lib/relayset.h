@@ -72,4 +72,16 @@ size_t mk_relayset_targets(const struct mk_relayset *s, int region,
  */
 const char *mk_relay_stun_host(const struct mk_relay *r, int family);
 
+/*
+ * The relays a client program was given, in order: each of urls (with pin,
+ * when given, for every one; --relay and --pin), then mesh's relays in the
+ * file's order of preference (NULL: none; meshpath names it in errors). At
+ * most cap targets. 0 with *n set, or -1 with a message in err naming the
+ * bad URL, pin or mesh file.
+ */
+int mk_relayset_client_targets(const char *const *urls, size_t n_urls,
+    const char *pin, const struct mk_mesh *mesh, const char *meshpath,
+    struct mk_derpc_target *t, size_t cap, size_t *n, char *err,
+    size_t errlen);
+
 #endif

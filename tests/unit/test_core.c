@@ -126,6 +126,16 @@ test_keys(void)
 	CHECK(mk_key_write_file(path, &priv) == 0);
 	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
 	CHECK(mk_key_read_file(&k, path, &why) == 0 && mk_key_equal(&k, &priv));
+	/* a node's own key: the private one and its public key */
+	{
+		struct mk_key lp, lpub, want;
+
+		CHECK(mk_key_public(&want, &priv) == 0);
+		CHECK(mk_key_load_private(&lp, &lpub, path, &why) == 0 &&
+		    mk_key_equal(&lp, &priv) && mk_key_equal(&lpub, &want));
+		CHECK(mk_key_load_private(&lp, &lpub, "/nonexistent/key",
+		    &why) == -1 && errno == ENOENT);
+	}
 	/* truncated, empty and overlong key files are errors */
 	fd = open(path, O_WRONLY | O_TRUNC);
 	CHECK(write(fd, "AAAA\n", 5) == 5);

@@ -632,6 +632,38 @@ test_round_trips(void)
 		CHECK(mk_addr_equal(&got[i], &eps[i]));
 }
 
+/* The replay ring: a nonce seen is refused while it is in the ring; the
+ * oldest leaves first. */
+static void
+test_replay(void)
+{
+	struct mk_disco_replay r;
+	uint8_t pkt[MK_DISCO_OVERHEAD];
+	unsigned i;
+
+	CHECK(mk_disco_replay_init(&r, 0) == -1);
+	REQUIRE_VOID(mk_disco_replay_init(&r, 4) == 0);
+	memset(pkt, 0, sizeof(pkt));
+	for (i = 0; i < 4; i++) {
+		pkt[MK_DISCO_MAGIC_LEN + MK_KEY_LEN] = (uint8_t)i;
+		CHECK(!mk_disco_replayed(&r, pkt));
+		CHECK(mk_disco_replayed(&r, pkt));
+	}
+	/* the key in front of the nonce is not part of it */
+	pkt[MK_DISCO_MAGIC_LEN] ^= 1;
+	CHECK(mk_disco_replayed(&r, pkt));
+	/* a fifth pushes out the first: that one is new again */
+	pkt[MK_DISCO_MAGIC_LEN + MK_KEY_LEN + MK_DISCO_NONCE_LEN - 1] = 9;
+	CHECK(!mk_disco_replayed(&r, pkt));
+	pkt[MK_DISCO_MAGIC_LEN + MK_KEY_LEN + MK_DISCO_NONCE_LEN - 1] = 0;
+	pkt[MK_DISCO_MAGIC_LEN + MK_KEY_LEN] = 0;
+	CHECK(!mk_disco_replayed(&r, pkt));
+	pkt[MK_DISCO_MAGIC_LEN + MK_KEY_LEN] = 3;
+	CHECK(mk_disco_replayed(&r, pkt));
+	mk_disco_replay_free(&r);
+	CHECK(r.nonces == NULL && r.cap == 0);
+}
+
 int
 main(void)
 {
@@ -645,5 +677,6 @@ main(void)
 	test_sealed_vector();
 	test_keys();
 	test_round_trips();
+	test_replay();
 	return t_done("disco");
 }

@@ -86,6 +86,41 @@ test_from_mesh(void)
 	mk_mesh_free(&m);
 }
 
+/* --relay URLs with --pin, then the mesh's relays; bad ones named. */
+static void
+test_client_targets(void)
+{
+	static const char pin[] = "sha256-raw:"
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	const char *urls[] = { "https://relay.example", "http://192.0.2.9:80" };
+	const char *bad[] = { "ftp://x" };
+	struct mk_derpc_target t[8];
+	struct mk_mesh m;
+	char err[256];
+	size_t n;
+
+	REQUIRE_VOID(mk_mesh_parse(&m, mesh_text, strlen(mesh_text), "t",
+	    err, sizeof(err)) == 0);
+	CHECK(mk_relayset_client_targets(urls, 2, pin, &m, "m.conf", t, 8, &n,
+	    err, sizeof(err)) == 0 && n == 5);
+	CHECK_STR(t[0].url.url, "https://relay.example/derp");
+	CHECK(t[0].has_pin && t[1].has_pin && t[0].pin[1] == 0x11);
+	CHECK_STR(t[2].url.url, "https://derp.mesh.test/derp");
+	CHECK(!t[2].has_pin && t[4].has_pin);	/* the mesh's own pins */
+	/* the cap holds, the given ones first */
+	CHECK(mk_relayset_client_targets(urls, 2, NULL, &m, "m.conf", t, 3,
+	    &n, err, sizeof(err)) == 0 && n == 3 && !t[0].has_pin);
+	CHECK(mk_relayset_client_targets(urls, 2, NULL, NULL, NULL, t, 8, &n,
+	    err, sizeof(err)) == 0 && n == 2);
+	CHECK(mk_relayset_client_targets(bad, 1, NULL, NULL, NULL, t, 8, &n,
+	    err, sizeof(err)) == -1);
+	CHECK(strncmp(err, "bad relay URL ftp://x: ", 23) == 0);
+	CHECK(mk_relayset_client_targets(urls, 1, "sha256-raw:12", NULL,
+	    NULL, t, 8, &n, err, sizeof(err)) == -1);
+	CHECK_STR(err, "bad pin: sha256-raw:12");
+	mk_mesh_free(&m);
+}
+
 static void
 test_from_derpmap(void)
 {
@@ -189,6 +224,7 @@ int
 main(void)
 {
 	test_from_mesh();
+	test_client_targets();
 	test_from_derpmap();
 	test_mesh_given();
 	test_redact();
